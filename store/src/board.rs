@@ -1,0 +1,347 @@
+//! [`Board`]: one process's session on one board.
+//!
+//! A `Board` holds the shared session lock for as long as it lives, one read-write
+//! connection, and (for dashboards) a read-only one. Writes go through
+//! [`Board::transaction`] (`BEGIN IMMEDIATE`, R5); reads are single statements. Everything
+//! a caller may want to know about the file itself (checks, info, checkpoints, quarantine)
+//! is an explicit call, never a side effect of opening or of an ordinary operation.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::check::{self, CheckLevel, CheckReport};
+use crate::config::{Role, StoreConfig};
+use crate::error::{Error, Result};
+use crate::info::BoardInfo;
+use crate::open::{self, Access, Intent, Session};
+use crate::quarantine::{self, Quarantined};
+use crate::reads::{self, SqlResultExt};
+use crate::txn::Txn;
+use crate::types::{
+    CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
+};
+
+/// How often a transaction is restarted after `SQLITE_BUSY_SNAPSHOT` before giving up.
+const SNAPSHOT_RETRIES: u32 = 5;
+
+/// A session on one board.
+pub struct Board {
+    session: Session,
+    path: PathBuf,
+    config: StoreConfig,
+    pid: u32,
+}
+
+impl Board {
+    /// Opens the board at `path` in `role`, with default settings.
+    pub fn open(path: impl AsRef<Path>, role: Role) -> Result<Board> {
+        Board::open_with(path, StoreConfig::new(role))
+    }
+
+    /// Opens the board at `path` with `config`.
+    pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Board> {
+        Board::start(path.as_ref(), config, Intent::Session)
+    }
+
+    /// Creates a new, empty board; refuses if anything exists at `path`.
+    pub fn create(path: impl AsRef<Path>, config: StoreConfig) -> Result<Board> {
+        Board::start(path.as_ref(), config, Intent::CreateNew)
+    }
+
+    /// Opens the board read-only, without any maintenance: for `info` and `check`, which
+    /// must never change the file. An older schema or a rollback journal is reported as is.
+    pub fn inspect(path: impl AsRef<Path>) -> Result<Board> {
+        Board::start(
+            path.as_ref(),
+            StoreConfig::new(Role::Dashboard),
+            Intent::Inspect,
+        )
+    }
+
+    fn start(path: &Path, config: StoreConfig, intent: Intent) -> Result<Board> {
+        let session = open::open(path, &config, intent)?;
+        Ok(Board {
+            session,
+            path: path.to_path_buf(),
+            config,
+            pid: std::process::id(),
+        })
+    }
+
+    /// The board's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This session's role.
+    pub fn role(&self) -> Role {
+        self.config.role
+    }
+
+    /// This session's configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction and commits; any error rolls back.
+    ///
+    /// `f` may run again if SQLite reports `SQLITE_BUSY_SNAPSHOT`, so it must not have
+    /// effects outside the transaction.
+    pub fn transaction<T>(&mut self, mut f: impl FnMut(&Txn<'_>) -> Result<T>) -> Result<T> {
+        let now = self.config.clock.now_ms();
+        let busy_ms = u64::try_from(self.config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.with_conn(|conn, path| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(Attempt::Sql)?;
+                let value = f(&Txn { tx: &tx, path, now }).map_err(Attempt::Store)?;
+                tx.commit().map_err(Attempt::Sql)?;
+                Ok(value)
+            });
+            match result {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Sql(e)) if is_busy_snapshot(&e) && attempt < SNAPSHOT_RETRIES => {}
+                Err(Attempt::Sql(e)) => {
+                    let err = match Error::sqlite(&self.path, e) {
+                        Error::Busy { path, what, .. } => Error::Busy {
+                            path,
+                            what,
+                            waited_ms: busy_ms,
+                        },
+                        other => other,
+                    };
+                    #[cfg(feature = "hazards")]
+                    crate::hazards::after_write_error(self, &err);
+                    return Err(err);
+                }
+                Err(Attempt::Store(err)) => return Err(err),
+            }
+        }
+    }
+
+    /// Creates a task.
+    pub fn create_task(&mut self, task: &NewTask) -> Result<TaskId> {
+        self.transaction(|t| t.create_task(task))
+    }
+
+    /// Changes a task's title, body and priority.
+    pub fn update_task(
+        &mut self,
+        id: TaskId,
+        title: &str,
+        body: &str,
+        priority: i64,
+    ) -> Result<()> {
+        self.transaction(|t| t.update_task(id, title, body, priority))
+    }
+
+    /// A user moves a task (not into or out of `running`).
+    pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<()> {
+        self.transaction(|t| t.move_task(id, to))
+    }
+
+    /// Makes `child` depend on `parent`.
+    pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<()> {
+        self.transaction(|t| t.link(parent, child))
+    }
+
+    /// Adds a comment.
+    pub fn comment(&mut self, task: TaskId, author: &str, body: &str) -> Result<i64> {
+        self.transaction(|t| t.comment(task, author, body))
+    }
+
+    /// Promotes waiting tasks whose parents are done.
+    pub fn recompute_ready(&mut self) -> Result<Vec<TaskId>> {
+        self.transaction(|t| t.recompute_ready())
+    }
+
+    /// Claims `task` for `worker` if it is ready (one compare-and-swap transaction).
+    pub fn claim_task(&mut self, task: TaskId, worker: &str) -> Result<Option<Claim>> {
+        self.transaction(|t| t.claim_task(task, worker))
+    }
+
+    /// Claims the best ready task, if any.
+    pub fn claim_next(&mut self, worker: &str) -> Result<Option<Claim>> {
+        self.transaction(|t| t.claim_next(worker))
+    }
+
+    /// Records a heartbeat for a running run.
+    pub fn heartbeat(&mut self, run: RunId) -> Result<()> {
+        self.transaction(|t| t.heartbeat(run))
+    }
+
+    /// Ends a running run.
+    pub fn end_run(&mut self, run: RunId, outcome: RunOutcome, result: &str) -> Result<TaskId> {
+        self.transaction(|t| t.end_run(run, outcome, result))
+    }
+
+    /// Times out runs without a heartbeat for `max_age_ms`.
+    pub fn expire_runs(&mut self, max_age_ms: i64) -> Result<Vec<RunId>> {
+        self.transaction(|t| t.expire_runs(max_age_ms))
+    }
+
+    /// Moves a notifier cursor forward.
+    pub fn advance_cursor(&mut self, name: &str, to: EventId) -> Result<EventId> {
+        self.transaction(|t| t.advance_cursor(name, to))
+    }
+
+    /// Every task.
+    pub fn list_board(&mut self) -> Result<Vec<Task>> {
+        self.with_reader(reads::list_board)
+    }
+
+    /// One task.
+    pub fn get_task(&mut self, id: TaskId) -> Result<Option<Task>> {
+        self.with_reader(|c, p| reads::get_task(c, p, id))
+    }
+
+    /// Up to `limit` events after `cursor`.
+    pub fn events_since(&mut self, cursor: EventId, limit: u32) -> Result<Vec<Event>> {
+        self.with_reader(|c, p| reads::events_since(c, p, cursor, limit))
+    }
+
+    /// A notifier cursor's position.
+    pub fn cursor(&mut self, name: &str) -> Result<EventId> {
+        self.with_reader(|c, p| reads::cursor(c, p, name))
+    }
+
+    /// An explicit integrity, foreign-key and invariant check (never run implicitly, R7).
+    pub fn check(&mut self, level: CheckLevel) -> Result<CheckReport> {
+        #[cfg(feature = "hazards")]
+        crate::hazards::before_check(&self.path, &self.config);
+        let report = self.with_reader(|c, _| Ok(check::run(c, level)))?;
+        #[cfg(feature = "hazards")]
+        crate::hazards::after_check(self, &report)?;
+        Ok(report)
+    }
+
+    /// R6: a PASSIVE checkpoint, by the owner only; the busy flag is returned, not dropped.
+    pub fn checkpoint(&mut self) -> Result<CheckpointReport> {
+        if !self.config.role.owns_checkpoints() {
+            return Err(Error::WrongRole {
+                path: self.path.clone(),
+                role: self.config.role,
+                operation: "checkpoint",
+            });
+        }
+        self.with_conn(|conn, path| {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(CheckpointReport {
+                    busy: r.get::<_, i64>(0)? != 0,
+                    wal_frames: r.get(1)?,
+                    checkpointed: r.get(2)?,
+                })
+            })
+            .at(path)
+        })
+    }
+
+    /// Runs [`Board::checkpoint`] if the WAL has reached the configured number of frames
+    /// (read with `stat`, never by opening the WAL).
+    pub fn checkpoint_if_due(&mut self) -> Result<Option<CheckpointReport>> {
+        let frames = crate::info::wal_frames(&self.path, self.session.page_size);
+        if frames < i64::from(self.config.checkpoint_frames) {
+            return Ok(None);
+        }
+        self.checkpoint().map(Some)
+    }
+
+    /// Versions, journal mode, sizes.
+    pub fn info(&mut self) -> Result<BoardInfo> {
+        self.with_reader(crate::info::read)
+    }
+
+    /// Keeps a copy of the board (made with the backup API) in `<db>.quarantine/`, named
+    /// by its content and capped at the configured number of copies.
+    pub fn quarantine(&mut self) -> Result<Quarantined> {
+        let cap = self.config.quarantine_cap;
+        self.with_reader(|c, p| quarantine::keep(c, p, cap))
+    }
+
+    /// Runs `f` on the read-only connection if there is one, else on the session's.
+    fn with_reader<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
+        self.check_process()?;
+        match &self.session.reader {
+            Some(reader) => f(reader, &self.path),
+            None => self.with_conn(|c, p| f(c, p)),
+        }
+    }
+
+    /// Runs `f` on the read-write connection (a fresh one per call with the
+    /// `connect-per-operation` hazard).
+    fn with_conn<T, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut Connection, &Path) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.check_process()?;
+        match &mut self.session.conn {
+            Some(conn) => f(conn, &self.path),
+            None if self.session.per_operation => {
+                let mut conn = open::connect(&self.path, &self.config, Access::ReadWrite)?;
+                f(&mut conn, &self.path)
+            }
+            None => Err(self.read_only_error().into()),
+        }
+    }
+
+    fn read_only_error(&self) -> Error {
+        Error::WrongRole {
+            path: self.path.clone(),
+            role: self.config.role,
+            operation: "writing through an inspection session",
+        }
+    }
+
+    /// Refuses a session used in a process other than the one that opened it.
+    fn check_process(&self) -> Result<()> {
+        #[cfg(feature = "hazards")]
+        if self
+            .config
+            .hazards
+            .contains(crate::hazards::Hazard::ConnectionAcrossFork)
+        {
+            return Ok(());
+        }
+        let now = std::process::id();
+        if now != self.pid {
+            return Err(Error::UsedAcrossFork {
+                path: self.path.clone(),
+                opened_by: self.pid,
+                used_by: now,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("path", &self.path)
+            .field("role", &self.config.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt of a transaction failed.
+enum Attempt {
+    /// SQLite refused (maybe retryable).
+    Sql(rusqlite::Error),
+    /// The operation refused (never retried).
+    Store(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Store(e)
+    }
+}
+
+fn is_busy_snapshot(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_BUSY_SNAPSHOT)
+}

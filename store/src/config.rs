@@ -1,0 +1,130 @@
+//! How a process opens a board: its role, its timeouts, its clock (and, for the harness, its
+//! hazards).
+//!
+//! R10: the role decides what a session may do. The gateway is the single writer of dispatch
+//! state and the only checkpoint owner (R6); a dashboard reads through a read-only connection
+//! and makes short user edits; a worker reports heartbeats and results.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a process is to the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Dispatcher and notifier; the one checkpoint owner; a singleton per board.
+    Gateway,
+    /// Web API: board reads (through a read-only connection) and short user edits.
+    Dashboard,
+    /// An agent worker: heartbeats and results for its runs.
+    Worker,
+}
+
+impl Role {
+    /// The role's name as written in configuration and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Dashboard => "dashboard",
+            Role::Worker => "worker",
+        }
+    }
+
+    /// R6: only the gateway checkpoints.
+    pub fn owns_checkpoints(self) -> bool {
+        self == Role::Gateway
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Time as the store sees it: timestamps and the pauses between lock attempts.
+///
+/// One abstraction so that a deterministic harness can drive both from its seed.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    /// Waits `d` (or, in a simulation, lets others run for that long).
+    fn sleep(&self, d: Duration);
+}
+
+/// The real clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// Everything that decides how a board is opened and used.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// What this process is to the board.
+    pub role: Role,
+    /// Create the board (under the maintenance lock) if the file does not exist.
+    pub create_if_missing: bool,
+    /// How long SQLite waits for its own locks before returning [`crate::Error::Busy`].
+    pub busy_timeout: Duration,
+    /// How long we wait for our `<db>.lock` before returning [`crate::Error::Busy`].
+    pub lock_timeout: Duration,
+    /// The gateway runs a PASSIVE checkpoint once the WAL holds this many frames.
+    pub checkpoint_frames: u32,
+    /// The most quarantine copies kept per board.
+    pub quarantine_cap: usize,
+    /// Timestamps and retry pauses.
+    pub clock: Arc<dyn Clock>,
+    /// Upstream mistakes put back on purpose (harness only).
+    #[cfg(feature = "hazards")]
+    pub hazards: crate::hazards::HazardSet,
+}
+
+impl StoreConfig {
+    /// The defaults for `role`.
+    pub fn new(role: Role) -> Self {
+        StoreConfig {
+            role,
+            create_if_missing: false,
+            busy_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(5),
+            checkpoint_frames: 1000,
+            quarantine_cap: 5,
+            clock: Arc::new(SystemClock),
+            #[cfg(feature = "hazards")]
+            hazards: crate::hazards::HazardSet::default(),
+        }
+    }
+
+    /// The same configuration, creating the board if it is missing.
+    pub fn creating(mut self) -> Self {
+        self.create_if_missing = true;
+        self
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("StoreConfig");
+        s.field("role", &self.role)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("checkpoint_frames", &self.checkpoint_frames)
+            .field("quarantine_cap", &self.quarantine_cap);
+        #[cfg(feature = "hazards")]
+        s.field("hazards", &self.hazards);
+        s.finish_non_exhaustive()
+    }
+}

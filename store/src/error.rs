@@ -1,0 +1,220 @@
+//! The store's one error type.
+//!
+//! Every variant names the board it is about, because an operator reading a log line
+//! from one of several processes must know which file to look at. Variants are typed
+//! by *what the caller should do*: a damaged board (`Corrupt`, `Truncated`, ...) is
+//! left untouched for an explicit repair; a contended one (`Busy`) is retried later;
+//! a misconfigured one (`ReadOnlyLocation`, `MissingFolder`) needs a human.
+
+use std::path::PathBuf;
+
+use crate::config::Role;
+
+/// Result alias used throughout the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when opening or using a board.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The linked SQLite has the WAL-reset bug (3.7.0 up to 3.51.2, bar the backports).
+    #[error(
+        "SQLite {version} has the WAL-reset corruption bug; use 3.51.3 or newer (or 3.50.7+, 3.44.6+)"
+    )]
+    VulnerableSqlite {
+        /// The version found, as `major.minor.patch`.
+        version: String,
+    },
+    /// The folder that should hold the board does not exist.
+    #[error("{}: the folder does not exist", path.display())]
+    MissingFolder {
+        /// The board path whose parent is missing.
+        path: PathBuf,
+    },
+    /// The folder is not writable, so SQLite could not create `-wal`/`-shm` nor we our lock.
+    #[error("{}: the folder is read-only (WAL needs to create -wal, -shm and .lock beside the board)", path.display())]
+    ReadOnlyLocation {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// No board at this path, and the caller did not ask to create one.
+    #[error("{}: no board here", path.display())]
+    NotFound {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// A new board was asked for, but something already exists at the path.
+    #[error("{}: already exists; refusing to overwrite it", path.display())]
+    AlreadyExists {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// The file exists but is empty: not a board, and we will not silently make it one.
+    #[error("{}: the file is empty (0 bytes), not a board", path.display())]
+    EmptyFile {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// The file does not start with the SQLite header.
+    #[error("{}: not an SQLite database", path.display())]
+    NotADatabase {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// The file is an SQLite database cut short: its header promises more pages than it has.
+    #[error("{}: truncated database ({size} bytes, header says {expected})", path.display())]
+    Truncated {
+        /// The board path.
+        path: PathBuf,
+        /// The file's size in bytes.
+        size: u64,
+        /// The size its header implies, in bytes.
+        expected: u64,
+    },
+    /// SQLite or a check found structural damage.
+    #[error("{}: database is corrupt: {detail}", path.display())]
+    Corrupt {
+        /// The board path.
+        path: PathBuf,
+        /// What SQLite or the check reported (e.g. the damaged index).
+        detail: String,
+    },
+    /// A valid SQLite database, but not a kanban board.
+    #[error("{}: not a kanban board (application_id {application_id:#x})", path.display())]
+    ForeignSchema {
+        /// The board path.
+        path: PathBuf,
+        /// The `PRAGMA application_id` found.
+        application_id: i32,
+    },
+    /// A board written by a newer build of this store.
+    #[error("{}: schema version {found} is newer than this build supports ({supported})", path.display())]
+    SchemaTooNew {
+        /// The board path.
+        path: PathBuf,
+        /// The `PRAGMA user_version` found.
+        found: i32,
+        /// The newest schema version this build knows.
+        supported: i32,
+    },
+    /// A lock (ours or SQLite's) could not be had within the configured time.
+    #[error("{}: busy: {what} not available after {waited_ms} ms", path.display())]
+    Busy {
+        /// The board path.
+        path: PathBuf,
+        /// Which lock was wanted.
+        what: &'static str,
+        /// How long we waited.
+        waited_ms: u64,
+    },
+    /// Another process already runs the gateway (the dispatcher singleton) for this board.
+    #[error("{}: another gateway is already running on this board", path.display())]
+    GatewayRunning {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// The operation is reserved for another role (e.g. checkpoints for the gateway).
+    #[error("{}: {operation} is not allowed for the {role} role", path.display())]
+    WrongRole {
+        /// The board path.
+        path: PathBuf,
+        /// The role of this session.
+        role: Role,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// A session opened in one process was used in a forked child.
+    #[error("{}: session opened by process {opened_by} used in process {used_by} (across fork)", path.display())]
+    UsedAcrossFork {
+        /// The board path.
+        path: PathBuf,
+        /// The process that opened the session.
+        opened_by: u32,
+        /// The process that used it.
+        used_by: u32,
+    },
+    /// The disk (or quota) is full; the transaction was rolled back.
+    #[error("{}: disk full; the transaction was rolled back", path.display())]
+    DiskFull {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// No task with this id.
+    #[error("{}: no task {id}", path.display())]
+    NoSuchTask {
+        /// The board path.
+        path: PathBuf,
+        /// The task id asked for.
+        id: i64,
+    },
+    /// No run with this id, or it has already ended.
+    #[error("{}: run {id} does not exist or is not running", path.display())]
+    RunNotRunning {
+        /// The board path.
+        path: PathBuf,
+        /// The run id asked for.
+        id: i64,
+    },
+    /// The task cannot move to that status from where it is.
+    #[error("{}: task {id} cannot move from {from} to {to}", path.display())]
+    InvalidMove {
+        /// The board path.
+        path: PathBuf,
+        /// The task id.
+        id: i64,
+        /// Its current status.
+        from: String,
+        /// The status asked for.
+        to: String,
+    },
+    /// An I/O error on a file the store owns (the lock file, a quarantine folder).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Any other SQLite error.
+    #[error("{}: sqlite: {source}", path.display())]
+    Sqlite {
+        /// The board path.
+        path: PathBuf,
+        /// The underlying error.
+        source: rusqlite::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a SQLite error from an operation on `path`, giving the common failures their own
+    /// variants (busy, disk full, corrupt, not a database).
+    pub(crate) fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> Error {
+        use rusqlite::ErrorCode as C;
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => Error::Busy {
+                path,
+                what: "the SQLite write lock",
+                waited_ms: 0,
+            },
+            Some(C::DiskFull) => Error::DiskFull { path },
+            Some(C::DatabaseCorrupt) => Error::Corrupt {
+                path,
+                detail: source.to_string(),
+            },
+            Some(C::NotADatabase) => Error::NotADatabase { path },
+            _ => Error::Sqlite { path, source },
+        }
+    }
+
+    /// True for damage to the board itself (as opposed to contention, usage or environment).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt { .. }
+                | Error::Truncated { .. }
+                | Error::NotADatabase { .. }
+                | Error::EmptyFile { .. }
+        )
+    }
+}

@@ -1,0 +1,320 @@
+//! The upstream mistakes, put back one switch at a time (cargo feature `hazards`).
+//!
+//! The fault harness proves the hardened store safe by showing, next to it, that each
+//! mistake it avoids really does break a board under the same workload. Each [`Hazard`]
+//! does exactly what its name says and nothing else; [`HazardSet::naive`] is the upstream
+//! code at the time of the bug report. None of this exists in a build without the feature.
+//!
+//! This module is, with `lock`, allowed to touch files with `std::fs`: that is the point.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::Connection;
+use rusqlite::config::DbConfig;
+
+use crate::board::Board;
+use crate::check::{self, CheckLevel, CheckReport};
+use crate::config::StoreConfig;
+use crate::error::{Error, Result};
+use crate::info::{shm_path, wal_path};
+
+/// One upstream mistake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hazard {
+    /// Plain `open`+`read`+`close` of the db and `-shm` on every connect: the `close` drops
+    /// every POSIX lock this process holds on them, other connections' included.
+    RawHeaderPeek,
+    /// Every check first copies db, `-wal` and `-shm` with plain file I/O (more lock loss).
+    CopySidecarsOnCheck,
+    /// A full `integrity_check` on every connect; damage triggers the health guard.
+    IntegrityOnConnect,
+    /// A failed write falls back to `journal_mode=DELETE`; every connect sets WAL again.
+    JournalToggleOnError,
+    /// The health guard rebuilds a damaged board and renames it over the live file.
+    ReplaceWhileOpen,
+    /// A process's first open deletes `-wal` and `-shm`, "left over from a crash".
+    DeleteSidecarsAfterCrash,
+    /// The health guard keeps a new backup on every detection: no dedup, no cap.
+    UnboundedBackups,
+    /// Every role checkpoints automatically (and on close), not just the owner.
+    AutocheckpointEverywhere,
+    /// Connections open the board through a hard link, so its `-wal`/`-shm` have other names.
+    HardLinkAlias,
+    /// A session opened before `fork()` may be used in the child.
+    ConnectionAcrossFork,
+    /// `journal_mode=OFF`: no rollback at all.
+    JournalOff,
+    /// `synchronous=OFF`: bites only on power loss, which process kills cannot show.
+    SyncOff,
+    /// A new connection for every operation, closed right after.
+    ConnectPerOperation,
+}
+
+impl Hazard {
+    /// Every hazard.
+    pub const ALL: [Hazard; 13] = [
+        Hazard::RawHeaderPeek,
+        Hazard::CopySidecarsOnCheck,
+        Hazard::IntegrityOnConnect,
+        Hazard::JournalToggleOnError,
+        Hazard::ReplaceWhileOpen,
+        Hazard::DeleteSidecarsAfterCrash,
+        Hazard::UnboundedBackups,
+        Hazard::AutocheckpointEverywhere,
+        Hazard::HardLinkAlias,
+        Hazard::ConnectionAcrossFork,
+        Hazard::JournalOff,
+        Hazard::SyncOff,
+        Hazard::ConnectPerOperation,
+    ];
+
+    /// The switch's name (as in `hazard:<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Hazard::RawHeaderPeek => "raw-header-peek",
+            Hazard::CopySidecarsOnCheck => "copy-sidecars-on-check",
+            Hazard::IntegrityOnConnect => "integrity-on-connect",
+            Hazard::JournalToggleOnError => "journal-toggle-on-error",
+            Hazard::ReplaceWhileOpen => "replace-while-open",
+            Hazard::DeleteSidecarsAfterCrash => "delete-sidecars-after-crash",
+            Hazard::UnboundedBackups => "unbounded-backups",
+            Hazard::AutocheckpointEverywhere => "autocheckpoint-everywhere",
+            Hazard::HardLinkAlias => "hard-link-alias",
+            Hazard::ConnectionAcrossFork => "connection-across-fork",
+            Hazard::JournalOff => "journal-off",
+            Hazard::SyncOff => "sync-off",
+            Hazard::ConnectPerOperation => "connect-per-operation",
+        }
+    }
+
+    /// The hazard with this name.
+    pub fn from_name(name: &str) -> Option<Hazard> {
+        Hazard::ALL.into_iter().find(|h| h.name() == name)
+    }
+
+    /// Whether process kills can show the damage at all (`sync-off` needs a power loss).
+    pub fn visible_to_kills(self) -> bool {
+        self != Hazard::SyncOff
+    }
+}
+
+impl fmt::Display for Hazard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of hazards (empty: the hardened store).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct HazardSet(u32);
+
+impl HazardSet {
+    /// The upstream code at bug time: the first four hazards, unbounded backups and a
+    /// connection per operation.
+    pub fn naive() -> HazardSet {
+        [
+            Hazard::RawHeaderPeek,
+            Hazard::CopySidecarsOnCheck,
+            Hazard::IntegrityOnConnect,
+            Hazard::JournalToggleOnError,
+            Hazard::UnboundedBackups,
+            Hazard::ConnectPerOperation,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// Adds `h`.
+    pub fn with(mut self, h: Hazard) -> HazardSet {
+        self.0 |= 1 << h as u32;
+        self
+    }
+
+    /// Whether `h` is on.
+    pub fn contains(self, h: Hazard) -> bool {
+        self.0 & (1 << h as u32) != 0
+    }
+
+    /// The hazards that are on.
+    pub fn iter(self) -> impl Iterator<Item = Hazard> {
+        Hazard::ALL.into_iter().filter(move |&h| self.contains(h))
+    }
+}
+
+impl FromIterator<Hazard> for HazardSet {
+    fn from_iter<I: IntoIterator<Item = Hazard>>(iter: I) -> Self {
+        iter.into_iter().fold(HazardSet::default(), HazardSet::with)
+    }
+}
+
+impl fmt::Debug for HazardSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.iter().map(Hazard::name))
+            .finish()
+    }
+}
+
+/// Boards this process has opened (for `delete-sidecars-after-crash`).
+static OPENED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+/// Distinguishes backups made in the same millisecond.
+static BACKUPS: AtomicU64 = AtomicU64::new(0);
+
+/// After the session lock, before the first connection.
+pub(crate) fn before_connect(path: &Path, cfg: &StoreConfig) {
+    if !cfg.hazards.contains(Hazard::DeleteSidecarsAfterCrash) {
+        return;
+    }
+    let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    if opened
+        .get_or_insert_with(HashSet::new)
+        .insert(path.to_path_buf())
+    {
+        let _ = std::fs::remove_file(wal_path(path));
+        let _ = std::fs::remove_file(shm_path(path));
+    }
+}
+
+/// At the start of every connect.
+pub(crate) fn on_connect(path: &Path, cfg: &StoreConfig) {
+    if cfg.hazards.contains(Hazard::RawHeaderPeek) {
+        for file in [path.to_path_buf(), shm_path(path)] {
+            if let Ok(mut f) = std::fs::File::open(&file) {
+                let mut header = [0u8; 64];
+                let _ = f.read(&mut header);
+            } // the close here drops this process's POSIX locks on `file`
+        }
+    }
+}
+
+/// The path to open instead of `path`, for `hard-link-alias`.
+pub(crate) fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
+    if !cfg.hazards.contains(Hazard::HardLinkAlias) {
+        return None;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".alias");
+    let alias = PathBuf::from(name);
+    if std::fs::symlink_metadata(&alias).is_err() && std::fs::hard_link(path, &alias).is_err() {
+        return None;
+    }
+    Some(alias)
+}
+
+/// Pragmas the hazards change, after the hardened ones.
+pub(crate) fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
+    let h = cfg.hazards;
+    if h.contains(Hazard::AutocheckpointEverywhere) {
+        conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
+    }
+    if h.contains(Hazard::SyncOff) {
+        conn.pragma_update(None, "synchronous", "OFF")?;
+    }
+    if h.contains(Hazard::JournalOff) {
+        let _: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0));
+    } else if h.contains(Hazard::JournalToggleOnError) {
+        // Upstream connect() set WAL every time; it may fail while others are busy.
+        let _: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+    }
+    Ok(())
+}
+
+/// After the session's connections are made.
+pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
+    if !cfg.hazards.contains(Hazard::IntegrityOnConnect) {
+        return Ok(());
+    }
+    before_check(path, cfg);
+    let report = check::run(conn, CheckLevel::Full);
+    if report.is_corrupt() {
+        guard(path, cfg, conn);
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: report.integrity.join("; "),
+        });
+    }
+    Ok(())
+}
+
+/// Before an explicit check.
+pub(crate) fn before_check(path: &Path, cfg: &StoreConfig) {
+    if cfg.hazards.contains(Hazard::CopySidecarsOnCheck) {
+        plain_copy(path, &format!("{}.check-copy", path.display()));
+    }
+}
+
+/// After an explicit check: the health guard reacts to damage.
+pub(crate) fn after_check(board: &mut Board, report: &CheckReport) -> Result<()> {
+    if report.is_corrupt() {
+        let (path, cfg) = (board.path().to_path_buf(), board.config().clone());
+        let conn = crate::open::connect(&path, &cfg, crate::open::Access::ReadWrite)?;
+        guard(&path, &cfg, &conn);
+    }
+    Ok(())
+}
+
+/// After a write failed with `err`.
+pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
+    if !board
+        .config()
+        .hazards
+        .contains(Hazard::JournalToggleOnError)
+    {
+        return;
+    }
+    if matches!(
+        err,
+        Error::Busy { .. } | Error::Sqlite { .. } | Error::Corrupt { .. } | Error::DiskFull { .. }
+    ) && let Ok(conn) =
+        crate::open::connect(board.path(), board.config(), crate::open::Access::ReadWrite)
+    {
+        let _: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0));
+    }
+}
+
+/// The upstream health guard: back the damaged board up (and maybe replace it).
+fn guard(path: &Path, cfg: &StoreConfig, conn: &Connection) {
+    let h = cfg.hazards;
+    if h.contains(Hazard::UnboundedBackups) {
+        let n = BACKUPS.fetch_add(1, Ordering::Relaxed);
+        let name = format!(
+            "{}.corrupt.{}.{}.{n}.bak",
+            path.display(),
+            cfg.clock.now_ms(),
+            std::process::id()
+        );
+        if h.contains(Hazard::CopySidecarsOnCheck) {
+            plain_copy(path, &name);
+        } else {
+            let _ = conn.backup(
+                rusqlite::MAIN_DB,
+                &name,
+                None::<fn(rusqlite::backup::Progress)>,
+            );
+        }
+    }
+    if h.contains(Hazard::ReplaceWhileOpen) {
+        let rebuilt = format!("{}.rebuild", path.display());
+        let _ = std::fs::remove_file(&rebuilt);
+        if conn.execute("VACUUM INTO ?1", [&rebuilt]).is_ok() {
+            let _ = std::fs::rename(&rebuilt, path);
+        }
+    }
+}
+
+/// Copies db, `-wal` and `-shm` with plain file I/O to `dest`, `dest-wal`, `dest-shm`.
+fn plain_copy(path: &Path, dest: &str) {
+    let _ = std::fs::copy(path, dest);
+    let _ = std::fs::copy(wal_path(path), format!("{dest}-wal"));
+    let _ = std::fs::copy(shm_path(path), format!("{dest}-shm"));
+}

@@ -1,0 +1,374 @@
+//! Opening a board: the only place where connections are made (R2–R5, R7, R8).
+//!
+//! The sequence, for every role:
+//! 1. refuse a vulnerable SQLite (R1) and an unusable folder (missing, read-only);
+//! 2. take the shared session lock on `<db>.lock` (R3);
+//! 3. look at the file through `stat` and SQLite only (R2): empty, foreign, too new, not a
+//!    database, truncated and corrupt files get typed errors (R8) and are left untouched;
+//! 4. if the board is missing, older than this build, or in rollback-journal mode, trade the
+//!    shared lock for the exclusive one, look again (another process may have done it), then
+//!    create / migrate / switch to WAL once, and downgrade back to shared (R4). A session
+//!    never changes the journal mode on its own;
+//! 5. connect with the role's pragmas: busy timeout, `synchronous=FULL`, foreign keys, and
+//!    no automatic checkpoints except by the owner's explicit call (R6).
+//!
+//! Nothing here reads more than the header and the schema: opening is O(1) in the size of
+//! the board (R7). Checks are explicit ([`crate::Board::check`]).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::config::{Role, StoreConfig};
+use crate::error::{Error, Result};
+use crate::header;
+use crate::lock::{LockFile, Mode};
+use crate::schema;
+use crate::version;
+
+/// What the caller wants from the open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// A session on an existing board (created if missing when the config says so).
+    Session,
+    /// A brand-new board; refuse if anything is at the path.
+    CreateNew,
+    /// Look only: read-only connection, no maintenance, never a write to the file.
+    Inspect,
+}
+
+/// An open session: its connections and the lock that keeps maintenance away.
+///
+/// Field order matters: connections are dropped before the lock is released.
+pub(crate) struct Session {
+    /// The read-write connection (`None` only with the `connect-per-operation` hazard, or
+    /// when inspecting).
+    pub conn: Option<Connection>,
+    /// A read-only connection for reads (dashboards and inspection).
+    pub reader: Option<Connection>,
+    /// Connect afresh for every operation (the `connect-per-operation` hazard).
+    pub per_operation: bool,
+    /// Page size, for WAL frame arithmetic.
+    pub page_size: i64,
+    /// Our lock file, holding the shared session range.
+    pub _lock: LockFile,
+}
+
+/// Opens a session on the board at `path`.
+pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Session> {
+    version::check_linked()?;
+    check_folder(path)?;
+    if intent == Intent::CreateNew && exists(path) {
+        return Err(Error::AlreadyExists {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut lock = LockFile::open(path)?;
+    lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+    #[cfg(feature = "hazards")]
+    crate::hazards::before_connect(path, cfg);
+
+    let ready = match inspect(path, cfg, intent)? {
+        Found::Ready(conn) => Some(conn),
+        Found::Missing if intent == Intent::Session && !cfg.create_if_missing => {
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Found::Missing if intent == Intent::Inspect => {
+            return Err(Error::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Found::Stale if intent == Intent::Inspect => None,
+        Found::Missing | Found::Stale => {
+            lock.unlock_session()?;
+            lock.lock_session(Mode::Exclusive, cfg.lock_timeout, cfg.clock.as_ref())?;
+            maintain(path, cfg, intent)?;
+            lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+            None
+        }
+    };
+    if cfg.role == Role::Gateway && intent == Intent::Session {
+        lock.lock_gateway()?;
+    }
+
+    let (conn, reader) = match intent {
+        Intent::Inspect => (None, Some(connect(path, cfg, Access::ReadOnly)?)),
+        _ => {
+            let conn = match ready {
+                Some(conn) => conn,
+                None => connect(path, cfg, Access::ReadWrite)?,
+            };
+            let reader = match cfg.role {
+                Role::Dashboard => Some(connect(path, cfg, Access::ReadOnly)?),
+                _ => None,
+            };
+            (Some(conn), reader)
+        }
+    };
+    let any = conn.as_ref().or(reader.as_ref()).expect("a connection");
+    let page_size = any
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .map_err(|e| diagnose(path, e))?;
+    #[cfg(feature = "hazards")]
+    crate::hazards::after_connect(path, cfg, any)?;
+    #[cfg(feature = "hazards")]
+    let per_operation = intent != Intent::Inspect
+        && cfg
+            .hazards
+            .contains(crate::hazards::Hazard::ConnectPerOperation);
+    #[cfg(not(feature = "hazards"))]
+    let per_operation = false;
+    Ok(Session {
+        conn: conn.filter(|_| !per_operation),
+        per_operation,
+        reader,
+        page_size,
+        _lock: lock,
+    })
+}
+
+/// How a connection may use the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read and write an existing file.
+    ReadWrite,
+    /// Read only; never checkpoints, never writes the database file.
+    ReadOnly,
+    /// Create the file (maintenance only).
+    Create,
+}
+
+/// Makes one connection with the role's pragmas. The journal mode is never touched here.
+pub(crate) fn connect(path: &Path, cfg: &StoreConfig, access: Access) -> Result<Connection> {
+    #[cfg(feature = "hazards")]
+    crate::hazards::on_connect(path, cfg);
+    #[cfg(feature = "hazards")]
+    let alias = crate::hazards::alias(path, cfg);
+    #[cfg(feature = "hazards")]
+    let target = alias.as_deref().unwrap_or(path);
+    #[cfg(not(feature = "hazards"))]
+    let target = path;
+
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | match access {
+            Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+            Access::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        };
+    let conn = Connection::open_with_flags(target, flags).map_err(|e| diagnose(path, e))?;
+    let setup = || -> rusqlite::Result<()> {
+        conn.busy_timeout(cfg.busy_timeout)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        // R6: only the owner checkpoints, and only by an explicit call whose result it sees.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let owner = cfg.role.owns_checkpoints() && access != Access::ReadOnly;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, !owner)?;
+        Ok(())
+    };
+    setup().map_err(|e| diagnose(path, e))?;
+    #[cfg(feature = "hazards")]
+    crate::hazards::configure(&conn, cfg).map_err(|e| diagnose(path, e))?;
+    Ok(conn)
+}
+
+/// What [`inspect`] found at the path.
+enum Found {
+    /// No file.
+    Missing,
+    /// A current board in WAL mode, with a connection to use.
+    Ready(Connection),
+    /// Our board, but an older schema or a rollback journal: needs maintenance.
+    Stale,
+}
+
+/// Looks at the file through `stat` and SQLite, refusing anything that is not our board.
+fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(Error::NotADatabase {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(m) if m.len() == 0 => {
+            return Err(Error::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(_) => {}
+    }
+    let access = match intent {
+        Intent::Inspect => Access::ReadOnly,
+        _ => Access::ReadWrite,
+    };
+    let conn = connect(path, cfg, access)?;
+    let identity = Identity::read(&conn, path)?;
+    if identity.version == schema::VERSION && identity.wal {
+        Ok(Found::Ready(conn))
+    } else {
+        Ok(Found::Stale)
+    }
+}
+
+/// What makes a file our board, at what version, in what journal mode.
+struct Identity {
+    version: i32,
+    wal: bool,
+}
+
+impl Identity {
+    /// Reads the schema (forcing SQLite to parse it) and the header fields we rely on.
+    fn read(conn: &Connection, path: &Path) -> Result<Identity> {
+        let read = || -> rusqlite::Result<(i32, i32, String)> {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+            let app = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let mode = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+            Ok((app, version, mode))
+        };
+        let (application_id, version, mode) = read().map_err(|e| diagnose(path, e))?;
+        if application_id != schema::APPLICATION_ID {
+            return Err(Error::ForeignSchema {
+                path: path.to_path_buf(),
+                application_id,
+            });
+        }
+        if version > schema::VERSION {
+            return Err(Error::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: schema::VERSION,
+            });
+        }
+        Ok(Identity {
+            version,
+            wal: mode.eq_ignore_ascii_case("wal"),
+        })
+    }
+}
+
+/// Create, migrate, or switch to WAL: under the exclusive lock, looking again first.
+fn maintain(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
+    let missing = !exists(path);
+    if intent == Intent::CreateNew && !missing {
+        return Err(Error::AlreadyExists {
+            path: path.to_path_buf(),
+        });
+    }
+    let (mut conn, identity) = if missing {
+        let conn = connect(path, cfg, Access::Create)?;
+        (
+            conn,
+            Identity {
+                version: 0,
+                wal: false,
+            },
+        )
+    } else {
+        let conn = connect(path, cfg, Access::ReadWrite)?;
+        let identity = Identity::read(&conn, path)?;
+        (conn, identity)
+    };
+    schema::migrate(&mut conn, identity.version).map_err(|e| diagnose(path, e))?;
+    if !identity.wal {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| diagnose(path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("could not switch to WAL (journal mode stayed {mode})"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a missing or read-only folder before anything is created in it.
+fn check_folder(path: &Path) -> Result<()> {
+    let folder = folder_of(path);
+    match std::fs::metadata(&folder) {
+        Ok(m) if m.is_dir() => {}
+        _ => {
+            return Err(Error::MissingFolder {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    if nix::unistd::access(&folder, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(Error::ReadOnlyLocation {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether anything is at `path` (by `stat`, never by opening it).
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Turns an SQLite failure to read the file into the most precise typed error.
+pub(crate) fn diagnose(path: &Path, err: rusqlite::Error) -> Error {
+    let owned = || path.to_path_buf();
+    match err.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            match header::read(path) {
+                Some(h) if !h.has_magic() => {
+                    let len = usize::try_from(size).unwrap_or(usize::MAX).min(16);
+                    if size > 0 && header::MAGIC.starts_with(&h.bytes[..len]) {
+                        Error::Truncated {
+                            path: owned(),
+                            size,
+                            expected: 100,
+                        }
+                    } else {
+                        Error::NotADatabase { path: owned() }
+                    }
+                }
+                Some(h) => match h.expected_size() {
+                    _ if size < 100 => Error::Truncated {
+                        path: owned(),
+                        size,
+                        expected: h.expected_size().unwrap_or(100),
+                    },
+                    Some(expected) if size < expected => Error::Truncated {
+                        path: owned(),
+                        size,
+                        expected,
+                    },
+                    _ => Error::Corrupt {
+                        path: owned(),
+                        detail: err.to_string(),
+                    },
+                },
+                None => Error::sqlite(path, err),
+            }
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
+            if check_folder(path).is_err() =>
+        {
+            Error::ReadOnlyLocation { path: owned() }
+        }
+        _ => Error::sqlite(path, err),
+    }
+}

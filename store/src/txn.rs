@@ -1,0 +1,288 @@
+//! Write operations, each a step inside one `BEGIN IMMEDIATE` transaction (R5).
+//!
+//! [`crate::Board::transaction`] opens the transaction (taking SQLite's write lock at once,
+//! so a transaction never has to upgrade from read to write) and hands the closure a
+//! [`Txn`]; the convenience methods of `Board` wrap one step each. Several steps in one
+//! closure commit together or not at all.
+
+use std::path::Path;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::error::{Error, Result};
+use crate::reads::{SqlResultExt, task_status};
+use crate::types::{Claim, NewTask, RunId, RunOutcome, TaskId, TaskStatus};
+
+/// An open write transaction on a board.
+pub struct Txn<'a> {
+    pub(crate) tx: &'a Transaction<'a>,
+    pub(crate) path: &'a Path,
+    pub(crate) now: i64,
+}
+
+impl Txn<'_> {
+    /// Creates a task (status `todo`; [`Txn::recompute_ready`] makes it ready) and its links.
+    pub fn create_task(&self, task: &NewTask) -> Result<TaskId> {
+        self.tx
+            .execute(
+                "INSERT INTO tasks (title, body, status, priority, created_at, updated_at)
+                 VALUES (?1, ?2, 'todo', ?3, ?4, ?4)",
+                params![task.title, task.body, task.priority, self.now],
+            )
+            .at(self.path)?;
+        let id = self.tx.last_insert_rowid();
+        self.event(id, None, "created", &task.title)?;
+        for &parent in &task.parents {
+            self.link(parent, id)?;
+        }
+        Ok(id)
+    }
+
+    /// Changes a task's title, body and priority.
+    pub fn update_task(&self, id: TaskId, title: &str, body: &str, priority: i64) -> Result<()> {
+        let n = self
+            .tx
+            .execute(
+                "UPDATE tasks SET title = ?2, body = ?3, priority = ?4, updated_at = ?5
+                 WHERE id = ?1",
+                params![id, title, body, priority, self.now],
+            )
+            .at(self.path)?;
+        if n == 0 {
+            return Err(self.no_task(id));
+        }
+        self.event(id, None, "updated", title)
+    }
+
+    /// A user moves a task. Running tasks move only by ending their run.
+    pub fn move_task(&self, id: TaskId, to: TaskStatus) -> Result<()> {
+        let from = task_status(self.tx, self.path, id)?.ok_or_else(|| self.no_task(id))?;
+        if from == TaskStatus::Running || to == TaskStatus::Running {
+            return Err(Error::InvalidMove {
+                path: self.path.to_path_buf(),
+                id,
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        self.tx
+            .execute(
+                "UPDATE tasks SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, to.as_str(), self.now],
+            )
+            .at(self.path)?;
+        self.event(id, None, "moved", to.as_str())
+    }
+
+    /// Makes `child` depend on `parent`. A ready child of an unfinished parent waits again.
+    pub fn link(&self, parent: TaskId, child: TaskId) -> Result<()> {
+        let parent_status =
+            task_status(self.tx, self.path, parent)?.ok_or_else(|| self.no_task(parent))?;
+        let child_status =
+            task_status(self.tx, self.path, child)?.ok_or_else(|| self.no_task(child))?;
+        if parent == child {
+            return Err(Error::InvalidMove {
+                path: self.path.to_path_buf(),
+                id: child,
+                from: "itself".into(),
+                to: "its own child".into(),
+            });
+        }
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
+                params![parent, child],
+            )
+            .at(self.path)?;
+        if child_status == TaskStatus::Ready && parent_status != TaskStatus::Done {
+            self.tx
+                .execute(
+                    "UPDATE tasks SET status = 'todo', updated_at = ?2 WHERE id = ?1",
+                    params![child, self.now],
+                )
+                .at(self.path)?;
+        }
+        self.event(child, None, "linked", &parent.to_string())
+    }
+
+    /// Adds a comment to a task.
+    pub fn comment(&self, task: TaskId, author: &str, body: &str) -> Result<i64> {
+        task_status(self.tx, self.path, task)?.ok_or_else(|| self.no_task(task))?;
+        self.tx
+            .execute(
+                "INSERT INTO task_comments (task_id, author, body, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![task, author, body, self.now],
+            )
+            .at(self.path)?;
+        let id = self.tx.last_insert_rowid();
+        self.event(task, None, "commented", author)?;
+        Ok(id)
+    }
+
+    /// Promotes every `todo` task whose parents are all done; returns them.
+    pub fn recompute_ready(&self) -> Result<Vec<TaskId>> {
+        let ids: Vec<TaskId> = self
+            .tx
+            .prepare(
+                "UPDATE tasks SET status = 'ready', updated_at = ?1
+                 WHERE status = 'todo' AND NOT EXISTS (
+                     SELECT 1 FROM task_links l JOIN tasks p ON p.id = l.parent_id
+                     WHERE l.child_id = tasks.id AND p.status <> 'done')
+                 RETURNING id",
+            )
+            .and_then(|mut s| s.query_map([self.now], |r| r.get(0))?.collect())
+            .at(self.path)?;
+        for &id in &ids {
+            self.event(id, None, "ready", "")?;
+        }
+        Ok(ids)
+    }
+
+    /// Compare-and-swap `ready` → `running`, open a run, log `claimed`; `None` if the task
+    /// was not ready (someone else claimed it, or it is waiting).
+    pub fn claim_task(&self, task: TaskId, worker: &str) -> Result<Option<Claim>> {
+        let swapped = self
+            .tx
+            .execute(
+                "UPDATE tasks SET status = 'running', updated_at = ?2
+                 WHERE id = ?1 AND status = 'ready'",
+                params![task, self.now],
+            )
+            .at(self.path)?;
+        if swapped == 0 {
+            task_status(self.tx, self.path, task)?.ok_or_else(|| self.no_task(task))?;
+            return Ok(None);
+        }
+        self.tx
+            .execute(
+                "INSERT INTO task_runs (task_id, worker, status, started_at, heartbeat_at)
+                 VALUES (?1, ?2, 'running', ?3, ?3)",
+                params![task, worker, self.now],
+            )
+            .at(self.path)?;
+        let run_id = self.tx.last_insert_rowid();
+        self.tx
+            .execute(
+                "UPDATE tasks SET current_run_id = ?2 WHERE id = ?1",
+                params![task, run_id],
+            )
+            .at(self.path)?;
+        self.event(task, Some(run_id), "claimed", worker)?;
+        Ok(Some(Claim {
+            task_id: task,
+            run_id,
+        }))
+    }
+
+    /// Claims the ready task of highest priority (oldest first among equals), if any.
+    pub fn claim_next(&self, worker: &str) -> Result<Option<Claim>> {
+        let next: Option<TaskId> = self
+            .tx
+            .query_row(
+                "SELECT id FROM tasks WHERE status = 'ready'
+                 ORDER BY priority DESC, id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .at(self.path)?;
+        match next {
+            Some(task) => self.claim_task(task, worker),
+            None => Ok(None),
+        }
+    }
+
+    /// Records that a run's worker is alive.
+    pub fn heartbeat(&self, run: RunId) -> Result<()> {
+        let n = self
+            .tx
+            .execute(
+                "UPDATE task_runs SET heartbeat_at = ?2 WHERE id = ?1 AND status = 'running'",
+                params![run, self.now],
+            )
+            .at(self.path)?;
+        if n == 0 {
+            return Err(Error::RunNotRunning {
+                path: self.path.to_path_buf(),
+                id: run,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends a running run; its task moves on as [`RunOutcome::task_status`] says.
+    pub fn end_run(&self, run: RunId, outcome: RunOutcome, result: &str) -> Result<TaskId> {
+        let task: Option<TaskId> = self
+            .tx
+            .query_row(
+                "UPDATE task_runs SET status = ?2, ended_at = ?3, result = ?4
+                 WHERE id = ?1 AND status = 'running' RETURNING task_id",
+                params![run, outcome.as_str(), self.now, result],
+                |r| r.get(0),
+            )
+            .optional()
+            .at(self.path)?;
+        let task = task.ok_or_else(|| Error::RunNotRunning {
+            path: self.path.to_path_buf(),
+            id: run,
+        })?;
+        self.tx
+            .execute(
+                "UPDATE tasks SET status = ?2, current_run_id = NULL, updated_at = ?3
+                 WHERE id = ?1",
+                params![task, outcome.task_status().as_str(), self.now],
+            )
+            .at(self.path)?;
+        self.event(task, Some(run), outcome.as_str(), result)?;
+        Ok(task)
+    }
+
+    /// Ends as `timed_out` every run whose last heartbeat is older than `max_age_ms`.
+    pub fn expire_runs(&self, max_age_ms: i64) -> Result<Vec<RunId>> {
+        let stale: Vec<RunId> = self
+            .tx
+            .prepare("SELECT id FROM task_runs WHERE status = 'running' AND heartbeat_at < ?1")
+            .and_then(|mut s| {
+                s.query_map([self.now - max_age_ms], |r| r.get(0))?
+                    .collect()
+            })
+            .at(self.path)?;
+        for &run in &stale {
+            self.end_run(run, RunOutcome::TimedOut, "no heartbeat")?;
+        }
+        Ok(stale)
+    }
+
+    /// Moves the named notifier cursor forward to `to` (never backwards); returns it.
+    pub fn advance_cursor(&self, name: &str, to: i64) -> Result<i64> {
+        self.tx
+            .query_row(
+                "INSERT INTO notify_subs (name, last_event_id) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE
+                 SET last_event_id = max(last_event_id, excluded.last_event_id)
+                 RETURNING last_event_id",
+                params![name, to],
+                |r| r.get(0),
+            )
+            .at(self.path)
+    }
+
+    fn event(&self, task: TaskId, run: Option<RunId>, kind: &str, payload: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![task, run, kind, payload, self.now],
+            )
+            .at(self.path)?;
+        Ok(())
+    }
+
+    fn no_task(&self, id: TaskId) -> Error {
+        Error::NoSuchTask {
+            path: self.path.to_path_buf(),
+            id,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The board's records as callers see them.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A task's id.
+pub type TaskId = i64;
+/// A run's id (one attempt at a task).
+pub type RunId = i64;
+/// An event's id; events are append-only, so ids only grow.
+pub type EventId = i64;
+
+/// Where a task is on the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    /// Waiting for its parents.
+    Todo,
+    /// Can be claimed.
+    Ready,
+    /// Claimed; has exactly one running run.
+    Running,
+    /// Stopped by a run or a user.
+    Blocked,
+    /// Finished.
+    Done,
+}
+
+impl TaskStatus {
+    /// Every status, in board order.
+    pub const ALL: [TaskStatus; 5] = [
+        TaskStatus::Todo,
+        TaskStatus::Ready,
+        TaskStatus::Running,
+        TaskStatus::Blocked,
+        TaskStatus::Done,
+    ];
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Todo => "todo",
+            TaskStatus::Ready => "ready",
+            TaskStatus::Running => "running",
+            TaskStatus::Blocked => "blocked",
+            TaskStatus::Done => "done",
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown task status {s:?}"))
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunOutcome {
+    /// The work is done; the task becomes `done`.
+    Completed,
+    /// The worker cannot go on; the task becomes `blocked`.
+    Blocked,
+    /// The worker died; the task becomes `ready` again.
+    Crashed,
+    /// No heartbeat in time; the task becomes `ready` again.
+    TimedOut,
+}
+
+impl RunOutcome {
+    /// Every outcome.
+    pub const ALL: [RunOutcome; 4] = [
+        RunOutcome::Completed,
+        RunOutcome::Blocked,
+        RunOutcome::Crashed,
+        RunOutcome::TimedOut,
+    ];
+
+    /// The run status (and event kind) stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::Blocked => "blocked",
+            RunOutcome::Crashed => "crashed",
+            RunOutcome::TimedOut => "timed_out",
+        }
+    }
+
+    /// The status the task moves to.
+    pub fn task_status(self) -> TaskStatus {
+        match self {
+            RunOutcome::Completed => TaskStatus::Done,
+            RunOutcome::Blocked => TaskStatus::Blocked,
+            RunOutcome::Crashed | RunOutcome::TimedOut => TaskStatus::Ready,
+        }
+    }
+}
+
+/// What a caller gives to create a task.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewTask {
+    /// A short title.
+    pub title: String,
+    /// Free text.
+    pub body: String,
+    /// Higher is claimed first.
+    pub priority: i64,
+    /// Tasks that must be done before this one is ready.
+    pub parents: Vec<TaskId>,
+}
+
+/// A task as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// Its id.
+    pub id: TaskId,
+    /// Its title.
+    pub title: String,
+    /// Its body.
+    pub body: String,
+    /// Where it is on the board.
+    pub status: TaskStatus,
+    /// Higher is claimed first.
+    pub priority: i64,
+    /// The running run, when `status` is `running`.
+    pub current_run_id: Option<RunId>,
+    /// Creation time (ms since the epoch, from the store's clock).
+    pub created_at: i64,
+    /// Last change (ms since the epoch).
+    pub updated_at: i64,
+}
+
+/// A successful claim: the task now runs as `run_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The task claimed.
+    pub task_id: TaskId,
+    /// The run opened for it.
+    pub run_id: RunId,
+}
+
+/// One entry of the append-only event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Its id (increasing).
+    pub id: EventId,
+    /// The task it is about.
+    pub task_id: TaskId,
+    /// The run it is about, if any.
+    pub run_id: Option<RunId>,
+    /// What happened (`created`, `claimed`, `completed`, ...).
+    pub kind: String,
+    /// Details.
+    pub payload: String,
+    /// When (ms since the epoch).
+    pub created_at: i64,
+}
+
+/// A PASSIVE checkpoint's result (R6): reported, never ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// SQLite could not finish because a reader or writer was in the way.
+    pub busy: bool,
+    /// Frames in the WAL.
+    pub wal_frames: i64,
+    /// Frames copied into the database so far.
+    pub checkpointed: i64,
+}

@@ -1,0 +1,43 @@
+//! Spawning child processes from a test: the test binary re-executes itself.
+//!
+//! Tests never `fork()` (the test harness is multi-threaded); they start a fresh copy of
+//! their own binary that runs one `#[ignore]`d entry test, selected with `--exact`, with its
+//! instructions in environment variables. The entry test returns at once when the
+//! variables are absent, so a plain `cargo test -- --ignored` is harmless.
+
+use std::process::{Command, Output};
+
+/// The environment variable that tells an entry test it is a child.
+pub const ROLE: &str = "KANBAN_TEST_CHILD";
+
+/// Runs the entry test `entry` of this binary as a child process with `env`, and waits.
+pub fn run(entry: &str, role: &str, env: &[(&str, String)]) -> Output {
+    spawn(entry, role, env)
+        .wait_with_output()
+        .expect("wait for the child")
+}
+
+/// Spawns without waiting (stdout piped).
+pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> std::process::Child {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--exact",
+        entry,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(ROLE, role)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn the child")
+}
+
+/// This process's child role, if it is a child.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}

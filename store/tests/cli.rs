@@ -1,0 +1,241 @@
+//! The `kanban-db` operator binary, driven as an operator would: `init` creates a board and
+//! never overwrites anything; `info` and `check` report (exit 0 healthy, 1 damaged, 2
+//! unusable path, with the typed error on stderr) and never change a byte of the board,
+//! not even while another process holds it open with an un-checkpointed WAL.
+// Tests read/write board files with std::fs only while no connection to them is open.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+use common::{bytes, bytes_via_child, damage_index, gateway, make_board, random_bytes, write};
+use kanban_store::{Board, NewTask, info, schema};
+
+/// What one run of `kanban-db` did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn kanban_db<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_kanban-db"))
+        .args(args)
+        .output()
+        .expect("run kanban-db");
+    Run {
+        code: out.status.code().expect("kanban-db exited by a signal"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
+
+fn shown(db: &Path) -> String {
+    db.display().to_string()
+}
+
+#[test]
+fn init_creates_a_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    let run = kanban_db([OsStr::new("init"), db.as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, format!("created {}\n", shown(&db)));
+    assert_eq!(run.stderr, "");
+    let info = Board::inspect(&db).unwrap().info().unwrap();
+    assert_eq!(info.journal_mode, "wal");
+    assert_eq!(info.schema_version, schema::VERSION);
+}
+
+#[test]
+fn init_refuses_an_existing_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 5);
+    let other = dir.path().join("other.db");
+    write(&other, &random_bytes(4096, 3));
+    for path in [&db, &other] {
+        let before = bytes(path);
+        let run = kanban_db([OsStr::new("init"), path.as_os_str()]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert_eq!(run.stdout, "");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "kanban-db: {}: already exists; refusing to overwrite it\n",
+                shown(path)
+            )
+        );
+        assert_eq!(bytes(path), before, "init changed {}", shown(path));
+    }
+}
+
+/// `info` of a new, checkpointed board, with the temporary path and the SQLite version
+/// (which changes with the bundled library) replaced.
+#[test]
+fn info_shows_wal_mode_versions_pages_and_wal_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    drop(Board::create(&db, gateway()).unwrap());
+    let run = kanban_db([OsStr::new("info"), db.as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stderr, "");
+    let filtered: String = run
+        .stdout
+        .replace(&shown(&db), "[DB]")
+        .lines()
+        .map(|line| match line.strip_prefix("sqlite:") {
+            Some(_) => "sqlite:         [SQLITE VERSION]\n".to_string(),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    insta::assert_snapshot!("info_new_board", filtered);
+}
+
+#[test]
+fn check_passes_a_healthy_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 30);
+    for args in [&["check"][..], &["check", "--full"]] {
+        let run = kanban_db(args.iter().map(OsStr::new).chain([db.as_os_str()]));
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        assert_eq!(run.stdout, format!("{}: ok\n", shown(&db)));
+        assert_eq!(run.stderr, "");
+    }
+}
+
+#[test]
+fn check_full_refuses_random_bytes_with_the_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    write(&db, &random_bytes(8192, 11));
+    let before = bytes(&db);
+    let run = kanban_db([OsStr::new("check"), OsStr::new("--full"), db.as_os_str()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        format!("kanban-db: {}: not an SQLite database\n", shown(&db))
+    );
+    assert_eq!(bytes(&db), before);
+}
+
+#[test]
+fn check_full_names_the_damaged_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 30);
+    damage_index(&db);
+    let before = bytes(&db);
+    let run = kanban_db([OsStr::new("check"), OsStr::new("--full"), db.as_os_str()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stderr, "");
+    let mut lines = run.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{}: damaged", shown(&db)).as_str())
+    );
+    let findings: Vec<&str> = lines.collect();
+    assert!(
+        findings.contains(&"  integrity: wrong # of entries in index idx_events_run"),
+        "{findings:?}"
+    );
+    assert!(
+        findings.iter().all(|f| f.contains("idx_events_run")),
+        "only the damaged index is named: {findings:?}"
+    );
+    assert_eq!(bytes(&db), before, "check changed the board");
+}
+
+/// Runs `info`, `check` and `check --full` on `db`, expecting success, and returns the
+/// `wal size` that `info` reported.
+fn info_and_checks(db: &Path) -> u64 {
+    let run = kanban_db([OsStr::new("info"), db.as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("journal mode:   wal\n"), "{run:?}");
+    for args in [&["check"][..], &["check", "--full"]] {
+        let run = kanban_db(args.iter().map(OsStr::new).chain([db.as_os_str()]));
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    }
+    let wal = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("wal size:"))
+        .expect("a wal size line");
+    wal.trim()
+        .strip_suffix(" bytes")
+        .unwrap()
+        .parse()
+        .expect("wal size in bytes")
+}
+
+#[test]
+fn info_and_check_never_modify_a_closed_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 100);
+    let before = bytes(&db);
+    assert_eq!(info_and_checks(&db), 0, "a checkpointed board has no WAL");
+    assert_eq!(bytes(&db), before, "info/check changed the board");
+}
+
+/// A gateway session stays open in this process with writes only in its WAL (it never
+/// checkpoints on its own, R6). The board's files are read by a child process (`cat`) while
+/// the session is open, so that no descriptor of ours is closed under SQLite's locks (R2).
+#[test]
+fn info_and_check_never_modify_a_board_with_an_open_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 20);
+    let mut session = Board::open_with(&db, gateway()).unwrap();
+    for i in 0..50 {
+        session
+            .create_task(&NewTask {
+                title: format!("uncheckpointed {i}"),
+                ..NewTask::default()
+            })
+            .unwrap();
+    }
+    let wal = info::wal_path(&db);
+    let db_before = bytes_via_child(&db);
+    let wal_before = bytes_via_child(&wal);
+    assert!(
+        !wal_before.is_empty(),
+        "the session's writes are in the WAL"
+    );
+
+    let reported = info_and_checks(&db);
+    assert_eq!(
+        reported,
+        wal_before.len() as u64,
+        "info reports the WAL size"
+    );
+
+    assert!(
+        bytes_via_child(&db) == db_before,
+        "info/check changed the db file"
+    );
+    assert!(
+        bytes_via_child(&wal) == wal_before,
+        "info/check changed the WAL"
+    );
+    // The session still works and still sees its own writes.
+    assert_eq!(session.list_board().unwrap().len(), 70);
+    drop(session);
+}
+
+#[test]
+fn help_snapshot() {
+    let run = kanban_db(["--help"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    insta::assert_snapshot!("help", run.stdout);
+}

@@ -1,0 +1,147 @@
+//! Helpers shared by `bad_input.rs` and `cli.rs`: making real boards, damaging them in
+//! precise ways, and reading their bytes.
+//!
+//! R2 holds for tests too: a board's files are read or written with `std::fs` only while no
+//! connection to the board is open in this process (every helper here documents when it may
+//! be called). While a session is open, use [`bytes_via_child`], which reads the file in
+//! another process, so that closing its descriptor cannot drop this process's SQLite locks.
+// Tests read/write board files with std::fs only while no connection to them is open.
+#![allow(clippy::disallowed_methods)]
+// Each test binary uses a subset of the helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kanban_store::{Board, NewTask, Role, RunOutcome, StoreConfig, info};
+use rusqlite::Connection;
+
+/// The configuration every test opens boards with.
+pub fn gateway() -> StoreConfig {
+    StoreConfig::new(Role::Gateway)
+}
+
+/// Creates a board at `db` with `tasks` tasks (some claimed and completed, so that the
+/// event log and `idx_events_run` hold run ids), then closes it. The gateway checkpoints on
+/// close, so afterwards the whole board is in the main file and no `-wal`/`-shm` is left.
+pub fn make_board(db: &Path, tasks: usize) {
+    let mut board = Board::create(db, gateway()).expect("create board");
+    board
+        .transaction(|t| {
+            for i in 0..tasks {
+                t.create_task(&NewTask {
+                    title: format!("task {i}"),
+                    body: format!("body of task {i}: {}", "lorem ipsum ".repeat(10)),
+                    priority: (i % 7) as i64,
+                    parents: Vec::new(),
+                })?;
+            }
+            Ok(())
+        })
+        .expect("create tasks");
+    board.recompute_ready().expect("recompute ready");
+    for _ in 0..tasks.min(20) {
+        let Some(claim) = board.claim_next("w1").expect("claim") else {
+            break;
+        };
+        board.heartbeat(claim.run_id).expect("heartbeat");
+        board
+            .end_run(claim.run_id, RunOutcome::Completed, "ok")
+            .expect("end run");
+    }
+    drop(board);
+    assert_eq!(
+        sidecars(db),
+        Vec::<PathBuf>::new(),
+        "the gateway checkpoints on close"
+    );
+}
+
+/// The board's bytes. Only while no connection to it is open in this process.
+pub fn bytes(db: &Path) -> Vec<u8> {
+    std::fs::read(db).unwrap_or_else(|e| panic!("read {}: {e}", db.display()))
+}
+
+/// The file's bytes, read by a child process (`cat`): safe while this process has the board
+/// open, because the descriptor that is closed afterwards is the child's, not ours.
+pub fn bytes_via_child(file: &Path) -> Vec<u8> {
+    let out = Command::new("cat").arg(file).output().expect("run cat");
+    assert!(out.status.success(), "cat {}: {out:?}", file.display());
+    out.stdout
+}
+
+/// Writes a file that is not (yet) a board. Only while no connection to it is open.
+pub fn write(path: &Path, contents: &[u8]) {
+    std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// The `-wal` and `-shm` files that exist beside `db`.
+pub fn sidecars(db: &Path) -> Vec<PathBuf> {
+    [info::wal_path(db), info::shm_path(db)]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// `len` deterministic pseudo-random bytes (xorshift), never starting with the SQLite magic.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    if out.first() == Some(&b'S') {
+        out[0] = b'X';
+    }
+    out
+}
+
+/// Damages `idx_events_run` of the (closed) board at `db` deterministically: the index
+/// misses the entry of one event row, so a full `integrity_check` reports
+/// `row N missing from index idx_events_run` and `wrong # of entries in index
+/// idx_events_run`, while the pages themselves stay well-formed (`quick_check` is clean).
+///
+/// How: with `writable_schema`, make SQLite believe the index is partial (`WHERE 0`),
+/// insert one event (so the index is not updated), then put the real definition back.
+/// Every step uses a fresh raw connection, so each one reads the schema as stored.
+pub fn damage_index(db: &Path) {
+    let original: String = raw(db)
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'idx_events_run'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("read index sql");
+    set_index_sql(db, &format!("{original} WHERE 0"));
+    raw(db)
+        .execute(
+            "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
+             VALUES ((SELECT min(id) FROM tasks), NULL, 'note', 'not in the index', 0)",
+            [],
+        )
+        .expect("insert event");
+    set_index_sql(db, &original);
+}
+
+fn set_index_sql(db: &Path, sql: &str) {
+    let conn = raw(db);
+    conn.execute_batch("PRAGMA writable_schema = ON")
+        .expect("writable_schema");
+    let changed = conn
+        .execute(
+            "UPDATE sqlite_master SET sql = ?1 WHERE name = 'idx_events_run'",
+            [sql],
+        )
+        .expect("rewrite index sql");
+    assert_eq!(changed, 1);
+}
+
+/// A plain rusqlite connection, bypassing the store (for making bad files only; closing it
+/// checkpoints and removes the `-wal`, as SQLite does by default).
+pub fn raw(db: &Path) -> Connection {
+    Connection::open(db).unwrap_or_else(|e| panic!("open {} raw: {e}", db.display()))
+}

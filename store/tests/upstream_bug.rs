@@ -1,0 +1,159 @@
+//! The upstream bug (#33169), reproduced with the `raw-header-peek` hazard and shown fixed.
+//!
+//! Two processes share one board, as the upstream gateway and dashboard did. Each, like the
+//! upstream services, overlaps two connections: connection A is inside a write transaction
+//! while connection B connects. With the hazard, B's connect peeks at the header with a
+//! plain `open`/`read`/`close` of the db and `-shm`, and that `close` drops every POSIX lock
+//! the process holds on those files: A's WAL write lock and read marks included. The other
+//! process can then write into the WAL at the same time. The test runs rounds of seeded
+//! transactions and checks, after each round, `integrity_check` and that every row whose
+//! commit was acknowledged is still there.
+//!
+//! With the hazard the board breaks within a bounded number of rounds; without it (the
+//! hardened store, same workload) it never does.
+
+mod child;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use kanban_store::hazards::{Hazard, HazardSet};
+use kanban_store::{Board, NewTask, Role, StoreConfig};
+
+const ENTRY: &str = "writer_child";
+
+/// The config a child uses for role `role`, with or without the hazard.
+fn config(role: Role, hazard: bool) -> StoreConfig {
+    let mut cfg = StoreConfig::new(role);
+    cfg.busy_timeout = std::time::Duration::from_secs(1);
+    if hazard {
+        cfg.hazards = HazardSet::default().with(Hazard::RawHeaderPeek);
+    }
+    cfg
+}
+
+/// One writer process: `n` transactions, each overlapping a second connection's connect.
+#[test]
+#[ignore = "child process entry"]
+fn writer_child() {
+    let Some(role) = child::role() else { return };
+    let db = std::env::var("KANBAN_DB").unwrap();
+    let n: usize = std::env::var("KANBAN_TXNS").unwrap().parse().unwrap();
+    let hazard = std::env::var("KANBAN_HAZARD").is_ok();
+    let (main_role, side_role) = match role.as_str() {
+        "gateway" => (Role::Gateway, Role::Worker),
+        _ => (Role::Dashboard, Role::Dashboard),
+    };
+    let mut a = Board::open_with(&db, config(main_role, hazard)).unwrap();
+    for i in 0..n {
+        let title = format!("{role}-{i}");
+        let committed = a.transaction(|t| {
+            let id = t.create_task(&NewTask {
+                title: title.clone(),
+                ..Default::default()
+            })?;
+            // The overlap: another connection of this process connects (and, with the
+            // hazard, peeks) while this one is inside its write transaction.
+            let mut b = Board::open_with(&db, config(side_role, hazard))?;
+            b.events_since(0, 20)?;
+            drop(b);
+            t.comment(id, &role, "written while another connection opened")?;
+            Ok(id)
+        });
+        match committed {
+            Ok(_) => println!("ack {title}"),
+            Err(e) => println!("error {e}"),
+        }
+        if main_role == Role::Gateway && i % 10 == 9 {
+            let _ = a.checkpoint();
+        }
+    }
+}
+
+/// What one round found.
+#[derive(Debug, Default)]
+struct Round {
+    integrity: Vec<String>,
+    lost: usize,
+    acked: usize,
+}
+
+/// Runs one round of two writer processes on `db`, then checks.
+fn round(db: &Path, txns: usize, hazard: bool) -> Round {
+    let mut env = vec![
+        ("KANBAN_DB", db.display().to_string()),
+        ("KANBAN_TXNS", txns.to_string()),
+    ];
+    if hazard {
+        env.push(("KANBAN_HAZARD", "1".into()));
+    }
+    let children: Vec<_> = ["gateway", "dashboard"]
+        .iter()
+        .map(|role| child::spawn(ENTRY, role, &env))
+        .collect();
+    let mut acked = BTreeSet::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        acked.extend(
+            stdout
+                .lines()
+                // `--nocapture` may put the harness's "test ... " before the first line.
+                .filter_map(|l| l.split_once("ack ").map(|(_, t)| t.to_string())),
+        );
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let integrity: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_else(|e| vec![format!("error: {e}")]);
+    let present: BTreeSet<String> = conn
+        .prepare("SELECT title FROM tasks")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_default();
+    Round {
+        integrity: integrity.into_iter().filter(|l| l != "ok").collect(),
+        lost: acked.difference(&present).count(),
+        acked: acked.len(),
+    }
+}
+
+/// Transactions per process in one round.
+const ROUND: usize = 10;
+
+/// Rounds of both writers on one board until it is damaged, at most `rounds`; returns the
+/// number of transactions per process until damage was seen, and the findings.
+fn first_damage(hazard: bool, rounds: usize) -> Option<(usize, Round)> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    drop(Board::create(&db, StoreConfig::new(Role::Worker)).unwrap());
+    for r in 1..=rounds {
+        let found = round(&db, ROUND, hazard);
+        if !found.integrity.is_empty() || found.lost > 0 {
+            if let Ok(keep) = std::env::var("KANBAN_KEEP_DAMAGED") {
+                let dest = Path::new(&keep).join("damaged.db");
+                let conn = rusqlite::Connection::open(&db).unwrap();
+                conn.backup(
+                    rusqlite::MAIN_DB,
+                    &dest,
+                    None::<fn(rusqlite::backup::Progress)>,
+                )
+                .unwrap();
+            }
+            return Some((r * ROUND, found));
+        }
+    }
+    None
+}
+
+#[test]
+fn the_peek_inside_a_write_transaction_breaks_the_board() {
+    let (txns, found) =
+        first_damage(true, 100).expect("the hazard must damage the board within 1000 transactions");
+    eprintln!("damaged within {txns} transactions per process: {found:?}");
+}
+
+#[test]
+fn the_hardened_store_survives_the_same_workload() {
+    assert!(first_damage(false, 8).is_none());
+}

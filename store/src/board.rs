@@ -7,6 +7,7 @@
 //! is an explicit call, never a side effect of opening or of an ordinary operation.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -240,14 +241,20 @@ impl Board {
         })
     }
 
-    /// Runs [`Board::checkpoint`] if the WAL has reached the configured number of frames
-    /// (read with `stat`, never by opening the WAL).
+    /// Runs [`Board::checkpoint`] if the WAL had reached the configured number of frames at
+    /// this session's last commit (SQLite's WAL hook reports the whole WAL, other processes'
+    /// frames included). The gateway calls this on every dispatcher tick.
     pub fn checkpoint_if_due(&mut self) -> Result<Option<CheckpointReport>> {
-        let frames = crate::info::wal_frames(&self.path, self.session.page_size);
+        let frames = self.session.wal_frames.load(Ordering::Relaxed);
         if frames < i64::from(self.config.checkpoint_frames) {
             return Ok(None);
         }
-        self.checkpoint().map(Some)
+        let report = self.checkpoint()?;
+        if report.checkpointed == report.wal_frames {
+            // The next writer starts the WAL over; its commit reports the new size.
+            self.session.wal_frames.store(0, Ordering::Relaxed);
+        }
+        Ok(Some(report))
     }
 
     /// Versions, journal mode, sizes.

@@ -88,13 +88,3 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     name.push(suffix);
     PathBuf::from(name)
 }
-
-/// Frames in the WAL, from its size (`stat` only): a 32-byte header, then frames of a
-/// 24-byte header plus one page.
-pub(crate) fn wal_frames(path: &Path, page_size: i64) -> i64 {
-    let bytes = std::fs::metadata(wal_path(path))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-    (bytes - 32).max(0) / (page_size + 24)
-}

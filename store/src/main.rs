@@ -13,7 +13,7 @@ use kanban_store::{Board, CheckLevel, Error, Role, StoreConfig};
 
 /// Operator tool for kanban board databases.
 #[derive(Debug, Parser)]
-#[command(name = "kanban-db", version, about)]
+#[command(name = "kanban-db", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -16,6 +16,8 @@
 //! the board (R7). Checks are explicit ([`crate::Board::check`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -49,8 +51,9 @@ pub(crate) struct Session {
     pub reader: Option<Connection>,
     /// Connect afresh for every operation (the `connect-per-operation` hazard).
     pub per_operation: bool,
-    /// Page size, for WAL frame arithmetic.
-    pub page_size: i64,
+    /// Frames in the WAL as of this session's last commit (set by SQLite's WAL hook on the
+    /// checkpoint owner's connection; always 0 for other roles).
+    pub wal_frames: Arc<AtomicI64>,
     /// Our lock file, holding the shared session range.
     pub _lock: LockFile,
 }
@@ -63,6 +66,18 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         return Err(Error::AlreadyExists {
             path: path.to_path_buf(),
         });
+    }
+    // Refuse what `stat` already shows is unusable before creating `<db>.lock` beside it.
+    if !(exists(path)
+        || intent == Intent::CreateNew
+        || cfg.create_if_missing && intent == Intent::Session)
+    {
+        return Err(Error::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    if exists(path) {
+        refuse_by_stat(path)?;
     }
     let mut lock = LockFile::open(path)?;
     lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
@@ -108,12 +123,22 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
             (Some(conn), reader)
         }
     };
-    let any = conn.as_ref().or(reader.as_ref()).expect("a connection");
-    let page_size = any
-        .pragma_query_value(None, "page_size", |r| r.get(0))
+    let mut conn = conn;
+    let wal_frames = Arc::new(AtomicI64::new(0));
+    if let Some(c) = conn.as_mut().filter(|_| cfg.role.owns_checkpoints()) {
+        let seen = wal_frames.clone();
+        c.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames| {
+            seen.store(i64::from(frames), Ordering::Relaxed);
+            Ok(())
+        }))
         .map_err(|e| diagnose(path, e))?;
+    }
     #[cfg(feature = "hazards")]
-    crate::hazards::after_connect(path, cfg, any)?;
+    crate::hazards::after_connect(
+        path,
+        cfg,
+        conn.as_ref().or(reader.as_ref()).expect("a connection"),
+    )?;
     #[cfg(feature = "hazards")]
     let per_operation = intent != Intent::Inspect
         && cfg
@@ -125,7 +150,7 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         conn: conn.filter(|_| !per_operation),
         per_operation,
         reader,
-        page_size,
+        wal_frames,
         _lock: lock,
     })
 }
@@ -187,26 +212,10 @@ enum Found {
 
 /// Looks at the file through `stat` and SQLite, refusing anything that is not our board.
 fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
-        Err(source) => {
-            return Err(Error::Io {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-        Ok(m) if !m.is_file() => {
-            return Err(Error::NotADatabase {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(m) if m.len() == 0 => {
-            return Err(Error::EmptyFile {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(_) => {}
+    if !exists(path) {
+        return Ok(Found::Missing);
     }
+    refuse_by_stat(path)?;
     let access = match intent {
         Intent::Inspect => Access::ReadOnly,
         _ => Access::ReadWrite,
@@ -290,6 +299,25 @@ fn maintain(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
                 detail: format!("could not switch to WAL (journal mode stayed {mode})"),
             });
         }
+    }
+    Ok(())
+}
+
+/// Refuses what `stat` shows is not a board: a folder or other non-file, an empty file.
+fn refuse_by_stat(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(Error::NotADatabase {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(Error::EmptyFile {
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }

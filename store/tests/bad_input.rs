@@ -76,10 +76,12 @@ const OPENS: [(&str, Open); 4] = [
 /// What may be left beside a refused file.
 ///
 /// The gateway's connection checkpoints on close, which removes `-wal`/`-shm`: nothing is
-/// left. The other connections are opened with `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE` (R6), so
-/// when SQLite got as far as opening the WAL of a WAL-mode file before refusing it, an
-/// empty `-wal` and a `-shm` stay behind (reported to the lead; not asserted). What must
-/// hold for every open: no WAL frame was written, i.e. any `-wal` left is empty.
+/// left, and that is asserted. The other connections are opened with
+/// `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE` (R6), so when SQLite got as far as opening the WAL
+/// of a WAL-mode file before refusing it, an empty `-wal` and a 32 KiB `-shm` stay behind
+/// (seen: `inspect` of a truncated, corrupt or too-new board; worker and dashboard sessions
+/// on a too-new one). That is not asserted either way. What must hold for every open: no
+/// WAL frame was written, i.e. any `-wal` left is empty.
 fn check_sidecars(how: &str, r: &Refusal) {
     if how == "gateway" {
         assert!(
@@ -230,7 +232,7 @@ fn a_schema_newer_than_this_build_is_refused() {
 /// The env var that makes [`read_only_folder_child`] do its work.
 const RO_ENV: &str = "KANBAN_RO_DB";
 
-/// Opens the board in a read-only folder both ways and prints the errors (or `opened`).
+/// Opens the board in a read-only folder every way and prints the errors (or `opened`).
 fn open_in_read_only_folder(db: &Path) -> String {
     OPENS
         .into_iter()

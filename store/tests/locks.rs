@@ -63,6 +63,7 @@ struct Lock {
     inode: u64,
 }
 
+#[allow(clippy::disallowed_methods)] // a /proc file, not a board
 fn proc_locks() -> Vec<Lock> {
     let text = std::fs::read_to_string("/proc/locks").unwrap();
     text.lines()
@@ -103,7 +104,10 @@ fn watch(hazard: bool) -> Watch {
     }
     let mut child = child::spawn(ENTRY, "busy", &env);
     let pid = i64::from(child.id());
-    let (ready, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (ready, done) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let stdout = child.stdout.take().unwrap();
     let reader = {
         let (ready, done) = (ready.clone(), done.clone());

@@ -129,6 +129,9 @@ fn first_damage(hazard: bool, rounds: usize) -> Option<(usize, Round)> {
     drop(Board::create(&db, StoreConfig::new(Role::Worker)).unwrap());
     for r in 1..=rounds {
         let found = round(&db, ROUND, hazard);
+        if !hazard {
+            assert_eq!(found.acked, 2 * ROUND, "a hardened write failed: {found:?}");
+        }
         if !found.integrity.is_empty() || found.lost > 0 {
             if let Ok(keep) = std::env::var("KANBAN_KEEP_DAMAGED") {
                 let dest = Path::new(&keep).join("damaged.db");

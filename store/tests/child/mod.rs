@@ -5,19 +5,13 @@
 //! instructions in environment variables. The entry test returns at once when the
 //! variables are absent, so a plain `cargo test -- --ignored` is harmless.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// The environment variable that tells an entry test it is a child.
 pub const ROLE: &str = "KANBAN_TEST_CHILD";
 
-/// Runs the entry test `entry` of this binary as a child process with `env`, and waits.
-pub fn run(entry: &str, role: &str, env: &[(&str, String)]) -> Output {
-    spawn(entry, role, env)
-        .wait_with_output()
-        .expect("wait for the child")
-}
-
-/// Spawns without waiting (stdout piped).
+/// Starts the entry test `entry` of this binary as a child process with `env` (stdout and
+/// stderr piped).
 pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> std::process::Child {
     let exe = std::env::current_exe().expect("the test binary");
     let mut cmd = Command::new(exe);

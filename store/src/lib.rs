@@ -34,6 +34,7 @@ mod open;
 pub mod quarantine;
 mod reads;
 pub mod schema;
+pub mod selftest;
 mod txn;
 mod types;
 pub mod version;

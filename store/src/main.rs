@@ -39,6 +39,12 @@ enum Command {
         /// The board.
         db: PathBuf,
     },
+    /// Check that this build and this file system can run boards (in a temporary folder,
+    /// or in FOLDER when given: the file system that matters is the one boards live on).
+    Selftest {
+        /// Where to make the throw-away board (default: a new temporary folder).
+        folder: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,20 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 println!("  {finding}");
             }
             Ok(ExitCode::from(1))
+        }
+        Command::Selftest { folder } => {
+            let temp = tempfile::Builder::new()
+                .prefix("kanban-selftest-")
+                .tempdir_in(folder.unwrap_or_else(std::env::temp_dir))
+                .map_err(|source| Error::Io {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            for line in kanban_store::selftest::run(temp.path())? {
+                println!("ok  {line}");
+            }
+            println!("selftest passed");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -118,19 +118,24 @@ fn round(db: &Path, txns: usize, hazard: bool) -> Round {
     }
 }
 
-/// Transactions per process in one round.
-const ROUND: usize = 10;
+/// Transactions per process in one round (`KANBAN_ROUND_TXNS` overrides it).
+fn round_txns() -> usize {
+    std::env::var("KANBAN_ROUND_TXNS").map_or(10, |n| n.parse().expect("a number"))
+}
 
 /// Rounds of both writers on one board until it is damaged, at most `rounds`; returns the
-/// number of transactions per process until damage was seen, and the findings.
+/// number of transactions per process until damage was seen, and the findings. With
+/// `KANBAN_KEEP_DAMAGED=DIR` a copy of the damaged board (made with the backup API) is kept
+/// as `DIR/damaged.db`.
 fn first_damage(hazard: bool, rounds: usize) -> Option<(usize, Round)> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kanban.db");
     drop(Board::create(&db, StoreConfig::new(Role::Worker)).unwrap());
+    let txns = round_txns();
     for r in 1..=rounds {
-        let found = round(&db, ROUND, hazard);
+        let found = round(&db, txns, hazard);
         if !hazard {
-            assert_eq!(found.acked, 2 * ROUND, "a hardened write failed: {found:?}");
+            assert_eq!(found.acked, 2 * txns, "a hardened write failed: {found:?}");
         }
         if !found.integrity.is_empty() || found.lost > 0 {
             if let Ok(keep) = std::env::var("KANBAN_KEEP_DAMAGED") {
@@ -143,7 +148,7 @@ fn first_damage(hazard: bool, rounds: usize) -> Option<(usize, Round)> {
                 )
                 .unwrap();
             }
-            return Some((r * ROUND, found));
+            return Some((r * txns, found));
         }
     }
     None

@@ -33,6 +33,13 @@ fn journal_mode(db: &Path) -> String {
         .unwrap()
 }
 
+/// A worker config that gives up on our lock after 40 ms.
+fn impatient() -> StoreConfig {
+    let mut cfg = StoreConfig::new(Role::Worker);
+    cfg.lock_timeout = Duration::from_millis(40);
+    cfg
+}
+
 // ---------------------------------------------------------------------------------- R3
 
 #[test]
@@ -52,9 +59,7 @@ fn r3_sessions_wait_for_maintenance_and_time_out_busy() {
     let (_dir, db) = new_board();
     let mut maintenance = LockFile::open(&db).unwrap();
     assert!(maintenance.try_lock_session(Mode::Exclusive).unwrap());
-    let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.lock_timeout = Duration::from_millis(40);
-    let err = Board::open_with(&db, cfg).unwrap_err();
+    let err = Board::open_with(&db, impatient()).unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err}");
 }
 
@@ -94,9 +99,7 @@ fn r4_connect_never_changes_the_journal_mode_while_sessions_are_open() {
     let (_dir, db) = rollback_board();
     let mut session = LockFile::open(&db).unwrap();
     assert!(session.try_lock_session(Mode::Shared).unwrap());
-    let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.lock_timeout = Duration::from_millis(40);
-    let err = Board::open_with(&db, cfg).unwrap_err();
+    let err = Board::open_with(&db, impatient()).unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err}");
     assert_eq!(journal_mode(&db), "delete");
 }
@@ -108,8 +111,7 @@ fn r4_hazard_journal_toggle_changes_it_on_connect() {
     let (_dir, db) = rollback_board();
     let mut session = LockFile::open(&db).unwrap();
     assert!(session.try_lock_session(Mode::Shared).unwrap());
-    let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.lock_timeout = Duration::from_millis(40);
+    let mut cfg = impatient();
     cfg.hazards = HazardSet::default().with(Hazard::JournalToggleOnError);
     let _ = Board::open_with(&db, cfg);
     assert_eq!(

@@ -185,7 +185,7 @@ impl Board {
         self.transaction(|t| t.expire_runs(max_age_ms))
     }
 
-    /// Moves a notifier cursor forward.
+    /// Moves a notifier cursor forward (never backwards, never past the last event).
     pub fn advance_cursor(&mut self, name: &str, to: EventId) -> Result<EventId> {
         self.transaction(|t| t.advance_cursor(name, to))
     }

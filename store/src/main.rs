@@ -39,8 +39,10 @@ enum Command {
         /// The board.
         db: PathBuf,
     },
-    /// Check that this build and this file system can run boards (in a temporary folder,
-    /// or in FOLDER when given: the file system that matters is the one boards live on).
+    /// Check that this build and this file system can run boards.
+    ///
+    /// Runs a throw-away board through every role in a new temporary folder, inside FOLDER
+    /// when given: the file system that matters is the one the boards live on.
     Selftest {
         /// Where to make the throw-away board (default: a new temporary folder).
         folder: Option<PathBuf>,
@@ -93,11 +95,12 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::from(1))
         }
         Command::Selftest { folder } => {
+            let folder = folder.unwrap_or_else(std::env::temp_dir);
             let temp = tempfile::Builder::new()
                 .prefix("kanban-selftest-")
-                .tempdir_in(folder.unwrap_or_else(std::env::temp_dir))
+                .tempdir_in(&folder)
                 .map_err(|source| Error::Io {
-                    path: std::env::temp_dir(),
+                    path: folder.clone(),
                     source,
                 })?;
             for line in kanban_store::selftest::run(temp.path())? {

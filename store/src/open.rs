@@ -105,7 +105,7 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
             None
         }
     };
-    if cfg.role == Role::Gateway && intent == Intent::Session {
+    if cfg.role == Role::Gateway && intent != Intent::Inspect {
         lock.lock_gateway()?;
     }
 

@@ -50,10 +50,12 @@ pub fn run(folder: &Path) -> Result<Vec<String>> {
     for expected in [parent, child] {
         gateway.recompute_ready()?;
         let claim = gateway.claim_next("selftest-agent")?;
-        let claim = claim.filter(|c| c.task_id == expected).ok_or(Error::Corrupt {
-            path: db.clone(),
-            detail: format!("task {expected} was not dispatched in order"),
-        })?;
+        let claim = claim
+            .filter(|c| c.task_id == expected)
+            .ok_or(Error::Corrupt {
+                path: db.clone(),
+                detail: format!("task {expected} was not dispatched in order"),
+            })?;
         worker.heartbeat(claim.run_id)?;
         worker.end_run(claim.run_id, RunOutcome::Completed, "ok")?;
     }

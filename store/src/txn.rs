@@ -254,11 +254,13 @@ impl Txn<'_> {
         Ok(stale)
     }
 
-    /// Moves the named notifier cursor forward to `to` (never backwards); returns it.
+    /// Moves the named notifier cursor forward to `to`, but never backwards and never past
+    /// the last event (a notifier there would silently skip the next ones); returns it.
     pub fn advance_cursor(&self, name: &str, to: i64) -> Result<i64> {
         self.tx
             .query_row(
-                "INSERT INTO notify_subs (name, last_event_id) VALUES (?1, ?2)
+                "INSERT INTO notify_subs (name, last_event_id)
+                 VALUES (?1, max(0, min(?2, (SELECT coalesce(max(id), 0) FROM task_events))))
                  ON CONFLICT (name) DO UPDATE
                  SET last_event_id = max(last_event_id, excluded.last_event_id)
                  RETURNING last_event_id",

@@ -234,6 +234,32 @@ fn info_and_check_never_modify_a_board_with_an_open_wal() {
 }
 
 #[test]
+fn selftest_passes_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = kanban_db([OsStr::new("selftest"), dir.path().as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.ends_with("selftest passed\n"), "{run:?}");
+    assert_eq!(
+        run.stdout.lines().filter(|l| l.starts_with("ok  ")).count(),
+        6
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn selftest_in_a_missing_folder_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let run = kanban_db([OsStr::new("selftest"), missing.as_os_str()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with(&format!("kanban-db: {}: ", shown(&missing))),
+        "{run:?}"
+    );
+}
+
+#[test]
 fn help_snapshot() {
     let run = kanban_db(["--help"]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -35,6 +35,7 @@ use kanban_store::{
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
+use proptest::strategy::Union;
 use proptest::test_runner::Config;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 
@@ -385,7 +386,7 @@ impl Model {
                 // Never backwards (a cursor reads 0 before its first advance), and never past
                 // the last event (`check` calls that a broken invariant).
                 let last = self.events.len() as i64;
-                let at = match self.cursors.get(name.as_str()) { Some(&c) => c.max(*to), None => *to }; let _ = last;
+                let at = self.cursor(name).max((*to).min(last));
                 self.cursors.insert(name.clone(), at);
                 Ok(Value::Id(at))
             }
@@ -409,6 +410,8 @@ impl Model {
                 Ok(Value::Unit)
             }
             Op::SecondSession { role } => {
+                // One gateway per board, however the open one was opened (`Board::create`
+                // included).
                 if *role == Role::Gateway && self.role == Role::Gateway {
                     Err(Fail::GatewayRunning)
                 } else {
@@ -431,7 +434,7 @@ impl Model {
         // A duplicate link changes nothing in the table but still counts as a link.
         self.links.insert((parent, child));
         if child_status == TaskStatus::Ready && parent_status != TaskStatus::Done {
-            self.set_status(child, TaskStatus::Todo); eprintln!("STAT ready_to_todo");
+            self.set_status(child, TaskStatus::Todo);
         }
         self.event(child, None, "linked", &parent.to_string());
         Ok(())
@@ -536,46 +539,110 @@ impl ReferenceStateMachine for BoardModel {
         let task = task_id(m);
         let run = run_id(m);
         let events = m.events.len() as i64;
-        let limit = u32::try_from(events + 2).unwrap_or(u32::MAX);
-        let parents = if m.tasks.is_empty() {
-            // The only id to name is the one the new task gets: a self-link.
-            prop_oneof![9 => Just(Vec::new()), 1 => vec(task.clone(), 1)].boxed()
-        } else {
-            vec(task.clone(), 0..=2).boxed()
+        let ids_of = |s: TaskStatus| -> Vec<TaskId> {
+            m.tasks
+                .iter()
+                .filter(|t| t.status == s)
+                .map(|t| t.id)
+                .collect()
         };
+        let ready = ids_of(TaskStatus::Ready);
+        let running = ids_of(TaskStatus::Running);
+
+        let create = {
+            let parents = if m.tasks.is_empty() {
+                // The only id to name is the one the new task gets: a self-link.
+                prop_oneof![9 => Just(Vec::new()), 1 => vec(task.clone(), 1)].boxed()
+            } else {
+                vec(task.clone(), 0..=2).boxed()
+            };
+            (text(), text(), priority(), parents).prop_map(|(title, body, priority, parents)| {
+                Op::Create {
+                    title,
+                    body,
+                    priority,
+                    parents,
+                }
+            })
+        };
+        let link = {
+            let mut pairs = vec![(3, (task.clone(), task.clone()).boxed())];
+            if !ready.is_empty() {
+                // A ready child goes back to `todo` if its new parent is not done.
+                pairs.push((2, (task.clone(), select(ready.clone())).boxed()));
+            }
+            if !m.links.is_empty() {
+                // The same link again: no new row, but an event.
+                let links: Vec<_> = m.links.iter().copied().collect();
+                pairs.push((1, select(links).boxed()));
+            }
+            Union::new_weighted(pairs).prop_map(|(parent, child)| Op::Link { parent, child })
+        };
+        let update =
+            (task.clone(), text(), text(), priority()).prop_map(|(id, title, body, priority)| {
+                Op::Update {
+                    id,
+                    title,
+                    body,
+                    priority,
+                }
+            });
+        let moved = (task.clone(), select(TaskStatus::ALL.to_vec()))
+            .prop_map(|(id, to)| Op::Move { id, to });
+        let comment = (task.clone(), name(), text()).prop_map(|(task, author, body)| Op::Comment {
+            task,
+            author,
+            body,
+        });
+        let claim_task =
+            (task.clone(), name()).prop_map(|(task, worker)| Op::ClaimTask { task, worker });
+        let end_run = (run.clone(), select(RunOutcome::ALL.to_vec()), text()).prop_map(
+            |(run, outcome, result)| Op::EndRun {
+                run,
+                outcome,
+                result,
+            },
+        );
+        // Round ages and ticks, so that a heartbeat lands exactly on the cutoff now and
+        // then; -1 expires every running run, however fresh.
+        let expire = prop_oneof![
+            3 => select(vec![0i64, 1, 500, 999, 1000, 1500]),
+            1 => 0i64..=3000,
+            1 => Just(-1i64),
+        ]
+        .prop_map(|max_age_ms| Op::ExpireRuns { max_age_ms });
+        let tick = prop_oneof![3 => select(vec![0i64, 1, 500, 1000]), 1 => 0i64..=2000]
+            .prop_map(|ms| Op::Tick { ms });
+        // Mostly a real position; sometimes before the start or past the last event.
+        let to = prop_oneof![6 => 0..=events, 1 => -3i64..0, 1 => (events + 1)..=(events + 3)];
+        let advance = (cursor_name(), to).prop_map(|(name, to)| Op::AdvanceCursor { name, to });
+        let most = u32::try_from(events + 2).unwrap_or(u32::MAX);
+        let limit = prop_oneof![4 => 0..=most, 1 => Just(u32::MAX)];
+        let events_since =
+            (-2i64..=events + 2, limit).prop_map(|(after, limit)| Op::EventsSince { after, limit });
+
         // Steer towards the interesting states: a few tasks, then claims, then runs to end.
-        let count = |s: TaskStatus| m.tasks.iter().filter(|t| t.status == s).count() as u32;
-        let create = if m.tasks.len() < 3 { 16 } else { 5 };
-        let claim = 1 + 2 * count(TaskStatus::Ready).min(2);
-        let end = 1 + 3 * count(TaskStatus::Running).min(2);
+        let w_create = if m.tasks.len() < 3 { 16 } else { 5 };
+        let w_claim = 1 + 2 * ready.len().min(2) as u32;
+        let w_end = 1 + 3 * running.len().min(2) as u32;
         prop_oneof![
-            create => (text(), text(), priority(), parents).prop_map(
-                |(title, body, priority, parents)| Op::Create { title, body, priority, parents }
-            ),
-            2 => (task.clone(), text(), text(), priority())
-                .prop_map(|(id, title, body, priority)| Op::Update { id, title, body, priority }),
-            3 => (task.clone(), select(TaskStatus::ALL.to_vec()))
-                .prop_map(|(id, to)| Op::Move { id, to }),
-            4 => (task.clone(), task.clone())
-                .prop_map(|(parent, child)| Op::Link { parent, child }),
-            1 => (task.clone(), name(), text())
-                .prop_map(|(task, author, body)| Op::Comment { task, author, body }),
+            w_create => create,
+            2 => update,
+            3 => moved,
+            4 => link,
+            1 => comment,
             4 => Just(Op::RecomputeReady),
-            claim => (task.clone(), name()).prop_map(|(task, worker)| Op::ClaimTask { task, worker }),
-            claim => name().prop_map(|worker| Op::ClaimNext { worker }),
-            end => run.clone().prop_map(|run| Op::Heartbeat { run }),
-            end => (run, select(RunOutcome::ALL.to_vec()), text())
-                .prop_map(|(run, outcome, result)| Op::EndRun { run, outcome, result }),
-            2 => prop_oneof![4 => 0i64..=3000, 1 => Just(-1i64)]
-                .prop_map(|max_age_ms| Op::ExpireRuns { max_age_ms }),
-            2 => (cursor_name(), 0..=events)
-                .prop_map(|(name, to)| Op::AdvanceCursor { name, to }),
+            w_claim => claim_task,
+            w_claim => name().prop_map(|worker| Op::ClaimNext { worker }),
+            w_end => run.prop_map(|run| Op::Heartbeat { run }),
+            w_end => end_run,
+            w_end => expire,
+            2 => advance,
             1 => Just(Op::ListBoard),
             1 => task.prop_map(|id| Op::GetTask { id }),
-            2 => (-2i64..=events + 2, prop_oneof![4 => 0..=limit, 1 => Just(u32::MAX)])
-                .prop_map(|(after, limit)| Op::EventsSince { after, limit }),
+            2 => events_since,
             1 => cursor_name().prop_map(|name| Op::Cursor { name }),
-            3 => (0i64..=2000).prop_map(|ms| Op::Tick { ms }),
+            3 => tick,
             2 => role().prop_map(|role| Op::Reopen { role }),
             1 => role().prop_map(|role| Op::SecondSession { role }),
         ]
@@ -674,7 +741,7 @@ impl StateMachineTest for BoardTest {
             steps: Cell::new(0),
             _dir: dir,
         };
-        drop(Board::create(&sut.path, sut.config(Role::Worker)).expect("a new board")); let board = Board::open_with(&sut.path, sut.config(m.role)).unwrap();
+        let board = Board::create(&sut.path, sut.config(m.role)).expect("a new board");
         *sut.board.get_mut() = Some(board);
         sut
     }
@@ -703,11 +770,7 @@ impl StateMachineTest for BoardTest {
             },
             op => run(sut.board(), op),
         };
-        { let k = format!("{op:?}"); let k = k.split([' ', '{']).next().unwrap().to_string();
-   let v = match &got { Ok(Value::Ids(v)) => format!("Ids{}", v.len().min(2)), Ok(Value::Claim(c)) => format!("Claim{}", c.is_some()), Ok(Value::Events(v)) => format!("Ev{}", v.len().min(2)), Ok(_) => "ok".into(), Err(e) => format!("{:?}", e).split([' ', '{', '(']).next().unwrap().to_string() };
-   let extra = if let (Op::Link{child, ..}, Ok(_)) = (&op, &got) { format!(" child={:?}", m.task(*child).map(|t| t.status)) } else if let (Op::EndRun{outcome, ..}, Ok(_)) = (&op, &got) { format!(" {outcome:?}") } else { String::new() };
-   eprintln!("STAT {k} {v}{extra}"); }
-assert_eq!(got, m.last, "{op:?} returned something else than the model");
+        assert_eq!(got, m.last, "{op:?} returned something else than the model");
         sut
     }
 
@@ -718,7 +781,7 @@ assert_eq!(got, m.last, "{op:?} returned something else than the model");
         assert_same(board, m, "after the step");
         let step = sut.steps.get() + 1;
         sut.steps.set(step);
-        if step % CHECK_EVERY == 0 {
+        if step.is_multiple_of(CHECK_EVERY) {
             let report = board.check(CheckLevel::Quick).expect("check");
             assert!(report.is_ok(), "check(Quick): {report:?}");
         }

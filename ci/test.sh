@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test job: formatting, lints (with and without the hazard switches), the test suite,
 # and a check that a build without the `hazards` feature contains none of them.
-# Usage: ci/test.sh            (what .ci/run calls)
+# Usage: ci/test.sh            (what .ci/run calls; the tests run last, so their summary
+#                              closes the log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +20,6 @@ step "clippy (default features, then all)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "tests (the README's test command)"
-INSTA_UPDATE=no cargo test --workspace --all-features
-
 step "a release build without the feature carries no hazard"
 cargo build --release -p kanban-store --bin kanban-db
 hazards='raw-header-peek|copy-sidecars-on-check|integrity-on-connect|journal-toggle-on-error|replace-while-open|delete-sidecars-after-crash|unbounded-backups|autocheckpoint-everywhere|hard-link-alias|connection-across-fork|connect-per-operation'
@@ -33,3 +31,6 @@ echo "none found"
 
 step "the main job (README): the store's self-check"
 cargo run --release -q -p kanban-store --bin kanban-db -- selftest
+
+step "tests (the README's test command)"
+INSTA_UPDATE=no cargo test --workspace --all-features

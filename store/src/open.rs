@@ -68,16 +68,15 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         });
     }
     // Refuse what `stat` already shows is unusable before creating `<db>.lock` beside it.
-    if !(exists(path)
-        || intent == Intent::CreateNew
-        || cfg.create_if_missing && intent == Intent::Session)
-    {
-        return Err(Error::NotFound {
-            path: path.to_path_buf(),
-        });
-    }
-    if exists(path) {
-        refuse_by_stat(path)?;
+    let may_create =
+        intent == Intent::CreateNew || (intent == Intent::Session && cfg.create_if_missing);
+    let not_found = || Error::NotFound {
+        path: path.to_path_buf(),
+    };
+    match exists(path) {
+        true => refuse_by_stat(path)?,
+        false if !may_create => return Err(not_found()),
+        false => {}
     }
     let mut lock = LockFile::open(path)?;
     lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
@@ -86,16 +85,7 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
 
     let ready = match inspect(path, cfg, intent)? {
         Found::Ready(conn) => Some(conn),
-        Found::Missing if intent == Intent::Session && !cfg.create_if_missing => {
-            return Err(Error::NotFound {
-                path: path.to_path_buf(),
-            });
-        }
-        Found::Missing if intent == Intent::Inspect => {
-            return Err(Error::NotFound {
-                path: path.to_path_buf(),
-            });
-        }
+        Found::Missing if !may_create => return Err(not_found()),
         Found::Stale if intent == Intent::Inspect => None,
         Found::Missing | Found::Stale => {
             lock.unlock_session()?;
@@ -109,7 +99,7 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         lock.lock_gateway()?;
     }
 
-    let (conn, reader) = match intent {
+    let (mut conn, reader) = match intent {
         Intent::Inspect => (None, Some(connect(path, cfg, Access::ReadOnly)?)),
         _ => {
             let conn = match ready {
@@ -123,7 +113,6 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
             (Some(conn), reader)
         }
     };
-    let mut conn = conn;
     let wal_frames = Arc::new(AtomicI64::new(0));
     if let Some(c) = conn.as_mut().filter(|_| cfg.role.owns_checkpoints()) {
         let seen = wal_frames.clone();

@@ -211,12 +211,17 @@ impl Board {
     }
 
     /// An explicit integrity, foreign-key and invariant check (never run implicitly, R7).
+    /// With [`StoreConfig::quarantine_on_damage`], structural damage is also copied to
+    /// quarantine (capped, content-addressed) and the report says what was kept.
     pub fn check(&mut self, level: CheckLevel) -> Result<CheckReport> {
         #[cfg(feature = "hazards")]
         crate::hazards::before_check(&self.path, &self.config);
-        let report = self.with_reader(|c, _| Ok(check::run(c, level)))?;
+        let mut report = self.with_reader(|c, _| Ok(check::run(c, level)))?;
         #[cfg(feature = "hazards")]
         crate::hazards::after_check(self, &report)?;
+        if report.is_corrupt() && self.config.quarantine_on_damage {
+            report.quarantined = Some(self.quarantine()?);
+        }
         Ok(report)
     }
 

@@ -26,6 +26,8 @@ pub struct CheckReport {
     pub foreign_keys: Vec<String>,
     /// Broken kanban invariants.
     pub invariants: Vec<String>,
+    /// What the quarantine policy did about damage, if it was asked to act.
+    pub quarantined: Option<crate::quarantine::Quarantined>,
 }
 
 impl CheckReport {
@@ -103,6 +105,7 @@ pub fn run(conn: &Connection, level: CheckLevel) -> CheckReport {
              FROM pragma_foreign_key_check",
         ),
         invariants: Vec::new(),
+        quarantined: None,
     };
     report.integrity.retain(|line| line != "ok");
     for (what, sql) in INVARIANTS {

@@ -84,6 +84,8 @@ pub struct StoreConfig {
     pub checkpoint_frames: u32,
     /// The most quarantine copies kept per board.
     pub quarantine_cap: usize,
+    /// Keep a quarantine copy when [`crate::Board::check`] finds structural damage.
+    pub quarantine_on_damage: bool,
     /// Timestamps and retry pauses.
     pub clock: Arc<dyn Clock>,
     /// Upstream mistakes put back on purpose (harness only).
@@ -101,6 +103,7 @@ impl StoreConfig {
             lock_timeout: Duration::from_secs(5),
             checkpoint_frames: 1000,
             quarantine_cap: 5,
+            quarantine_on_damage: false,
             clock: Arc::new(SystemClock),
             #[cfg(feature = "hazards")]
             hazards: crate::hazards::HazardSet::default(),
@@ -122,7 +125,8 @@ impl fmt::Debug for StoreConfig {
             .field("busy_timeout", &self.busy_timeout)
             .field("lock_timeout", &self.lock_timeout)
             .field("checkpoint_frames", &self.checkpoint_frames)
-            .field("quarantine_cap", &self.quarantine_cap);
+            .field("quarantine_cap", &self.quarantine_cap)
+            .field("quarantine_on_damage", &self.quarantine_on_damage);
         #[cfg(feature = "hazards")]
         s.field("hazards", &self.hazards);
         s.finish_non_exhaustive()

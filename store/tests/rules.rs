@@ -4,6 +4,8 @@
 //! R8's bad files in `bad_input.rs`; the rest are here. Where a hazard switch puts back the
 //! mistake a rule forbids, a `hazards`-only test shows the same check catching it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -356,6 +358,34 @@ fn r8_quarantine_copies_are_content_addressed_and_capped() {
         let mut c = Board::inspect(&copy).unwrap();
         assert!(c.check(CheckLevel::Full).unwrap().is_ok());
     }
+}
+
+#[test]
+fn r8_the_quarantine_policy_keeps_damage_once_and_leaves_the_board_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    common::make_board(&db, 30);
+    common::damage_index(&db);
+    #[allow(clippy::disallowed_methods)] // no connection is open to the board here
+    let before = std::fs::read(&db).unwrap();
+    let mut cfg = StoreConfig::new(Role::Dashboard);
+    cfg.quarantine_on_damage = true;
+    for attempt in 0..3 {
+        let mut b = Board::open_with(&db, cfg.clone()).unwrap();
+        let report = b.check(CheckLevel::Full).unwrap();
+        assert!(report.is_corrupt());
+        match (attempt, report.quarantined) {
+            (0, Some(Quarantined::Saved(_))) | (1.., Some(Quarantined::AlreadyKept(_))) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(kanban_store::quarantine::list(&db).len(), 1);
+    #[allow(clippy::disallowed_methods)] // all sessions are closed
+    let after = std::fs::read(&db).unwrap();
+    assert!(before == after, "the damaged board was changed");
+    // Without the policy, a check only reports.
+    let mut b = Board::open(&db, Role::Dashboard).unwrap();
+    assert_eq!(b.check(CheckLevel::Quick).unwrap().quarantined, None);
 }
 
 // --------------------------------------------------------------------------------- R10

@@ -1,4 +1,4 @@
-//! Helpers shared by `bad_input.rs` and `cli.rs`: making real boards, damaging them in
+//! Helpers shared by the integration tests: making real boards, damaging them in
 //! precise ways, and reading their bytes.
 //!
 //! R2 holds for tests too: a board's files are read or written with `std::fs` only while no

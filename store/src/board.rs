@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::check::{self, CheckLevel, CheckReport};
-use crate::config::{Role, StoreConfig};
+use crate::config::{Phase, Role, StoreConfig, in_phase};
 use crate::error::{Error, Result};
 use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
@@ -95,12 +95,13 @@ impl Board {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let observer = self.config.observer.clone();
             let result = self.with_conn(|conn, path| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(Attempt::Sql)?;
                 let value = f(&Txn { tx: &tx, path, now }).map_err(Attempt::Store)?;
-                tx.commit().map_err(Attempt::Sql)?;
+                in_phase(observer.as_ref(), Phase::Commit, || tx.commit()).map_err(Attempt::Sql)?;
                 Ok(value)
             });
             match result {
@@ -234,15 +235,19 @@ impl Board {
                 operation: "checkpoint",
             });
         }
+        let config = self.config.clone();
         self.with_conn(|conn, path| {
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok(CheckpointReport {
-                    busy: r.get::<_, i64>(0)? != 0,
-                    wal_frames: r.get(1)?,
-                    checkpointed: r.get(2)?,
+            config
+                .in_phase(Phase::Checkpoint, || {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok(CheckpointReport {
+                            busy: r.get::<_, i64>(0)? != 0,
+                            wal_frames: r.get(1)?,
+                            checkpointed: r.get(2)?,
+                        })
+                    })
                 })
-            })
-            .at(path)
+                .at(path)
         })
     }
 
@@ -271,7 +276,12 @@ impl Board {
     /// by its content and capped at the configured number of copies.
     pub fn quarantine(&mut self) -> Result<Quarantined> {
         let cap = self.config.quarantine_cap;
-        self.with_reader(|c, p| quarantine::keep(c, p, cap))
+        let observer = self.config.observer.clone();
+        self.with_reader(|c, p| {
+            in_phase(observer.as_ref(), Phase::Quarantine, || {
+                quarantine::keep(c, p, cap)
+            })
+        })
     }
 
     /// Runs `f` on the read-only connection if there is one, else on the session's.

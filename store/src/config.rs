@@ -69,6 +69,54 @@ impl Clock for SystemClock {
     }
 }
 
+/// A stretch of store work that an observer (the fault harness) may want to act inside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// `COMMIT` of a write transaction (WAL append and sync).
+    Commit,
+    /// The owner's PASSIVE checkpoint.
+    Checkpoint,
+    /// Schema migration at creation or upgrade (under the maintenance lock).
+    Migration,
+    /// The switch of a new or rollback-mode board to WAL (under the maintenance lock).
+    JournalMode,
+    /// A quarantine copy through the backup API.
+    Quarantine,
+}
+
+impl Phase {
+    /// The phase's name, as written in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Commit => "commit",
+            Phase::Checkpoint => "checkpoint",
+            Phase::Migration => "migration",
+            Phase::JournalMode => "journal-mode",
+            Phase::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// Called with `(phase, true)` on entering a phase and `(phase, false)` on leaving it.
+pub type PhaseObserver = Arc<dyn Fn(Phase, bool) + Send + Sync>;
+
+/// Runs `f` inside `phase`, telling `observer` (if any) on both sides.
+pub(crate) fn in_phase<T>(
+    observer: Option<&PhaseObserver>,
+    phase: Phase,
+    f: impl FnOnce() -> T,
+) -> T {
+    match observer {
+        Some(observe) => {
+            observe(phase, true);
+            let out = f();
+            observe(phase, false);
+            out
+        }
+        None => f(),
+    }
+}
+
 /// Everything that decides how a board is opened and used.
 #[derive(Clone)]
 pub struct StoreConfig {
@@ -88,6 +136,8 @@ pub struct StoreConfig {
     pub quarantine_on_damage: bool,
     /// Timestamps and retry pauses.
     pub clock: Arc<dyn Clock>,
+    /// Told when the store enters and leaves a [`Phase`] (none by default).
+    pub observer: Option<PhaseObserver>,
     /// Upstream mistakes put back on purpose (harness only).
     #[cfg(feature = "hazards")]
     pub hazards: crate::hazards::HazardSet,
@@ -105,9 +155,15 @@ impl StoreConfig {
             quarantine_cap: 5,
             quarantine_on_damage: false,
             clock: Arc::new(SystemClock),
+            observer: None,
             #[cfg(feature = "hazards")]
             hazards: crate::hazards::HazardSet::default(),
         }
+    }
+
+    /// Runs `f` inside `phase`, telling the observer (if any) on both sides.
+    pub(crate) fn in_phase<T>(&self, phase: Phase, f: impl FnOnce() -> T) -> T {
+        in_phase(self.observer.as_ref(), phase, f)
     }
 
     /// The same configuration, creating the board if it is missing.
@@ -126,7 +182,8 @@ impl fmt::Debug for StoreConfig {
             .field("lock_timeout", &self.lock_timeout)
             .field("checkpoint_frames", &self.checkpoint_frames)
             .field("quarantine_cap", &self.quarantine_cap)
-            .field("quarantine_on_damage", &self.quarantine_on_damage);
+            .field("quarantine_on_damage", &self.quarantine_on_damage)
+            .field("observer", &self.observer.is_some());
         #[cfg(feature = "hazards")]
         s.field("hazards", &self.hazards);
         s.finish_non_exhaustive()

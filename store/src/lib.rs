@@ -45,7 +45,7 @@ pub mod hazards;
 
 pub use board::Board;
 pub use check::{CheckLevel, CheckReport};
-pub use config::{Clock, Role, StoreConfig, SystemClock};
+pub use config::{Clock, Phase, PhaseObserver, Role, StoreConfig, SystemClock};
 pub use error::{Error, Result};
 pub use info::BoardInfo;
 pub use quarantine::Quarantined;

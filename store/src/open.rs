@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::config::{Role, StoreConfig};
+use crate::config::{Phase, Role, StoreConfig};
 use crate::error::{Error, Result};
 use crate::header;
 use crate::lock::{LockFile, Mode};
@@ -277,10 +277,15 @@ fn maintain(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
         let identity = Identity::read(&conn, path)?;
         (conn, identity)
     };
-    schema::migrate(&mut conn, identity.version).map_err(|e| diagnose(path, e))?;
+    cfg.in_phase(Phase::Migration, || {
+        schema::migrate(&mut conn, identity.version)
+    })
+    .map_err(|e| diagnose(path, e))?;
     if !identity.wal {
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        let mode: String = cfg
+            .in_phase(Phase::JournalMode, || {
+                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            })
             .map_err(|e| diagnose(path, e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Corrupt {

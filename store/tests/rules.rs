@@ -429,3 +429,34 @@ fn r10_inspection_sessions_cannot_write() {
         Err(Error::WrongRole { .. })
     ));
 }
+
+// ------------------------------------------------------------------------------ phases
+
+#[test]
+fn the_observer_sees_each_phase_entered_and_left() {
+    use kanban_store::Phase;
+    use std::sync::Mutex;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut cfg = StoreConfig::new(Role::Gateway).creating();
+    let log = seen.clone();
+    cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
+        log.lock().unwrap().push((phase.name(), entering));
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Board::open_with(dir.path().join("kanban.db"), cfg).unwrap();
+    b.create_task(&task("t")).unwrap();
+    b.checkpoint().unwrap();
+    b.quarantine().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let expected: Vec<(&str, bool)> = [
+        "migration",
+        "journal-mode",
+        "commit",
+        "checkpoint",
+        "quarantine",
+    ]
+    .into_iter()
+    .flat_map(|p| [(p, true), (p, false)])
+    .collect();
+    assert_eq!(seen, expected);
+}

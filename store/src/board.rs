@@ -295,7 +295,7 @@ impl Board {
 
     /// Runs `f` on the read-write connection (a fresh one per call with the
     /// `connect-per-operation` hazard).
-    fn with_conn<T, E: From<Error>>(
+    pub(crate) fn with_conn<T, E: From<Error>>(
         &mut self,
         f: impl FnOnce(&mut Connection, &Path) -> Result<T, E>,
     ) -> Result<T, E> {

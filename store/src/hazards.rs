@@ -262,23 +262,21 @@ pub(crate) fn after_check(board: &mut Board, report: &CheckReport) -> Result<()>
     Ok(())
 }
 
-/// After a write failed with `err`.
+/// After a write failed with `err`: fall back to a rollback journal, on the session's own
+/// connection (SQLite leaves WAL only when no other connection has the board open).
 pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
-    if !board
-        .config()
-        .hazards
-        .contains(Hazard::JournalToggleOnError)
-    {
+    if !board.config().hazards.contains(Hazard::JournalToggleOnError) {
         return;
     }
     if matches!(
         err,
         Error::Busy { .. } | Error::Sqlite { .. } | Error::Corrupt { .. } | Error::DiskFull { .. }
-    ) && let Ok(conn) =
-        crate::open::connect(board.path(), board.config(), crate::open::Access::ReadWrite)
-    {
-        let _: rusqlite::Result<String> =
-            conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0));
+    ) {
+        let _ = board.with_conn(|conn, _| {
+            let _: rusqlite::Result<String> =
+                conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0));
+            Ok::<(), Error>(())
+        });
     }
 }
 
@@ -317,4 +315,37 @@ fn plain_copy(path: &Path, dest: &str) {
     let _ = std::fs::copy(path, dest);
     let _ = std::fs::copy(wal_path(path), format!("{dest}-wal"));
     let _ = std::fs::copy(shm_path(path), format!("{dest}-shm"));
+}
+
+/// Damages `idx_events_run` of the closed board at `db` the way the upstream report saw it:
+/// the index misses one event row, so a full `integrity_check` says `wrong # of entries in
+/// index idx_events_run`, while every page stays well-formed (`quick_check` is clean).
+///
+/// How: with `writable_schema`, SQLite is made to believe the index is partial (`WHERE 0`),
+/// one event is inserted (so the index is not updated), then the real definition is put
+/// back. Each step uses a fresh connection, so each reads the schema as stored. Call it only
+/// while no session is open on the board.
+pub fn damage_index(db: &Path) -> rusqlite::Result<()> {
+    let original: String = Connection::open(db)?.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = 'idx_events_run'",
+        [],
+        |r| r.get(0),
+    )?;
+    set_index_sql(db, &format!("{original} WHERE 0"))?;
+    Connection::open(db)?.execute(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
+         VALUES ((SELECT min(id) FROM tasks), NULL, 'note', 'not in the index', 0)",
+        [],
+    )?;
+    set_index_sql(db, &original)
+}
+
+fn set_index_sql(db: &Path, sql: &str) -> rusqlite::Result<()> {
+    let conn = Connection::open(db)?;
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    conn.execute(
+        "UPDATE sqlite_master SET sql = ?1 WHERE name = 'idx_events_run'",
+        [sql],
+    )?;
+    Ok(())
 }

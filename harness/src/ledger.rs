@@ -1,0 +1,353 @@
+//! The ledger: what each worker meant to commit, and what it was told was committed.
+//!
+//! Every worker appends fixed-size, checksummed records to a file of its own with one plain
+//! `write(2)` each (`O_APPEND`): an *intent* before it commits, an *ack* after the commit
+//! returned. A worker killed mid-write leaves at most one torn record at the end, which the
+//! reader ignores; a bad checksum anywhere else is reported. After the run the checker
+//! demands that every acked effect is on the board (else: a lost acknowledged commit) and
+//! that every effect on the board was intended by someone (else: a phantom).
+//!
+//! Effects are named by *tokens* (`w<worker>i<incarnation>s<seq>`) that workers write into
+//! the board (task titles, comment authors, run workers, run results), so the checker can
+//! find each one in the append-only event log.
+//!
+//! `command` workers write a text ledger instead (see [`parse_text`] and the README).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Size of one record on disk.
+pub const RECORD: usize = 64;
+const MAGIC: u32 = 0x4B4C_4447; // "KLDG"
+
+/// What a record says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// About to commit.
+    Intent = 1,
+    /// The commit returned successfully.
+    Ack = 2,
+    /// The operation failed with an error that should not happen.
+    Error = 3,
+}
+
+/// The write operations the checker knows how to verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    /// `create_task` with title = token: a `created` event with payload = token.
+    CreateTask = 1,
+    /// `comment` with author = token: a `commented` event with payload = token.
+    Comment = 2,
+    /// `claim_next` with worker = token: a run with worker = token.
+    Claim = 3,
+    /// `end_run` with result = token: an event with payload = token.
+    EndRun = 4,
+    /// `update_task` with title = token: an `updated` event with payload = token.
+    UpdateTask = 5,
+    /// `advance_cursor` (cursor named by token's worker) to `a`: the cursor is at least `a`.
+    Cursor = 6,
+    /// `move_task` of task `a`: a `moved` event on task `a` (counted).
+    Move = 7,
+    /// `heartbeat` of run `a`: the run exists.
+    Heartbeat = 8,
+    /// Opening a session (only in error records).
+    Open = 9,
+    /// A read (only in error records).
+    Read = 10,
+}
+
+impl Op {
+    fn from_u8(v: u8) -> Option<Op> {
+        [
+            Op::CreateTask,
+            Op::Comment,
+            Op::Claim,
+            Op::EndRun,
+            Op::UpdateTask,
+            Op::Cursor,
+            Op::Move,
+            Op::Heartbeat,
+            Op::Open,
+            Op::Read,
+        ]
+        .into_iter()
+        .find(|o| *o as u8 == v)
+    }
+}
+
+/// One ledger record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Intent, ack or error.
+    pub mark: Mark,
+    /// The operation.
+    pub op: Op,
+    /// The worker's index.
+    pub worker: u16,
+    /// Which start of that worker (0 first).
+    pub incarnation: u32,
+    /// The operation's number within the incarnation.
+    pub seq: u64,
+    /// Operation-specific value (task id, run id, cursor position).
+    pub a: i64,
+}
+
+impl Record {
+    /// The token this record's effect carries on the board.
+    pub fn token(&self) -> String {
+        token(self.worker, self.incarnation, self.seq)
+    }
+
+    fn encode(&self) -> [u8; RECORD] {
+        let mut b = [0u8; RECORD];
+        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        b[4] = self.mark as u8;
+        b[5] = self.op as u8;
+        b[6..8].copy_from_slice(&self.worker.to_le_bytes());
+        b[8..12].copy_from_slice(&self.incarnation.to_le_bytes());
+        b[12..20].copy_from_slice(&self.seq.to_le_bytes());
+        b[20..28].copy_from_slice(&self.a.to_le_bytes());
+        let crc = crc32fast::hash(&b[..RECORD - 4]);
+        b[RECORD - 4..].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<Record> {
+        fn take<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+            b.get(at..at + N)?.try_into().ok()
+        }
+        let crc = u32::from_le_bytes(take(b, RECORD - 4)?);
+        if crc != crc32fast::hash(&b[..RECORD - 4]) || u32::from_le_bytes(take(b, 0)?) != MAGIC {
+            return None;
+        }
+        let mark = match b[4] {
+            1 => Mark::Intent,
+            2 => Mark::Ack,
+            3 => Mark::Error,
+            _ => return None,
+        };
+        Some(Record {
+            mark,
+            op: Op::from_u8(b[5])?,
+            worker: u16::from_le_bytes(take(b, 6)?),
+            incarnation: u32::from_le_bytes(take(b, 8)?),
+            seq: u64::from_le_bytes(take(b, 12)?),
+            a: i64::from_le_bytes(take(b, 20)?),
+        })
+    }
+}
+
+/// The token of operation `seq` of `worker`'s `incarnation`.
+pub fn token(worker: u16, incarnation: u32, seq: u64) -> String {
+    format!("w{worker}i{incarnation}s{seq}")
+}
+
+/// Whether `s` looks like a harness token (so its presence must have been intended).
+pub fn is_token(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('w') else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split(['i', 's']).collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+        && rest.find('i') < rest.find('s')
+}
+
+/// A worker's open ledger.
+#[derive(Debug)]
+pub struct Writer {
+    file: File,
+}
+
+impl Writer {
+    /// Opens (creating) the ledger at `path` for appending.
+    pub fn open(path: &Path) -> std::io::Result<Writer> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(path)?;
+        Ok(Writer { file })
+    }
+
+    /// Appends one record with a single `write(2)`.
+    pub fn append(&mut self, record: &Record) -> std::io::Result<()> {
+        let bytes = record.encode();
+        let n = self.file.write(&bytes)?;
+        if n != RECORD {
+            return Err(std::io::Error::other("short ledger write"));
+        }
+        Ok(())
+    }
+}
+
+/// What reading a ledger found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// The valid records, in order.
+    pub records: Vec<Record>,
+    /// A torn record at the end (ignored).
+    pub torn_tail: bool,
+    /// Records that failed their checksum before the end (reported).
+    pub bad_records: usize,
+}
+
+/// Reads a binary ledger's bytes.
+pub fn parse(bytes: &[u8]) -> Contents {
+    let mut out = Contents::default();
+    let whole = bytes.len() / RECORD * RECORD;
+    for chunk in bytes[..whole].chunks(RECORD) {
+        match Record::decode(chunk) {
+            Some(r) => out.records.push(r),
+            None => out.bad_records += 1,
+        }
+    }
+    out.torn_tail = whole != bytes.len();
+    // A record torn by a kill can only be the last one written.
+    if out.bad_records == 1 && !out.torn_tail && Record::decode(&bytes[whole - RECORD..]).is_none()
+    {
+        out.bad_records = 0;
+        out.torn_tail = true;
+    }
+    out
+}
+
+/// One line of a text ledger (written by `command` workers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextEntry {
+    /// `intent` or `ack`.
+    pub mark: Mark,
+    /// `task` (a task with this title exists) or `event` (an event with this payload).
+    pub kind: TextKind,
+    /// The title or payload.
+    pub value: String,
+}
+
+/// What a text ledger line claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextKind {
+    /// A task with this title.
+    Task,
+    /// An event with this payload.
+    Event,
+}
+
+/// Parses a text ledger: lines `intent|ack task|event <value>`; a last line without its
+/// newline is torn and ignored; other malformed lines are returned as errors.
+pub fn parse_text(text: &str) -> (Vec<TextEntry>, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    for (n, line) in complete.lines().enumerate() {
+        let mut parts = line.splitn(3, ' ');
+        let mark = match parts.next() {
+            Some("intent") => Mark::Intent,
+            Some("ack") => Mark::Ack,
+            _ => {
+                errors.push(format!(
+                    "line {}: expected `intent` or `ack`: {line:?}",
+                    n + 1
+                ));
+                continue;
+            }
+        };
+        let kind = match parts.next() {
+            Some("task") => TextKind::Task,
+            Some("event") => TextKind::Event,
+            _ => {
+                errors.push(format!(
+                    "line {}: expected `task` or `event`: {line:?}",
+                    n + 1
+                ));
+                continue;
+            }
+        };
+        match parts.next() {
+            Some(value) if !value.is_empty() => entries.push(TextEntry {
+                mark,
+                kind,
+                value: value.to_string(),
+            }),
+            _ => errors.push(format!("line {}: missing value: {line:?}", n + 1)),
+        }
+    }
+    (entries, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64) -> Record {
+        Record {
+            mark: Mark::Ack,
+            op: Op::CreateTask,
+            worker: 3,
+            incarnation: 1,
+            seq,
+            a: -7,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let bytes: Vec<u8> = (0..3).flat_map(|s| rec(s).encode()).collect();
+        let c = parse(&bytes);
+        assert_eq!(c.records, vec![rec(0), rec(1), rec(2)]);
+        assert!(!c.torn_tail);
+        assert_eq!(c.bad_records, 0);
+    }
+
+    #[test]
+    fn a_torn_tail_is_ignored() {
+        let mut bytes: Vec<u8> = (0..3).flat_map(|s| rec(s).encode()).collect();
+        bytes.extend_from_slice(&rec(3).encode()[..17]);
+        let c = parse(&bytes);
+        assert_eq!(c.records.len(), 3);
+        assert!(c.torn_tail);
+        assert_eq!(c.bad_records, 0);
+    }
+
+    #[test]
+    fn a_whole_but_garbled_last_record_counts_as_torn() {
+        let mut bytes: Vec<u8> = (0..2).flat_map(|s| rec(s).encode()).collect();
+        let mut last = rec(2).encode();
+        last[30..].fill(0);
+        bytes.extend_from_slice(&last);
+        let c = parse(&bytes);
+        assert_eq!((c.records.len(), c.torn_tail, c.bad_records), (2, true, 0));
+    }
+
+    #[test]
+    fn corruption_in_the_middle_is_reported() {
+        let mut bytes: Vec<u8> = (0..3).flat_map(|s| rec(s).encode()).collect();
+        bytes[RECORD + 9] ^= 0xFF;
+        let c = parse(&bytes);
+        assert_eq!((c.records.len(), c.bad_records), (2, 1));
+    }
+
+    #[test]
+    fn tokens_are_recognised() {
+        assert_eq!(rec(9).token(), "w3i1s9");
+        assert!(is_token("w3i1s9"));
+        for s in ["w3i1", "x3i1s9", "w3s1i9", "w3i1s", "w3i1s9x", "hello"] {
+            assert!(!is_token(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn text_ledgers_parse_and_ignore_a_torn_line() {
+        let (entries, errors) =
+            parse_text("intent task a b\nack task a b\nack event e1\nnonsense\nack task tor");
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].value, "a b");
+        assert_eq!(errors.len(), 1);
+    }
+}

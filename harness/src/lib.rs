@@ -1,0 +1,24 @@
+//! A multi-process fault harness for the kanban store.
+//!
+//! It forks real gateway-, dashboard- and agent-like worker processes onto one board, kills
+//! and stalls them at seeded moments (and inside store phases), and after every seeded run
+//! checks `integrity_check`, the kanban invariants, and a ledger of acknowledged commits.
+//!
+//! The data flows as the modules are listed: a [`scenario`] file and a seed become a
+//! [`plan`]; the [`supervisor`] forks [`worker`]s that write a [`ledger`], delivers the
+//! plan's faults, stops everything, and hands the board and ledgers to [`check`]; the
+//! [`report`] gathers outcomes over seeds, run in parallel by [`jobs`].
+#![deny(missing_docs)]
+
+pub mod check;
+pub mod error;
+pub mod jobs;
+pub mod ledger;
+pub mod plan;
+pub mod report;
+pub mod scenario;
+pub mod setup;
+pub mod supervisor;
+pub mod worker;
+
+pub use error::{Error, Result};

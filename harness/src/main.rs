@@ -1,0 +1,422 @@
+//! `kanban-harness`: run seeded multi-process fault scenarios against the kanban store.
+//!
+//! Exit codes: 0 when every seed passed (or, for `verify`, every expectation held), 1 when
+//! any failed, 2 for bad usage or an unreadable scenario.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use kanban_harness::jobs::{self, Item};
+use kanban_harness::report::{Report, RunSummary, table};
+use kanban_harness::scenario::{Scenario, Variant};
+use kanban_harness::supervisor::{RunOptions, run_seed};
+use kanban_harness::{Error, Result};
+
+/// Multi-process fault harness for the kanban store.
+#[derive(Debug, Parser)]
+#[command(name = "kanban-harness", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run scenarios over seeds and print a summary table.
+    Run {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Variants to run (default: those the scenario declares): hardened, naive,
+        /// hazard:<name>.
+        #[arg(long = "variant")]
+        variants: Vec<String>,
+        #[command(flatten)]
+        seeds: SeedArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run every scenario for the variants and seeds it declares and check its expectations.
+    Verify {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Seeds per variant, instead of each scenario's own number.
+        #[arg(long)]
+        seeds: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Rerun one seed verbosely: its plan, its workers' logs, its findings.
+    Replay {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The variant.
+        #[arg(long)]
+        variant: String,
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Keep the seed's files here when it fails.
+        #[arg(long)]
+        artifacts: Option<PathBuf>,
+        /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// List scenarios with their descriptions.
+    List {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    /// Run seeds 0..N.
+    #[arg(long, conflicts_with_all = ["seed", "seed_range"])]
+    seeds: Option<u64>,
+    /// Run this one seed.
+    #[arg(long, conflicts_with = "seed_range")]
+    seed: Option<u64>,
+    /// Run seeds A..B (B excluded).
+    #[arg(long)]
+    seed_range: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Parallel job processes.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Run only shard K of N (1-based) of the seeds, for a CI matrix.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Keep db, -wal, -shm, ledgers and logs of failing seeds here.
+    #[arg(long)]
+    artifacts: Option<PathBuf>,
+    /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("kanban-harness: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<bool> {
+    match command {
+        Command::Run {
+            scenarios,
+            variants,
+            seeds,
+            common,
+        } => {
+            let scenarios = load_all(&scenarios)?;
+            let variants = variants
+                .iter()
+                .map(|v| Variant::parse(v))
+                .collect::<Result<Vec<_>>>()?;
+            let mut plan = Vec::new();
+            for s in &scenarios {
+                let vs = if variants.is_empty() {
+                    s.variants()
+                } else {
+                    variants.clone()
+                };
+                let seeds = seed_list(&seeds, s.seeds)?;
+                plan.extend(vs.into_iter().map(|v| (s, v, seeds.clone())));
+            }
+            let runs = execute(&plan, &common)?;
+            print!("{}", table(&runs));
+            print_failures(&runs, &plan);
+            Ok(runs.iter().all(|r| r.failed == 0 && r.errors.is_empty()))
+        }
+        Command::Verify {
+            paths,
+            seeds,
+            common,
+        } => {
+            let scenarios = load_all(&default_paths(paths))?;
+            let plan: Vec<_> = scenarios
+                .iter()
+                .flat_map(|s| {
+                    let seeds: Vec<u64> = (0..seeds.unwrap_or(s.seeds)).collect();
+                    s.variants().into_iter().map(move |v| (s, v, seeds.clone()))
+                })
+                .collect();
+            let runs = execute(&plan, &common)?;
+            print!("{}", table(&runs));
+            let mut ok = true;
+            for (run, (scenario, variant, _)) in runs.iter().zip(&plan) {
+                let expect = &scenario.expect[&variant.to_string()];
+                let misses = run.misses(expect);
+                let verdict = if misses.is_empty() { "PASS" } else { "FAIL" };
+                println!(
+                    "{verdict} {} {variant}: {} of {} seeds failed{}",
+                    scenario.name(),
+                    run.failed,
+                    run.seeds,
+                    if misses.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", misses.join("; "))
+                    }
+                );
+                ok &= misses.is_empty();
+            }
+            Ok(ok)
+        }
+        Command::Replay {
+            scenario,
+            variant,
+            seed,
+            artifacts,
+            work_dir,
+        } => {
+            let s = Scenario::load(&scenario)?;
+            let variant = Variant::parse(&variant)?;
+            let opts = RunOptions {
+                work_dir: work_dir.unwrap_or_else(RunOptions::default_work_dir),
+                artifacts,
+                verbose: true,
+            };
+            let outcome = run_seed(&s, variant, seed, &opts)?;
+            println!(
+                "seed {seed}: {} kills, {} stalls, {} of {} phase kills landed, {} restarts, {} backups, {} ms",
+                outcome.kills,
+                outcome.stalls,
+                outcome.phase_kills_landed,
+                outcome.phase_kills_planned,
+                outcome.restarts,
+                outcome.backups,
+                outcome.elapsed_ms
+            );
+            for line in outcome.findings.lines() {
+                println!("  {line}");
+            }
+            println!("{}", if outcome.failed() { "FAILED" } else { "passed" });
+            Ok(!outcome.failed())
+        }
+        Command::List { paths } => {
+            for s in load_all(&default_paths(paths))? {
+                println!("{:<28} {}", s.name(), s.description);
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Runs every (scenario, variant, seeds) of `plan`; one summary each, in plan order.
+fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<Vec<RunSummary>> {
+    let shard = common.shard.as_deref().map(parse_shard).transpose()?;
+    let items: Vec<Item<'_>> = plan
+        .iter()
+        .flat_map(|(s, v, seeds)| {
+            seeds
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1))
+                .map(|(_, &seed)| Item {
+                    scenario: s,
+                    variant: *v,
+                    seed,
+                })
+        })
+        .collect();
+    let opts = RunOptions {
+        work_dir: common
+            .work_dir
+            .clone()
+            .unwrap_or_else(RunOptions::default_work_dir),
+        artifacts: common.artifacts.clone(),
+        verbose: false,
+    };
+    let key = |s: &Scenario, v: Variant| (s.path.clone(), v);
+    let mut runs: BTreeMap<(PathBuf, Variant), (RunSummary, u64)> = plan
+        .iter()
+        .map(|(s, v, _)| (key(s, *v), (RunSummary::new(&s.name(), *v), 0)))
+        .collect();
+    for item in &items {
+        runs.get_mut(&key(item.scenario, item.variant))
+            .expect("planned")
+            .1 += 1;
+    }
+    let started = Instant::now();
+    let progress = Progress::new(items.len() as u64);
+    jobs::run(&items, common.jobs, &opts, |item, result| {
+        let (summary, left) = runs
+            .get_mut(&key(item.scenario, item.variant))
+            .expect("planned");
+        match result {
+            Ok(outcome) => summary.add(&outcome),
+            Err(e) => summary.add_error(item.seed, e),
+        }
+        *left -= 1;
+        if *left == 0 {
+            summary.finish(started.elapsed().as_secs_f64());
+            progress.line(&format!(
+                "{} {}: {} of {} seeds failed ({:.1} seeds/s)",
+                summary.scenario,
+                summary.variant,
+                summary.failed,
+                summary.seeds,
+                summary.seeds_per_s
+            ));
+        }
+        progress.tick();
+    })?;
+    progress.done();
+    let ordered: Vec<RunSummary> = plan
+        .iter()
+        .map(|(s, v, _)| runs[&key(s, *v)].0.clone())
+        .collect();
+    if let Some(path) = &common.report {
+        let report = Report {
+            runs: ordered.clone(),
+        };
+        let json = serde_json::to_string_pretty(&report).expect("serialisable");
+        std::fs::write(path, json + "\n")
+            .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
+    }
+    Ok(ordered)
+}
+
+/// Prints the replay command of every failing seed (the first few per run).
+fn print_failures(runs: &[RunSummary], plan: &[(&Scenario, Variant, Vec<u64>)]) {
+    for (run, (scenario, variant, _)) in runs.iter().zip(plan) {
+        for e in &run.errors {
+            println!("error {} {variant}: {e}", scenario.name());
+        }
+        for seed in run.failing_seeds.iter().take(10) {
+            println!(
+                "replay: kanban-harness replay {} --variant {variant} --seed {seed}",
+                scenario.path.display()
+            );
+        }
+        if run.failing_seeds.len() > 10 {
+            println!(
+                "... and {} more failing seeds",
+                run.failing_seeds.len() - 10
+            );
+        }
+        for f in &run.sample_findings {
+            println!("  e.g. {f}");
+        }
+    }
+}
+
+/// A progress bar on a terminal; plain lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {per_sec} eta {eta}")
+                    .expect("valid template"),
+            );
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn tick(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        paths
+    }
+}
+
+/// Loads scenario files, expanding folders to their `*.toml` files (sorted).
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|source| Error::ReadScenario {
+                    path: path.clone(),
+                    source,
+                })?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.iter().map(|f| Scenario::load(f)).collect()
+}
+
+fn seed_list(args: &SeedArgs, default: u64) -> Result<Vec<u64>> {
+    if let Some(seed) = args.seed {
+        return Ok(vec![seed]);
+    }
+    if let Some(range) = &args.seed_range {
+        let bad = || Error::Usage(format!("--seed-range {range:?}: expected A..B"));
+        let (a, b) = range.split_once("..").ok_or_else(bad)?;
+        let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        return if a < b {
+            Ok((a..b).collect())
+        } else {
+            Err(bad())
+        };
+    }
+    Ok((0..args.seeds.unwrap_or(default)).collect())
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let bad = || Error::Usage(format!("--shard {text:?}: expected K/N with 1 <= K <= N"));
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}

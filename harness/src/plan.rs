@@ -1,0 +1,131 @@
+//! From a seed to a plan: everything random about a run is decided here, up front.
+//!
+//! The seed drives one ChaCha8 stream (stable across platforms and versions), from which
+//! come each worker's own seed and every fault: when each SIGKILL lands and on whom, when
+//! and how long each stall lasts, and at which entry into which store phase a worker is
+//! killed. The plan is printed by `replay`, so a failing seed can be read before it is
+//! rerun.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::scenario::{Scenario, WorkerKind, phase_named};
+
+/// The whole plan of one seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The seed it came from.
+    pub seed: u64,
+    /// One entry per worker process.
+    pub workers: Vec<WorkerPlan>,
+    /// Faults the supervisor delivers, by time.
+    pub faults: Vec<TimedFault>,
+}
+
+/// What one worker process is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerPlan {
+    /// Its index in the scenario's process list.
+    pub index: usize,
+    /// Its kind.
+    pub kind: WorkerKind,
+    /// Its own seed (each restart derives a new one from it).
+    pub seed: u64,
+    /// A kill inside a store phase, for its first incarnation.
+    pub phase_kill: Option<PhaseKillPlan>,
+}
+
+/// Kill at the `nth` entry into `phase`, `delay_us` after entering it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhaseKillPlan {
+    /// The store phase.
+    pub phase: kanban_store::Phase,
+    /// Which entry (1-based).
+    pub nth: u32,
+    /// Microseconds after entry (0: at once).
+    pub delay_us: u64,
+}
+
+/// A fault the supervisor delivers at a moment of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedFault {
+    /// Milliseconds after the workers start.
+    pub at_ms: u64,
+    /// The target worker's index.
+    pub worker: usize,
+    /// What happens.
+    pub action: FaultAction,
+}
+
+/// What a timed fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    /// SIGKILL.
+    Kill,
+    /// SIGSTOP, then SIGCONT after this many milliseconds.
+    Stall(u64),
+}
+
+impl Plan {
+    /// The plan of `seed` for `scenario`.
+    pub fn new(scenario: &Scenario, seed: u64) -> Plan {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let processes = scenario.processes();
+        let mut workers: Vec<WorkerPlan> = processes
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| WorkerPlan {
+                index,
+                kind: spec.kind,
+                seed: rng.random(),
+                phase_kill: None,
+            })
+            .collect();
+        for kill in &scenario.faults.phase_kills {
+            let targets: Vec<usize> = workers
+                .iter()
+                .filter(|w| w.kind != WorkerKind::Command)
+                .filter(|w| kill.worker.is_none_or(|k| k == w.kind))
+                .map(|w| w.index)
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let target = targets[rng.random_range(0..targets.len())];
+            workers[target].phase_kill = Some(PhaseKillPlan {
+                phase: phase_named(&kill.phase).expect("validated when parsed"),
+                nth: rng.random_range(1..=kill.max_nth),
+                delay_us: rng.random_range(kill.delay_us[0]..=kill.delay_us[1]),
+            });
+        }
+        let budget = scenario.budget_ms.max(1);
+        let n = workers.len();
+        let f = &scenario.faults;
+        let mut faults = Vec::new();
+        for _ in 0..f.kills {
+            faults.push(TimedFault {
+                at_ms: rng.random_range(0..budget),
+                worker: rng.random_range(0..n),
+                action: FaultAction::Kill,
+            });
+        }
+        for _ in 0..f.stalls {
+            faults.push(TimedFault {
+                at_ms: rng.random_range(0..budget),
+                worker: rng.random_range(0..n),
+                action: FaultAction::Stall(rng.random_range(f.stall_ms[0]..=f.stall_ms[1])),
+            });
+        }
+        faults.sort_by_key(|t| (t.at_ms, t.worker));
+        Plan {
+            seed,
+            workers,
+            faults,
+        }
+    }
+}
+
+/// The seed of a worker's `incarnation` (0 for the first start).
+pub fn incarnation_seed(worker_seed: u64, incarnation: u32) -> u64 {
+    worker_seed ^ u64::from(incarnation).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}

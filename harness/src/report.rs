@@ -1,0 +1,177 @@
+//! Outcomes gathered per (scenario, variant): the summary table, the JSON report, and the
+//! judgement of a scenario's expectations.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::scenario::{Expect, Variant};
+use crate::supervisor::Outcome;
+
+/// The JSON report: `{"runs": [...]}`.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// One element per (scenario, variant).
+    pub runs: Vec<RunSummary>,
+}
+
+/// The outcomes of one (scenario, variant) over its seeds. Field names are a contract.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    /// The scenario's file stem.
+    pub scenario: String,
+    /// The variant.
+    pub variant: String,
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds with any finding.
+    pub failed: u64,
+    /// Seeds with structural damage.
+    pub corrupt: u64,
+    /// Seeds with a lost acknowledged commit.
+    pub lost_acked: u64,
+    /// Seeds with a broken invariant (or phantom).
+    pub invariant: u64,
+    /// Seeds with a worker error.
+    pub worker_error: u64,
+    /// The failing seeds, ascending.
+    pub failing_seeds: Vec<u64>,
+    /// Seeds the harness itself could not run (with why).
+    pub errors: Vec<String>,
+    /// Wall time for this (scenario, variant), in seconds.
+    pub elapsed_s: f64,
+    /// Seeds per second of wall time.
+    pub seeds_per_s: f64,
+    /// The most backup/quarantine files seen in one seed's board folder.
+    pub backups_max: usize,
+    /// SIGKILLs delivered at seeded times.
+    pub kills: u64,
+    /// Stalls delivered.
+    pub stalls: u64,
+    /// Kills planned inside store phases.
+    pub phase_kills_planned: u64,
+    /// Of those, the ones that landed in their phase.
+    pub phase_kills_landed: u64,
+    /// Worker restarts.
+    pub restarts: u64,
+    /// The first findings of the first failing seed.
+    pub sample_findings: Vec<String>,
+}
+
+impl RunSummary {
+    /// An empty summary for `scenario` / `variant`.
+    pub fn new(scenario: &str, variant: Variant) -> RunSummary {
+        RunSummary {
+            scenario: scenario.to_string(),
+            variant: variant.to_string(),
+            ..RunSummary::default()
+        }
+    }
+
+    /// Adds one seed's outcome.
+    pub fn add(&mut self, o: &Outcome) {
+        let f = &o.findings;
+        self.seeds += 1;
+        let count = |v: &Vec<String>| u64::from(!v.is_empty());
+        self.corrupt += count(&f.corrupt);
+        self.lost_acked += count(&f.lost_acked);
+        self.invariant += count(&f.invariant);
+        self.worker_error += count(&f.worker_error);
+        if o.failed() {
+            self.failed += 1;
+            let at = self.failing_seeds.partition_point(|&s| s < o.seed);
+            self.failing_seeds.insert(at, o.seed);
+            if self.sample_findings.is_empty() {
+                self.sample_findings = f.lines().into_iter().take(5).collect();
+            }
+        }
+        self.backups_max = self.backups_max.max(o.backups);
+        self.kills += u64::from(o.kills);
+        self.stalls += u64::from(o.stalls);
+        self.phase_kills_planned += u64::from(o.phase_kills_planned);
+        self.phase_kills_landed += u64::from(o.phase_kills_landed);
+        self.restarts += u64::from(o.restarts);
+    }
+
+    /// Adds a seed the harness could not run.
+    pub fn add_error(&mut self, seed: u64, error: String) {
+        self.errors.push(format!("seed {seed}: {error}"));
+    }
+
+    /// Records the wall time.
+    pub fn finish(&mut self, elapsed_s: f64) {
+        self.elapsed_s = elapsed_s;
+        self.seeds_per_s = if elapsed_s > 0.0 {
+            self.seeds as f64 / elapsed_s
+        } else {
+            0.0
+        };
+    }
+
+    /// Share of seeds that failed.
+    pub fn failure_rate(&self) -> f64 {
+        if self.seeds == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.seeds as f64
+        }
+    }
+
+    /// Where this summary misses `expect` (empty: it holds).
+    pub fn misses(&self, expect: &Expect) -> Vec<String> {
+        let mut misses = Vec::new();
+        let rate = self.failure_rate();
+        if let Some(max) = expect.max_failure_rate.filter(|&max| rate > max) {
+            misses.push(format!("failure rate {rate:.3} > max {max}"));
+        }
+        if let Some(min) = expect.min_failure_rate.filter(|&min| rate < min) {
+            misses.push(format!("failure rate {rate:.3} < min {min}"));
+        }
+        if let Some(max) = expect.max_backups.filter(|&max| self.backups_max > max) {
+            misses.push(format!("{} backups > max {max}", self.backups_max));
+        }
+        if let Some(min) = expect.min_backups.filter(|&min| self.backups_max < min) {
+            misses.push(format!("{} backups < min {min}", self.backups_max));
+        }
+        if !self.errors.is_empty() {
+            misses.push(format!("{} seeds could not run", self.errors.len()));
+        }
+        misses
+    }
+}
+
+/// The summary table printed after a run.
+pub fn table(runs: &[RunSummary]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<30} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7}",
+        "scenario",
+        "variant",
+        "seeds",
+        "failed",
+        "corrupt",
+        "lost",
+        "invar",
+        "werr",
+        "backups",
+        "seeds/s"
+    );
+    for r in runs {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<30} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7.1}",
+            r.scenario,
+            r.variant,
+            r.seeds,
+            r.failed,
+            r.corrupt,
+            r.lost_acked,
+            r.invariant,
+            r.worker_error,
+            r.backups_max,
+            r.seeds_per_s
+        );
+    }
+    out
+}

@@ -1,0 +1,396 @@
+//! Scenarios: TOML files that describe one reproducible situation.
+//!
+//! A scenario says which workers share a board and how often they act, what faults hit them,
+//! which variants of the store to run, for how many seeds, and what outcome to expect from
+//! each variant. The format is documented in the README; unknown keys are errors, reported
+//! with the file and the key, because a misspelt fault that silently does nothing would make
+//! a scenario pass for the wrong reason.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use kanban_store::hazards::{Hazard, HazardSet};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A parsed scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One line for `kanban-harness list`.
+    pub description: String,
+    /// Seeds `verify` runs per variant.
+    #[serde(default = "defaults::seeds")]
+    pub seeds: u64,
+    /// Wall-clock time each seed's workers run, in milliseconds.
+    #[serde(default = "defaults::budget_ms")]
+    pub budget_ms: u64,
+    /// The board the workers start from.
+    #[serde(default)]
+    pub board: BoardSpec,
+    /// The worker processes.
+    pub workers: Vec<WorkerSpec>,
+    /// What goes wrong, and when.
+    #[serde(default)]
+    pub faults: Faults,
+    /// The variants to run, with the outcome each must show.
+    pub expect: BTreeMap<String, Expect>,
+    /// Where the file was read from (not in the file).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// The starting board.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardSpec {
+    /// Tasks created (and made ready) before the workers start.
+    #[serde(default)]
+    pub tasks: u32,
+    /// Damage done to the board before the workers start.
+    #[serde(default)]
+    pub damage: Damage,
+}
+
+/// Damage a scenario can start from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Damage {
+    /// A healthy board.
+    #[default]
+    None,
+    /// `idx_events_run` misses entries (the upstream symptom).
+    Index,
+}
+
+/// What kind of process a worker is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkerKind {
+    /// Dispatcher, notifier and checkpoint owner.
+    Gateway,
+    /// Board reads, websocket polling, user edits.
+    Dashboard,
+    /// Heartbeats and results.
+    Agent,
+    /// An external program.
+    Command,
+}
+
+impl WorkerKind {
+    /// The kind's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerKind::Gateway => "gateway",
+            WorkerKind::Dashboard => "dashboard",
+            WorkerKind::Agent => "agent",
+            WorkerKind::Command => "command",
+        }
+    }
+}
+
+/// One kind of worker process, and how many of it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSpec {
+    /// What it is.
+    pub kind: WorkerKind,
+    /// How many such processes.
+    #[serde(default = "defaults::one")]
+    pub count: u32,
+    /// Gateway: dispatcher tick interval (upstream: 60 s).
+    #[serde(default = "defaults::tick_ms")]
+    pub tick_ms: u64,
+    /// Gateway: notifier poll interval (upstream: 5 s).
+    #[serde(default = "defaults::notify_ms")]
+    pub notify_ms: u64,
+    /// Dashboard: websocket poll interval per tab (upstream: 0.3 s).
+    #[serde(default = "defaults::poll_ms")]
+    pub poll_ms: u64,
+    /// Dashboard: API request interval (board reads).
+    #[serde(default = "defaults::request_ms")]
+    pub request_ms: u64,
+    /// Dashboard: user edit interval (create, move, comment).
+    #[serde(default = "defaults::edit_ms")]
+    pub edit_ms: u64,
+    /// Agent: heartbeat interval; results come every few heartbeats.
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// Connections the process uses concurrently (upstream: dispatcher and notifier
+    /// threads; request handlers and websocket pollers). At least 1.
+    #[serde(default = "defaults::connections")]
+    pub connections: u32,
+    /// Chance, at each step inside a write transaction, that another connection of the same
+    /// process takes a step (connect, read): the in-process overlap of the upstream bug.
+    #[serde(default)]
+    pub overlap: f64,
+    /// Command: the program and its arguments.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Pause before a killed worker is started again (a service manager's restart delay).
+    #[serde(default = "defaults::restart_ms")]
+    pub restart_ms: u64,
+}
+
+/// The faults of each seed; times and targets come from the seed.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// SIGKILLs at seeded moments, per seed.
+    #[serde(default)]
+    pub kills: u32,
+    /// SIGSTOP/SIGCONT stalls per seed.
+    #[serde(default)]
+    pub stalls: u32,
+    /// Stall length range in milliseconds, `[min, max]`.
+    #[serde(default = "defaults::stall_ms")]
+    pub stall_ms: [u64; 2],
+    /// Kills inside a store phase.
+    #[serde(default)]
+    pub phase_kills: Vec<PhaseKill>,
+}
+
+/// A kill planned inside a store phase: at the worker's `nth` entry into it (seeded from
+/// `1..=max_nth`), after a seeded delay within `delay_us`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseKill {
+    /// `commit` or `checkpoint` (or any store phase: `migration`, `journal-mode`,
+    /// `quarantine`).
+    pub phase: String,
+    /// Which kind of worker to kill (default: any).
+    #[serde(default)]
+    pub worker: Option<WorkerKind>,
+    /// The entry into the phase is drawn from `1..=max_nth`.
+    #[serde(default = "defaults::max_nth")]
+    pub max_nth: u32,
+    /// Microseconds after entering the phase, drawn from `[min, max]`.
+    #[serde(default = "defaults::delay_us")]
+    pub delay_us: [u64; 2],
+}
+
+/// The outcome a variant must show over its seeds.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// At most this share of seeds may fail (0.0: none).
+    #[serde(default)]
+    pub max_failure_rate: Option<f64>,
+    /// At least this share of seeds must fail (the hazard is caught).
+    #[serde(default)]
+    pub min_failure_rate: Option<f64>,
+    /// At most this many backup/quarantine files in any seed's board folder.
+    #[serde(default)]
+    pub max_backups: Option<usize>,
+    /// At least this many in some seed (the unbounded backups are shown).
+    #[serde(default)]
+    pub min_backups: Option<usize>,
+}
+
+mod defaults {
+    pub fn seeds() -> u64 {
+        100
+    }
+    pub fn budget_ms() -> u64 {
+        300
+    }
+    pub fn one() -> u32 {
+        1
+    }
+    pub fn tick_ms() -> u64 {
+        20
+    }
+    pub fn notify_ms() -> u64 {
+        5
+    }
+    pub fn poll_ms() -> u64 {
+        3
+    }
+    pub fn request_ms() -> u64 {
+        10
+    }
+    pub fn edit_ms() -> u64 {
+        15
+    }
+    pub fn heartbeat_ms() -> u64 {
+        10
+    }
+    pub fn connections() -> u32 {
+        2
+    }
+    pub fn restart_ms() -> u64 {
+        5
+    }
+    pub fn stall_ms() -> [u64; 2] {
+        [5, 50]
+    }
+    pub fn max_nth() -> u32 {
+        10
+    }
+    pub fn delay_us() -> [u64; 2] {
+        [0, 200]
+    }
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadScenario {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parses scenario text (named `path` in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
+        let bad = |message: String| Error::Scenario {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut scenario: Scenario =
+            toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+        scenario.path = path.to_path_buf();
+        if scenario.workers.is_empty() {
+            return Err(bad("`workers`: at least one worker is needed".into()));
+        }
+        for (i, w) in scenario.workers.iter().enumerate() {
+            if w.connections == 0 {
+                return Err(bad(format!(
+                    "`workers[{i}].connections` must be at least 1"
+                )));
+            }
+            if !(0.0..=1.0).contains(&w.overlap) {
+                return Err(bad(format!("`workers[{i}].overlap` must be within 0..=1")));
+            }
+            if (w.kind == WorkerKind::Command) == w.command.is_empty() {
+                return Err(bad(format!(
+                    "`workers[{i}].command` is required for kind \"command\" and only for it"
+                )));
+            }
+        }
+        for (i, k) in scenario.faults.phase_kills.iter().enumerate() {
+            if phase_named(&k.phase).is_none() {
+                return Err(bad(format!(
+                    "`faults.phase_kills[{i}].phase`: unknown phase {:?} (commit, checkpoint, migration, journal-mode, quarantine)",
+                    k.phase
+                )));
+            }
+            if k.delay_us[0] > k.delay_us[1] || k.max_nth == 0 {
+                return Err(bad(format!("`faults.phase_kills[{i}]`: empty range")));
+            }
+        }
+        if scenario.faults.stall_ms[0] > scenario.faults.stall_ms[1] {
+            return Err(bad("`faults.stall_ms`: empty range".into()));
+        }
+        if scenario.expect.is_empty() {
+            return Err(bad("`expect`: name at least one variant".into()));
+        }
+        for name in scenario.expect.keys() {
+            Variant::parse(name).map_err(|e| bad(format!("`expect.{name}`: {e}")))?;
+        }
+        Ok(scenario)
+    }
+
+    /// The file stem, used as the scenario's name in reports.
+    pub fn name(&self) -> String {
+        self.path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+    }
+
+    /// The variants the scenario declares, in file order of `expect`.
+    pub fn variants(&self) -> Vec<Variant> {
+        self.expect
+            .keys()
+            .filter_map(|k| Variant::parse(k).ok())
+            .collect()
+    }
+
+    /// The workers, one entry per process (counts expanded), in file order.
+    pub fn processes(&self) -> Vec<&WorkerSpec> {
+        self.workers
+            .iter()
+            .flat_map(|w| std::iter::repeat_n(w, w.count as usize))
+            .collect()
+    }
+}
+
+/// The store phase with this name.
+pub fn phase_named(name: &str) -> Option<kanban_store::Phase> {
+    use kanban_store::Phase;
+    [
+        Phase::Commit,
+        Phase::Checkpoint,
+        Phase::Migration,
+        Phase::JournalMode,
+        Phase::Quarantine,
+    ]
+    .into_iter()
+    .find(|p| p.name() == name)
+}
+
+/// Which store a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Variant {
+    /// The hardened store.
+    Hardened,
+    /// The upstream code at bug time.
+    Naive,
+    /// The hardened store plus one hazard.
+    Hazard(HazardKey),
+}
+
+/// A hazard, ordered by its position in [`Hazard::ALL`] (for stable report order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HazardKey(usize);
+
+impl HazardKey {
+    /// The hazard.
+    pub fn hazard(self) -> Hazard {
+        Hazard::ALL[self.0]
+    }
+}
+
+impl Variant {
+    /// Parses `hardened`, `naive` or `hazard:<name>`.
+    pub fn parse(name: &str) -> Result<Variant> {
+        let unknown = || {
+            let names: Vec<&str> = Hazard::ALL.iter().map(|h| h.name()).collect();
+            Error::Variant(name.to_string(), names.join(", "))
+        };
+        match name {
+            "hardened" => Ok(Variant::Hardened),
+            "naive" => Ok(Variant::Naive),
+            _ => {
+                let hazard = name.strip_prefix("hazard:").ok_or_else(unknown)?;
+                let i = Hazard::ALL
+                    .iter()
+                    .position(|h| h.name() == hazard)
+                    .ok_or_else(unknown)?;
+                Ok(Variant::Hazard(HazardKey(i)))
+            }
+        }
+    }
+
+    /// The hazards this variant switches on.
+    pub fn hazards(self) -> HazardSet {
+        match self {
+            Variant::Hardened => HazardSet::default(),
+            Variant::Naive => HazardSet::naive(),
+            Variant::Hazard(k) => HazardSet::default().with(k.hazard()),
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Variant::Hardened => f.write_str("hardened"),
+            Variant::Naive => f.write_str("naive"),
+            Variant::Hazard(k) => write!(f, "hazard:{}", k.hazard().name()),
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The supervisor: one seed, end to end, in a single-threaded process.
+//!
+//! It makes the board, forks the workers (no SQLite connection is open in this process at
+//! any fork), delivers the plan's faults on time (SIGKILL; SIGSTOP then SIGCONT), restarts
+//! killed workers after their restart delay like a service manager, and when the budget is
+//! spent asks every worker to stop (SIGTERM, then SIGKILL after a grace period). Only then,
+//! with every worker dead, does it read the ledgers and check the board.
+//!
+//! A worker that dies of SIGKILL the supervisor did not send killed itself inside a store
+//! phase, as its plan said: that phase kill *landed*.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use serde::{Deserialize, Serialize};
+
+use crate::check::{self, Findings, Ledger};
+use crate::error::{Error, Result};
+use crate::ledger;
+use crate::plan::{FaultAction, Plan, incarnation_seed};
+use crate::scenario::{Scenario, Variant, WorkerKind};
+use crate::setup;
+use crate::worker::{self, EXIT_OK, EXIT_PANIC, EXIT_SETUP, WorkerEnv};
+
+/// How long workers get to stop after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_millis(1500);
+
+/// Where and how seeds run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Folder under which each seed gets a fresh folder for its board.
+    pub work_dir: PathBuf,
+    /// Keep the files of failing seeds here.
+    pub artifacts: Option<PathBuf>,
+    /// Print what happens (for `replay`).
+    pub verbose: bool,
+}
+
+impl RunOptions {
+    /// Seeds in a RAM-backed folder when the machine has one (faster, same semantics), else
+    /// in the temporary folder.
+    pub fn default_work_dir() -> PathBuf {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    }
+}
+
+/// What one seed showed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// What the checks found.
+    pub findings: Findings,
+    /// Backup and quarantine files in the board's folder at the end.
+    pub backups: usize,
+    /// SIGKILLs delivered by the supervisor.
+    pub kills: u32,
+    /// Stalls delivered.
+    pub stalls: u32,
+    /// Phase kills planned.
+    pub phase_kills_planned: u32,
+    /// Phase kills that landed (the worker killed itself inside the phase).
+    pub phase_kills_landed: u32,
+    /// Worker restarts.
+    pub restarts: u32,
+    /// Wall time of the seed, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl Outcome {
+    /// Whether the seed failed.
+    pub fn failed(&self) -> bool {
+        !self.findings.is_clean()
+    }
+}
+
+/// One worker process slot.
+struct Slot {
+    kind: WorkerKind,
+    env: WorkerEnv,
+    command: Vec<String>,
+    restart_ms: u64,
+    log: PathBuf,
+    text_ledger: PathBuf,
+    pid: Option<Pid>,
+    restart_at: Option<Instant>,
+    stalled: bool,
+    kill_sent: bool,
+}
+
+/// Runs one seed of `scenario` with `variant`.
+pub fn run_seed(
+    scenario: &Scenario,
+    variant: Variant,
+    seed: u64,
+    opts: &RunOptions,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("kanban-harness-")
+        .tempdir_in(&opts.work_dir)
+        .map_err(|e| Error::system(format!("a folder in {}", opts.work_dir.display()), e))?;
+    let db = dir.path().join("kanban.db");
+    setup::prepare(&db, &scenario.board)?;
+    let plan = Plan::new(scenario, seed);
+    if opts.verbose {
+        eprintln!("plan: {plan:#?}");
+    }
+    let mut slots: Vec<Slot> = scenario
+        .processes()
+        .into_iter()
+        .zip(&plan.workers)
+        .map(|(spec, wp)| Slot {
+            kind: spec.kind,
+            env: WorkerEnv {
+                db: db.clone(),
+                ledger: dir.path().join(format!("ledger-w{}.bin", wp.index)),
+                index: wp.index,
+                incarnation: 0,
+                seed: wp.seed,
+                spec: spec.clone(),
+                variant,
+                phase_kill: wp.phase_kill,
+            },
+            command: spec.command.clone(),
+            restart_ms: spec.restart_ms,
+            log: dir.path().join(format!("worker-w{}.log", wp.index)),
+            text_ledger: dir.path().join(format!("ledger-w{}.txt", wp.index)),
+            pid: None,
+            restart_at: None,
+            stalled: false,
+            kill_sent: false,
+        })
+        .collect();
+    let mut outcome = Outcome {
+        seed,
+        phase_kills_planned: plan
+            .workers
+            .iter()
+            .filter(|w| w.phase_kill.is_some())
+            .count() as u32,
+        ..Outcome::default()
+    };
+    let mut worker_errors = Vec::new();
+
+    for slot in &mut slots {
+        spawn(slot)?;
+    }
+    let start = Instant::now();
+    let budget = Duration::from_millis(scenario.budget_ms);
+    let mut faults = plan.faults.iter().peekable();
+    let mut resumes: Vec<(Instant, usize)> = Vec::new();
+    while start.elapsed() < budget {
+        let now = Instant::now();
+        while let Some(f) = faults.next_if(|f| start + Duration::from_millis(f.at_ms) <= now) {
+            let slot = &mut slots[f.worker];
+            let Some(pid) = slot.pid else { continue };
+            match f.action {
+                FaultAction::Kill => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    slot.kill_sent = true;
+                    outcome.kills += 1;
+                }
+                FaultAction::Stall(ms) if !slot.stalled => {
+                    let _ = kill(pid, Signal::SIGSTOP);
+                    slot.stalled = true;
+                    resumes.push((now + Duration::from_millis(ms), f.worker));
+                    outcome.stalls += 1;
+                }
+                FaultAction::Stall(_) => {}
+            }
+        }
+        resumes.retain(|&(at, i)| {
+            if at > now {
+                return true;
+            }
+            if let (Some(pid), true) = (slots[i].pid, slots[i].stalled) {
+                let _ = kill(pid, Signal::SIGCONT);
+            }
+            slots[i].stalled = false;
+            false
+        });
+        reap(&mut slots, false, &mut outcome, &mut worker_errors)?;
+        for slot in &mut slots {
+            if slot.restart_at.is_some_and(|at| at <= now) {
+                slot.restart_at = None;
+                slot.env.incarnation += 1;
+                outcome.restarts += 1;
+                spawn(slot)?;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    stop(&mut slots, &mut outcome, &mut worker_errors)?;
+
+    let ledgers = read_ledgers(&slots);
+    outcome.findings = check::check(&db, &ledgers, worker_errors);
+    outcome.backups = count_backups(dir.path());
+    outcome.elapsed_ms = started.elapsed().as_millis() as u64;
+    if outcome.failed()
+        && let Some(artifacts) = &opts.artifacts
+    {
+        keep_artifacts(dir.path(), artifacts, scenario, variant, seed)?;
+    }
+    if opts.verbose {
+        for slot in &slots {
+            let log = std::fs::read_to_string(&slot.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            eprintln!(
+                "worker {} ({}): {} restarts; log tail:",
+                slot.env.index,
+                slot.kind.name(),
+                slot.env.incarnation
+            );
+            for line in tail.into_iter().rev() {
+                eprintln!("    {line}");
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Starts a slot's worker: fork for our kinds, fork+exec for `command`.
+fn spawn(slot: &mut Slot) -> Result<()> {
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&slot.log)
+        .map_err(|e| Error::system(format!("opening {}", slot.log.display()), e))?;
+    slot.kill_sent = false;
+    slot.stalled = false;
+    if slot.kind == WorkerKind::Command {
+        let child = std::process::Command::new(&slot.command[0])
+            .args(&slot.command[1..])
+            .env("KANBAN_DB", &slot.env.db)
+            .env("KANBAN_LEDGER", &slot.text_ledger)
+            .env(
+                "KANBAN_SEED",
+                incarnation_seed(slot.env.seed, slot.env.incarnation).to_string(),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(|e| Error::system("log", e))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| Error::system(format!("starting {:?}", slot.command), e))?;
+        slot.pid = Some(Pid::from_raw(child.id() as i32));
+        return Ok(());
+    }
+    // SAFETY: the supervisor is single-threaded and holds no SQLite connection here; the
+    // child only runs the worker and leaves with _exit, never returning into this code.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            // SAFETY: plain dup2 onto stderr/stdout in the new process.
+            unsafe {
+                libc::dup2(log.as_raw_fd(), 2);
+                libc::dup2(log.as_raw_fd(), 1);
+            }
+            drop(log);
+            let code = worker::child_main(&slot.env);
+            // SAFETY: leave the child without running the parent's destructors or handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            slot.pid = Some(child);
+            Ok(())
+        }
+    }
+}
+
+/// Collects exited workers; outside `stopping`, schedules their restart.
+fn reap(
+    slots: &mut [Slot],
+    stopping: bool,
+    outcome: &mut Outcome,
+    worker_errors: &mut Vec<String>,
+) -> Result<()> {
+    loop {
+        let flags = if stopping {
+            None
+        } else {
+            Some(WaitPidFlag::WNOHANG)
+        };
+        let status = match waitpid(None, flags) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
+            Ok(s) => s,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(pid) = status.pid() else { continue };
+        let Some(slot) = slots.iter_mut().find(|s| s.pid == Some(pid)) else {
+            continue;
+        };
+        let who = format!("worker {} ({})", slot.env.index, slot.kind.name());
+        match status {
+            WaitStatus::Exited(_, code) => match code {
+                EXIT_OK => {}
+                EXIT_SETUP => {}
+                EXIT_PANIC => worker_errors.push(format!("{who} panicked (see its log)")),
+                other if slot.kind == WorkerKind::Command && other != 0 => {
+                    worker_errors.push(format!("{who} exited with {other}"))
+                }
+                other => worker_errors.push(format!("{who} exited with {other}")),
+            },
+            WaitStatus::Signaled(_, Signal::SIGKILL, _) if !slot.kill_sent && !stopping => {
+                outcome.phase_kills_landed += 1;
+            }
+            WaitStatus::Signaled(_, Signal::SIGKILL | Signal::SIGTERM, _) => {}
+            WaitStatus::Signaled(_, sig, _) => {
+                worker_errors.push(format!("{who} died of {sig}"));
+            }
+            _ => continue,
+        }
+        slot.pid = None;
+        slot.stalled = false;
+        if !stopping {
+            slot.restart_at = Some(Instant::now() + Duration::from_millis(slot.restart_ms));
+        }
+        if stopping && slots.iter().all(|s| s.pid.is_none()) {
+            return Ok(());
+        }
+    }
+}
+
+/// Asks every worker to stop, then makes sure they have.
+fn stop(slots: &mut [Slot], outcome: &mut Outcome, worker_errors: &mut Vec<String>) -> Result<()> {
+    for slot in slots.iter_mut() {
+        slot.restart_at = None;
+        if let Some(pid) = slot.pid {
+            if slot.stalled {
+                let _ = kill(pid, Signal::SIGCONT);
+            }
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + GRACE;
+    while slots.iter().any(|s| s.pid.is_some()) && Instant::now() < deadline {
+        reap(slots, false, outcome, worker_errors)?;
+        for slot in slots.iter_mut() {
+            slot.restart_at = None;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    for slot in slots.iter() {
+        if let Some(pid) = slot.pid {
+            worker_errors.push(format!(
+                "worker {} ({}) ignored SIGTERM for {GRACE:?}",
+                slot.env.index,
+                slot.kind.name()
+            ));
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+    if slots.iter().any(|s| s.pid.is_some()) {
+        reap(slots, true, outcome, worker_errors)?;
+    }
+    Ok(())
+}
+
+fn read_ledgers(slots: &[Slot]) -> Vec<Ledger> {
+    slots
+        .iter()
+        .map(|s| match s.kind {
+            WorkerKind::Command => {
+                let text = std::fs::read_to_string(&s.text_ledger).unwrap_or_default();
+                let (entries, errors) = ledger::parse_text(&text);
+                Ledger::Text(entries, errors)
+            }
+            _ => Ledger::Binary(ledger::parse(
+                &std::fs::read(&s.env.ledger).unwrap_or_default(),
+            )),
+        })
+        .collect()
+}
+
+/// Backup and quarantine copies in the board's folder (upstream: `kanban.db.corrupt.*.bak`).
+fn count_backups(dir: &Path) -> usize {
+    let files = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let corrupt = files(dir)
+        .iter()
+        .filter(|n| n.contains(".corrupt.") && n.ends_with(".bak"))
+        .count();
+    corrupt + kanban_store::quarantine::list(&dir.join("kanban.db")).len()
+}
+
+/// Copies every file of a failing seed's folder (all workers are dead: nothing is live).
+fn keep_artifacts(
+    dir: &Path,
+    artifacts: &Path,
+    scenario: &Scenario,
+    variant: Variant,
+    seed: u64,
+) -> Result<()> {
+    let variant = variant.to_string().replace(':', "-");
+    let dest = artifacts.join(format!("{}-{variant}-{seed}", scenario.name()));
+    std::fs::create_dir_all(&dest).map_err(|e| Error::system(dest.display().to_string(), e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::system("artifacts", e))? {
+        let entry = entry.map_err(|e| Error::system("artifacts", e))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::copy(entry.path(), dest.join(entry.file_name()))
+                .map_err(|e| Error::system("artifacts", e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The dashboard: API reads, websocket polling, user edits.
+//!
+//! Upstream, the dashboard served HTTP requests and a websocket that polled for events
+//! every 0.3 s per browser tab, each on its own connection. Here a poller, a request
+//! handler and an editor are actors of one thread; with `connections >= 2` the poller has a
+//! session of its own. Edits happen inside write transactions where the [`Overlap`] may
+//! connect another session.
+
+use kanban_store::{Board, Error as StoreError, NewTask, Role, TaskId, TaskStatus};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{Ledgered, Overlap, Pace, Sessions, read_failed};
+use crate::ledger::Op;
+use crate::scenario::WorkerSpec;
+
+pub(super) fn run(
+    sessions: &Sessions,
+    spec: &WorkerSpec,
+    ctx: &mut Ledgered,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), StoreError> {
+    let mut main = sessions.open(Role::Dashboard)?;
+    let mut poller = match spec.connections {
+        1 => None,
+        _ => Some(sessions.open(Role::Dashboard)?),
+    };
+    let overlap = Overlap {
+        sessions,
+        chance: spec.overlap,
+        role: Role::Dashboard,
+    };
+    let mut ws_cursor = 0;
+    let mut known: Vec<(TaskId, TaskStatus)> = Vec::new();
+    let mut pace = Pace::new(&[spec.poll_ms, spec.request_ms, spec.edit_ms], rng);
+    while let Some(actor) = pace.next() {
+        match actor {
+            0 => match poller
+                .as_mut()
+                .unwrap_or(&mut main)
+                .events_since(ws_cursor, 50)
+            {
+                Ok(events) => ws_cursor = events.last().map_or(ws_cursor, |e| e.id),
+                Err(e) => read_failed(ctx, &e),
+            },
+            1 => match main.list_board() {
+                Ok(tasks) => known = tasks.iter().map(|t| (t.id, t.status)).collect(),
+                Err(e) => read_failed(ctx, &e),
+            },
+            _ => edit(&mut main, ctx, rng, &overlap, &known),
+        }
+    }
+    Ok(())
+}
+
+/// One user edit: create (most often), comment, move or rename a task.
+fn edit(
+    board: &mut Board,
+    ctx: &mut Ledgered,
+    rng: &mut ChaCha8Rng,
+    overlap: &Overlap<'_>,
+    known: &[(TaskId, TaskStatus)],
+) {
+    let roll = rng.random_range(0..100);
+    let pick = (!known.is_empty()).then(|| known[rng.random_range(0..known.len())]);
+    match (roll, pick) {
+        (0..40, _) | (_, None) => {
+            let priority = rng.random_range(0..5);
+            ctx.write(Op::CreateTask, 0, |token| {
+                board.transaction(|t| {
+                    let id = t.create_task(&NewTask {
+                        title: token.to_string(),
+                        body: "from the dashboard".into(),
+                        priority,
+                        parents: Vec::new(),
+                    })?;
+                    overlap.maybe(rng);
+                    Ok(Some(id))
+                })
+            });
+        }
+        (40..65, Some((task, _))) => {
+            ctx.write(Op::Comment, task, |token| {
+                board.comment(task, token, "looks good").map(Some)
+            });
+        }
+        (65..85, Some((task, status))) if status != TaskStatus::Running => {
+            let to =
+                [TaskStatus::Todo, TaskStatus::Ready, TaskStatus::Blocked][rng.random_range(0..3)];
+            ctx.write(Op::Move, task, |_| {
+                board.move_task(task, to).map(|()| Some(task))
+            });
+        }
+        (_, Some((task, _))) => {
+            let priority = rng.random_range(0..5);
+            ctx.write(Op::UpdateTask, task, |token| {
+                board
+                    .update_task(task, token, "edited", priority)
+                    .map(|()| Some(task))
+            });
+        }
+    }
+}

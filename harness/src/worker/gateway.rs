@@ -1,0 +1,98 @@
+//! The gateway: dispatcher tick, notifier, checkpoint owner.
+//!
+//! Upstream, the gateway ran a dispatcher (every 60 s) and a notifier (every 5 s) as two
+//! threads with their own connections. Here they are two actors of one thread with their
+//! own sessions, at the scenario's compressed intervals. Inside each claim transaction the
+//! [`Overlap`] may connect another session, as the notifier thread did.
+
+use kanban_store::{Board, CheckLevel, Error as StoreError, Role};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{Ledgered, Overlap, Pace, Sessions, read_failed};
+use crate::ledger::Op;
+use crate::scenario::WorkerSpec;
+
+/// Runs older than this without a heartbeat are timed out by the dispatcher.
+const EXPIRE_MS: i64 = 250;
+
+pub(super) fn run(
+    sessions: &Sessions,
+    spec: &WorkerSpec,
+    ctx: &mut Ledgered,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), StoreError> {
+    let mut dispatcher = sessions.open(Role::Gateway)?;
+    // The owner checks the board at start-up (R7: explicit, never per request).
+    if let Err(e) = dispatcher.check(CheckLevel::Quick) {
+        read_failed(ctx, &e);
+    }
+    let mut notifier = match spec.connections {
+        1 => None,
+        _ => Some(sessions.open(Role::Worker)?),
+    };
+    let overlap = Overlap {
+        sessions,
+        chance: spec.overlap,
+        role: Role::Worker,
+    };
+    let name = ctx.cursor_name();
+    let mut cursor = notifier
+        .as_mut()
+        .unwrap_or(&mut dispatcher)
+        .cursor(&name)
+        .unwrap_or(0);
+    let mut pace = Pace::new(&[spec.tick_ms, spec.notify_ms], rng);
+    while let Some(actor) = pace.next() {
+        match actor {
+            0 => tick(&mut dispatcher, ctx, rng, &overlap),
+            _ => notify(
+                notifier.as_mut().unwrap_or(&mut dispatcher),
+                ctx,
+                &name,
+                &mut cursor,
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// One dispatcher tick: promote, claim a few, time out the silent, checkpoint if due.
+fn tick(board: &mut Board, ctx: &mut Ledgered, rng: &mut ChaCha8Rng, overlap: &Overlap<'_>) {
+    if let Err(e) = board.recompute_ready() {
+        read_failed(ctx, &e);
+    }
+    for _ in 0..rng.random_range(1..=3) {
+        let claimed = ctx.write(Op::Claim, 0, |token| {
+            board.transaction(|t| {
+                let claim = t.claim_next(token)?;
+                overlap.maybe(rng);
+                Ok(claim.map(|c| c.run_id))
+            })
+        });
+        if claimed.is_none() {
+            break;
+        }
+    }
+    if let Err(e) = board.expire_runs(EXPIRE_MS) {
+        read_failed(ctx, &e);
+    }
+    if let Err(e) = board.checkpoint_if_due() {
+        read_failed(ctx, &e);
+    }
+}
+
+/// One notifier poll: read new events, move the cursor past them.
+fn notify(board: &mut Board, ctx: &mut Ledgered, name: &str, cursor: &mut i64) {
+    match board.events_since(*cursor, 100) {
+        Ok(events) => {
+            if let Some(last) = events.last().map(|e| e.id) {
+                let moved = ctx.write(Op::Cursor, last, |_| {
+                    board.advance_cursor(name, last).map(Some)
+                });
+                *cursor = moved.unwrap_or(*cursor);
+            }
+        }
+        Err(e) => read_failed(ctx, &e),
+    }
+}

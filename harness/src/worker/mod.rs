@@ -1,0 +1,353 @@
+//! Worker processes: what runs in each forked child.
+//!
+//! The supervisor forks; the child calls [`child_main`] and never returns into the
+//! supervisor's code: the worker loop runs inside `catch_unwind`, and whatever happens the
+//! child ends with `_exit` and one of the exit codes below. A SIGTERM from the supervisor
+//! asks the loop to stop between operations; SIGKILL (a fault) stops it anywhere.
+//!
+//! Each kind lives in its own module and is built from the same parts:
+//! - [`Ledgered`], which wraps every write in an intent/ack pair in the worker's ledger;
+//! - [`Pace`], the seeded timing of the worker's in-process actors (dispatcher, notifier,
+//!   pollers...), each with its own connection, interleaved in one thread;
+//! - [`Overlap`], the upstream in-process overlap: at each step inside a write transaction,
+//!   another connection of the same process may connect and read.
+//!
+//! Everything random comes from the worker's seed, so the I/O shim and the deterministic
+//! scheduler of later issues can drive the same loops.
+
+mod agent;
+mod dashboard;
+mod gateway;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use kanban_store::{Board, Error as StoreError, Phase, Role, StoreConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::ledger::{self, Mark, Op, Record};
+use crate::plan::{PhaseKillPlan, incarnation_seed};
+use crate::scenario::{Variant, WorkerKind, WorkerSpec};
+
+/// The worker finished (asked to stop).
+pub const EXIT_OK: i32 = 0;
+/// The worker panicked.
+pub const EXIT_PANIC: i32 = 70;
+/// The worker could not start (board refused to open, ledger unwritable).
+pub const EXIT_SETUP: i32 = 71;
+
+/// Set by SIGTERM: finish the current operation and exit.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Everything a forked worker needs to know.
+#[derive(Clone, Debug)]
+pub struct WorkerEnv {
+    /// The board.
+    pub db: PathBuf,
+    /// This worker's binary ledger.
+    pub ledger: PathBuf,
+    /// Its index among the scenario's processes.
+    pub index: usize,
+    /// Which start this is (0 first).
+    pub incarnation: u32,
+    /// The worker's seed (before mixing in the incarnation).
+    pub seed: u64,
+    /// Its spec from the scenario.
+    pub spec: WorkerSpec,
+    /// The store variant.
+    pub variant: Variant,
+    /// A planned kill inside a store phase (first incarnation only).
+    pub phase_kill: Option<PhaseKillPlan>,
+}
+
+/// Runs the worker; returns the exit code for `_exit`. Call only in a freshly forked child.
+pub fn child_main(env: &WorkerEnv) -> i32 {
+    install_signal_handlers();
+    match std::panic::catch_unwind(|| run(env)) {
+        Ok(Ok(())) => EXIT_OK,
+        Ok(Err(message)) => {
+            eprintln!("worker {} setup failed: {message}", env.index);
+            EXIT_SETUP
+        }
+        Err(_) => EXIT_PANIC,
+    }
+}
+
+fn run(env: &WorkerEnv) -> Result<(), String> {
+    let ledger = ledger::Writer::open(&env.ledger).map_err(|e| e.to_string())?;
+    let mut ctx = Ledgered {
+        ledger,
+        worker: u16::try_from(env.index).unwrap_or(u16::MAX),
+        incarnation: env.incarnation,
+        seq: 0,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(incarnation_seed(env.seed, env.incarnation));
+    let make = Sessions {
+        db: env.db.clone(),
+        config: store_config(env),
+    };
+    let result = match env.spec.kind {
+        WorkerKind::Gateway => gateway::run(&make, &env.spec, &mut ctx, &mut rng),
+        WorkerKind::Dashboard => dashboard::run(&make, &env.spec, &mut ctx, &mut rng),
+        WorkerKind::Agent => agent::run(&make, &env.spec, &mut ctx, &mut rng),
+        WorkerKind::Command => unreachable!("command workers are exec'd, not forked"),
+    };
+    result.map_err(|e| {
+        ctx.error(Op::Open, &e);
+        e.to_string()
+    })
+}
+
+/// The store configuration of a worker: its variant's hazards, short timeouts (a stalled
+/// peer must turn into a typed `Busy`, not a hang), and the phase-kill observer.
+fn store_config(env: &WorkerEnv) -> StoreConfig {
+    let mut cfg = StoreConfig::new(Role::Worker);
+    cfg.busy_timeout = Duration::from_millis(500);
+    cfg.lock_timeout = Duration::from_millis(500);
+    cfg.checkpoint_frames = 200;
+    cfg.hazards = env.variant.hazards();
+    cfg.quarantine_on_damage = true;
+    if let Some(kill) = env.phase_kill.filter(|_| env.incarnation == 0) {
+        let entries = AtomicU32::new(0);
+        cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
+            if phase != kill.phase {
+                return;
+            }
+            if !entering {
+                arm_alarm(0);
+            } else if entries.fetch_add(1, Ordering::Relaxed) + 1 == kill.nth {
+                if kill.delay_us == 0 {
+                    kill_self();
+                }
+                arm_alarm(kill.delay_us);
+            }
+        }));
+    }
+    cfg
+}
+
+/// Opens sessions of one worker process, each a separate connection.
+pub(crate) struct Sessions {
+    db: PathBuf,
+    config: StoreConfig,
+}
+
+impl Sessions {
+    /// A new session in `role`.
+    pub(crate) fn open(&self, role: Role) -> Result<Board, StoreError> {
+        let mut cfg = self.config.clone();
+        cfg.role = role;
+        Board::open_with(&self.db, cfg)
+    }
+}
+
+/// Wraps writes in ledger records.
+pub(crate) struct Ledgered {
+    ledger: ledger::Writer,
+    worker: u16,
+    incarnation: u32,
+    seq: u64,
+}
+
+impl Ledgered {
+    /// Runs one write: intent, the write (given its token), then ack if it had an effect.
+    /// `f` returns `Ok(Some(a))` for an effect (with its ack value), `Ok(None)` for none.
+    pub(crate) fn write(
+        &mut self,
+        op: Op,
+        a: i64,
+        f: impl FnOnce(&str) -> Result<Option<i64>, StoreError>,
+    ) -> Option<i64> {
+        self.seq += 1;
+        let mut record = Record {
+            mark: Mark::Intent,
+            op,
+            worker: self.worker,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            a,
+        };
+        self.append(&record);
+        match f(&record.token()) {
+            Ok(Some(value)) => {
+                record.mark = Mark::Ack;
+                record.a = value;
+                self.append(&record);
+                Some(value)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.error(op, &e);
+                None
+            }
+        }
+    }
+
+    /// Records an unexpected error (expected ones, like `Busy`, are only logged).
+    pub(crate) fn error(&mut self, op: Op, e: &StoreError) {
+        eprintln!("worker {}: {op:?}: {e}", self.worker);
+        if !expected(e) {
+            let record = Record {
+                mark: Mark::Error,
+                op,
+                worker: self.worker,
+                incarnation: self.incarnation,
+                seq: self.seq,
+                a: 0,
+            };
+            self.append(&record);
+        }
+    }
+
+    /// The cursor name of this worker's notifier.
+    pub(crate) fn cursor_name(&self) -> String {
+        cursor_name(self.worker)
+    }
+
+    fn append(&mut self, record: &Record) {
+        if let Err(e) = self.ledger.append(record) {
+            eprintln!("worker {}: ledger write failed: {e}", self.worker);
+        }
+    }
+}
+
+/// The notifier cursor name of worker `index`.
+pub fn cursor_name(index: u16) -> String {
+    format!("notifier-w{index}")
+}
+
+/// Errors that a correct store returns under contention and races: not findings.
+fn expected(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Busy { .. }
+            | StoreError::RunNotRunning { .. }
+            | StoreError::NoSuchTask { .. }
+            | StoreError::InvalidMove { .. }
+            | StoreError::GatewayRunning { .. }
+    )
+}
+
+/// Logs an error of a read or an unledgered write (unexpected errors still count).
+pub(crate) fn read_failed(ctx: &mut Ledgered, e: &StoreError) {
+    ctx.error(Op::Read, e);
+}
+
+/// The in-process overlap: another connection of this process steps inside a write
+/// transaction (upstream: a request handler or poller connecting while the dispatcher is
+/// mid-transaction).
+pub(crate) struct Overlap<'a> {
+    pub(crate) sessions: &'a Sessions,
+    pub(crate) chance: f64,
+    pub(crate) role: Role,
+}
+
+impl Overlap<'_> {
+    /// Maybe connects a new session and reads a page of events, then closes it.
+    pub(crate) fn maybe(&self, rng: &mut ChaCha8Rng) {
+        if self.chance > 0.0
+            && rng.random_bool(self.chance)
+            && let Ok(mut side) = self.sessions.open(self.role)
+        {
+            let _ = side.events_since(0, 20);
+        }
+    }
+}
+
+/// Seeded timing of a worker's actors: each is due every `interval`, with a seeded phase.
+pub(crate) struct Pace {
+    due: Vec<(Instant, Duration)>,
+}
+
+impl Pace {
+    /// Actors with these intervals, starting at seeded offsets.
+    pub(crate) fn new(intervals: &[u64], rng: &mut ChaCha8Rng) -> Pace {
+        let now = Instant::now();
+        let due = intervals
+            .iter()
+            .map(|&ms| {
+                let every = Duration::from_millis(ms.max(1));
+                let offset = Duration::from_micros(rng.random_range(0..every.as_micros() as u64));
+                (now + offset, every)
+            })
+            .collect();
+        Pace { due }
+    }
+
+    /// Waits for the next due actor and returns its index; `None` when asked to stop.
+    pub(crate) fn next(&mut self) -> Option<usize> {
+        loop {
+            if STOP.load(Ordering::Relaxed) {
+                return None;
+            }
+            let (i, &(at, every)) = self
+                .due
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (at, _))| *at)
+                .expect("at least one actor");
+            let now = Instant::now();
+            if at <= now {
+                self.due[i].0 = (at + every).max(now);
+                return Some(i);
+            }
+            std::thread::sleep((at - now).min(Duration::from_millis(2)));
+        }
+    }
+}
+
+extern "C" fn on_term(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    kill_self();
+}
+
+fn kill_self() {
+    // SAFETY: kill(2) and getpid(2) are async-signal-safe.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}
+
+/// Arms (or, with 0, disarms) a one-shot SIGALRM `us` microseconds from now.
+fn arm_alarm(us: u64) {
+    let value = libc::timeval {
+        tv_sec: (us / 1_000_000) as libc::time_t,
+        tv_usec: (us % 1_000_000) as libc::suseconds_t,
+    };
+    let timer = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: value,
+    };
+    // SAFETY: a plain setitimer call with a valid, initialised struct.
+    unsafe {
+        libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
+    }
+}
+
+fn install_signal_handlers() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let term = SigAction::new(
+        SigHandler::Handler(on_term),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    let alarm = SigAction::new(
+        SigHandler::Handler(on_alarm),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handlers only touch an atomic or call async-signal-safe functions.
+    unsafe {
+        let _ = sigaction(Signal::SIGTERM, &term);
+        let _ = sigaction(Signal::SIGALRM, &alarm);
+    }
+}

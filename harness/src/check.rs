@@ -205,7 +205,11 @@ impl Board {
                     for e in entries {
                         intended.insert(e.value.clone());
                         let present = match e.kind {
-                            TextKind::Task => self.titles.contains(&e.value),
+                            // Its `created` event keeps the title even after a rename.
+                            TextKind::Task => {
+                                self.titles.contains(&e.value)
+                                    || self.has_event("created", &e.value)
+                            }
                             TextKind::Event => self.payloads.contains(&e.value),
                         };
                         if e.mark == Mark::Ack && !present {

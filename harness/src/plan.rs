@@ -31,7 +31,7 @@ pub struct WorkerPlan {
     pub kind: WorkerKind,
     /// Its own seed (each restart derives a new one from it).
     pub seed: u64,
-    /// A kill inside a store phase, for its first incarnation.
+    /// A kill inside a store phase, given to each incarnation until one lands.
     pub phase_kill: Option<PhaseKillPlan>,
 }
 

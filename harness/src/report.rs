@@ -34,6 +34,8 @@ pub struct RunSummary {
     pub invariant: u64,
     /// Seeds with a worker error.
     pub worker_error: u64,
+    /// Seeds with damage: corrupt or lost_acked (or both).
+    pub damaged: u64,
     /// The failing seeds, ascending.
     pub failing_seeds: Vec<u64>,
     /// Seeds the harness itself could not run (with why).
@@ -77,6 +79,7 @@ impl RunSummary {
         self.lost_acked += count(&f.lost_acked);
         self.invariant += count(&f.invariant);
         self.worker_error += count(&f.worker_error);
+        self.damaged += u64::from(!f.corrupt.is_empty() || !f.lost_acked.is_empty());
         if o.failed() {
             self.failed += 1;
             let at = self.failing_seeds.partition_point(|&s| s < o.seed);
@@ -110,10 +113,19 @@ impl RunSummary {
 
     /// Share of seeds that failed.
     pub fn failure_rate(&self) -> f64 {
+        self.share(self.failed)
+    }
+
+    /// Share of seeds with corruption or a lost acknowledged commit.
+    pub fn damage_rate(&self) -> f64 {
+        self.share(self.damaged)
+    }
+
+    fn share(&self, n: u64) -> f64 {
         if self.seeds == 0 {
             0.0
         } else {
-            self.failed as f64 / self.seeds as f64
+            n as f64 / self.seeds as f64
         }
     }
 
@@ -126,6 +138,10 @@ impl RunSummary {
         }
         if let Some(min) = expect.min_failure_rate.filter(|&min| rate < min) {
             misses.push(format!("failure rate {rate:.3} < min {min}"));
+        }
+        let damage = self.damage_rate();
+        if let Some(min) = expect.min_damage_rate.filter(|&min| damage < min) {
+            misses.push(format!("damage rate {damage:.3} < min {min}"));
         }
         if let Some(max) = expect.max_backups.filter(|&max| self.backups_max > max) {
             misses.push(format!("{} backups > max {max}", self.backups_max));
@@ -160,11 +176,12 @@ pub fn table(runs: &[RunSummary]) -> String {
     for r in runs {
         let _ = writeln!(
             out,
-            "{:<24} {:<30} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7.1}",
+            "{:<24} {:<36} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7.1}",
             r.scenario,
             r.variant,
             r.seeds,
             r.failed,
+            r.damaged,
             r.corrupt,
             r.lost_acked,
             r.invariant,

@@ -181,6 +181,10 @@ pub struct Expect {
     /// At least this share of seeds must fail (the hazard is caught).
     #[serde(default)]
     pub min_failure_rate: Option<f64>,
+    /// At least this share of seeds must show damage: corruption or a lost acknowledged
+    /// commit (not merely errors).
+    #[serde(default)]
+    pub min_damage_rate: Option<f64>,
     /// At most this many backup/quarantine files in any seed's board folder.
     #[serde(default)]
     pub max_backups: Option<usize>,

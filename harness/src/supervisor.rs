@@ -7,7 +7,9 @@
 //! with every worker dead, does it read the ledgers and check the board.
 //!
 //! A worker that dies of SIGKILL the supervisor did not send killed itself inside a store
-//! phase, as its plan said: that phase kill *landed*.
+//! phase, as its plan said: that phase kill *landed*. Until it lands (a timed kill may come
+//! first, or the phase may end before the delay), every new start of the worker gets the
+//! same phase kill again.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -312,7 +314,9 @@ fn reap(
                 other => worker_errors.push(format!("{who} exited with {other}")),
             },
             WaitStatus::Signaled(_, Signal::SIGKILL, _) if !slot.kill_sent && !stopping => {
+                // The worker killed itself inside its planned phase: done with that plan.
                 outcome.phase_kills_landed += 1;
+                slot.env.phase_kill = None;
             }
             WaitStatus::Signaled(_, Signal::SIGKILL | Signal::SIGTERM, _) => {}
             WaitStatus::Signaled(_, sig, _) => {

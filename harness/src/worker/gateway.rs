@@ -24,7 +24,7 @@ pub(super) fn run(
 ) -> Result<(), StoreError> {
     let mut dispatcher = sessions.open(Role::Gateway)?;
     // The owner checks the board at start-up (R7: explicit, never per request).
-    if let Err(e) = dispatcher.check(CheckLevel::Quick) {
+    if let Err(e) = dispatcher.check(CheckLevel::Full) {
         read_failed(ctx, &e);
     }
     let mut notifier = match spec.connections {

@@ -59,7 +59,7 @@ pub struct WorkerEnv {
     pub spec: WorkerSpec,
     /// The store variant.
     pub variant: Variant,
-    /// A planned kill inside a store phase (first incarnation only).
+    /// A planned kill inside a store phase (until one lands).
     pub phase_kill: Option<PhaseKillPlan>,
 }
 
@@ -107,10 +107,10 @@ fn store_config(env: &WorkerEnv) -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Worker);
     cfg.busy_timeout = Duration::from_millis(500);
     cfg.lock_timeout = Duration::from_millis(500);
-    cfg.checkpoint_frames = 200;
+    cfg.checkpoint_frames = 64;
     cfg.hazards = env.variant.hazards();
     cfg.quarantine_on_damage = true;
-    if let Some(kill) = env.phase_kill.filter(|_| env.incarnation == 0) {
+    if let Some(kill) = env.phase_kill {
         let entries = AtomicU32::new(0);
         cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
             if phase != kill.phase {

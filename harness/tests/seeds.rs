@@ -1,0 +1,104 @@
+//! The shipped scenarios, a few hundred seeds each, through the `kanban-harness` binary.
+//!
+//! The test process never forks (it is multi-threaded): it runs the binary, whose
+//! single-threaded supervisor forks the workers, and reads the JSON report. Hardened runs
+//! must never fail; the hazards must be caught.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `scenario` for `variant` over `seeds` seeds; returns the report's run and the
+/// binary's exit code.
+fn run(scenario: &str, variant: &str, seeds: u64) -> (Value, i32) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
+        .current_dir(workspace())
+        .args(["run", &format!("scenarios/{scenario}.toml")])
+        .args([
+            "--variant",
+            variant,
+            "--seeds",
+            &seeds.to_string(),
+            "--jobs",
+            "2",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}); stdout: {stdout}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut parsed: Value = serde_json::from_str(&text).unwrap();
+    let run = parsed["runs"][0].take();
+    eprintln!("{scenario} {variant}: {run}");
+    (run, out.status.code().unwrap())
+}
+
+fn n(run: &Value, field: &str) -> u64 {
+    run[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} in {run}"))
+}
+
+#[test]
+fn issue_33169_hardened_never_fails() {
+    let (run, code) = run("issue-33169", "hardened", 200);
+    assert_eq!(n(&run, "seeds"), 200);
+    assert_eq!(n(&run, "failed"), 0, "{run}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn issue_33169_naive_shows_the_reported_damage() {
+    let (run, code) = run("issue-33169", "naive", 40);
+    assert!(n(&run, "damaged") >= 4, "{run}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn restart_storm_hardened_survives_kills_inside_commits_and_checkpoints() {
+    let (run, _) = run("restart-storm", "hardened", 200);
+    assert_eq!(n(&run, "failed"), 0, "{run}");
+    assert!(n(&run, "kills") >= 200 * 10, "{run}");
+    assert!(n(&run, "restarts") >= 200 * 10, "{run}");
+    // Phase kills are retried at each restart until they land; nearly all do.
+    let (planned, landed) = (
+        n(&run, "phase_kills_planned"),
+        n(&run, "phase_kills_landed"),
+    );
+    assert!(planned >= 200 && landed * 10 >= planned * 8, "{run}");
+}
+
+#[test]
+fn restart_storm_catches_deleting_sidecars_after_a_crash() {
+    let (run, _) = run("restart-storm", "hazard:delete-sidecars-after-crash", 30);
+    assert!(n(&run, "damaged") >= 3, "{run}");
+}
+
+#[test]
+fn backup_storm_caps_the_hardened_quarantine_and_shows_the_naive_storm() {
+    let (hardened, _) = run("backup-storm", "hardened", 10);
+    assert!(n(&hardened, "backups_max") <= 5, "{hardened}");
+    assert!(n(&hardened, "backups_max") >= 1, "{hardened}");
+    let (naive, _) = run("backup-storm", "naive", 10);
+    assert!(n(&naive, "backups_max") >= 20, "{naive}");
+}
+
+#[test]
+fn command_client_acks_are_checked_and_kept() {
+    let (run, code) = run("command-client", "hardened", 30);
+    assert_eq!(n(&run, "failed"), 0, "{run}");
+    assert_eq!(code, 0);
+}

@@ -2,7 +2,8 @@
 # The test job: formatting, lints (with and without the hazard switches), the test suite,
 # and a check that a build without the `hazards` feature contains none of them.
 # Usage: ci/test.sh            (what .ci/run calls; the tests run last, so their summary
-#                              closes the log)
+#                              closes the log). VERIFY_SEEDS sets the size of the harness
+#                              run (default 50 seeds per scenario and variant).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,8 +38,11 @@ if [ "$with" -lt 13 ] || [ "$without" -ne 0 ]; then
     exit 1
 fi
 
-step "the main job (README): the store's self-check"
+step "the store's self-check"
 cargo run --release -q -p kanban-store --bin kanban-db -- selftest
+
+step "the main job (README), at CI size: every scenario, ${VERIFY_SEEDS:=50} seeds per variant"
+cargo run --release -q -p kanban-harness -- verify scenarios --seeds "$VERIFY_SEEDS" --report verify-report.json
 
 step "tests (the README's test command)"
 INSTA_UPDATE=no cargo test --workspace --all-features

@@ -3,8 +3,9 @@
 //! Four kinds of finding, each counted per seed:
 //! - `corrupt`: `integrity_check` reports damage, or SQLite cannot even read the board;
 //! - `lost_acked`: a ledger ack whose effect is not on the board;
-//! - `invariant`: a foreign-key or kanban invariant broken, or a phantom (an effect on the
-//!   board that no ledger ever intended);
+//! - `invariant`: a foreign-key or kanban invariant broken, a phantom (an effect on the
+//!   board that no ledger ever intended), or a ledger record that fails its checksum before
+//!   the end of its ledger (a torn *last* record is a kill, and ignored);
 //! - `worker_error`: a worker panicked or met an error a correct store does not return.
 //!
 //! The checks run after every worker is dead, on a plain connection (not through the store,
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use kanban_store::CheckLevel;
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{self, Contents, Mark, Op, TextEntry, TextKind};
@@ -94,7 +95,9 @@ pub fn check(db: &Path, ledgers: &[Ledger], worker_errors: Vec<String>) -> Findi
                 .extend(errors.iter().map(|e| format!("text ledger {e}"))),
         }
     }
-    let conn = match Connection::open(db) {
+    // Never create a board that is not there: a missing board is a finding.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match Connection::open_with_flags(db, flags) {
         Ok(c) => c,
         Err(e) => {
             findings.corrupt.push(format!("cannot open the board: {e}"));
@@ -102,7 +105,13 @@ pub fn check(db: &Path, ledgers: &[Ledger], worker_errors: Vec<String>) -> Findi
         }
     };
     let report = kanban_store::check::run(&conn, CheckLevel::Full);
+    // When SQLite cannot even read the board, every other query fails the same way: that
+    // is one corruption, not a list of broken invariants.
+    let unreadable = report.integrity.iter().any(|f| f.starts_with("error: "));
     findings.corrupt.extend(report.integrity);
+    if unreadable {
+        return findings;
+    }
     findings.invariant.extend(report.foreign_keys);
     findings.invariant.extend(report.invariants);
     match Board::read(&conn) {

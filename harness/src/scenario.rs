@@ -257,8 +257,16 @@ impl Scenario {
         let mut scenario: Scenario =
             toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
         scenario.path = path.to_path_buf();
-        if scenario.workers.is_empty() {
-            return Err(bad("`workers`: at least one worker is needed".into()));
+        if scenario.seeds == 0 {
+            return Err(bad("`seeds` must be at least 1".into()));
+        }
+        if scenario.budget_ms == 0 {
+            return Err(bad("`budget_ms` must be at least 1".into()));
+        }
+        if scenario.processes().is_empty() {
+            return Err(bad(
+                "`workers`: at least one worker process is needed (with `count` >= 1)".into(),
+            ));
         }
         for (i, w) in scenario.workers.iter().enumerate() {
             if w.connections == 0 {
@@ -267,12 +275,24 @@ impl Scenario {
                 )));
             }
             if !(0.0..=1.0).contains(&w.overlap) {
-                return Err(bad(format!("`workers[{i}].overlap` must be within 0..=1")));
-            }
-            if (w.kind == WorkerKind::Command) == w.command.is_empty() {
                 return Err(bad(format!(
-                    "`workers[{i}].command` is required for kind \"command\" and only for it"
+                    "`workers[{i}].overlap` is {}; it must be within 0..=1",
+                    w.overlap
                 )));
+            }
+            match (w.kind, w.command.is_empty()) {
+                (WorkerKind::Command, true) => {
+                    return Err(bad(format!(
+                        "`workers[{i}].command` is missing: a \"command\" worker needs the program to run"
+                    )));
+                }
+                (kind, false) if kind != WorkerKind::Command => {
+                    return Err(bad(format!(
+                        "`workers[{i}].command` is only for kind \"command\", not \"{}\"",
+                        kind.name()
+                    )));
+                }
+                _ => {}
             }
         }
         for (i, k) in scenario.faults.phase_kills.iter().enumerate() {
@@ -282,18 +302,43 @@ impl Scenario {
                     k.phase
                 )));
             }
-            if k.delay_us[0] > k.delay_us[1] || k.max_nth == 0 {
-                return Err(bad(format!("`faults.phase_kills[{i}]`: empty range")));
+            if k.delay_us[0] > k.delay_us[1] {
+                return Err(bad(format!(
+                    "`faults.phase_kills[{i}].delay_us`: empty range {:?}",
+                    k.delay_us
+                )));
+            }
+            if k.max_nth == 0 {
+                return Err(bad(format!(
+                    "`faults.phase_kills[{i}].max_nth` must be at least 1"
+                )));
             }
         }
         if scenario.faults.stall_ms[0] > scenario.faults.stall_ms[1] {
-            return Err(bad("`faults.stall_ms`: empty range".into()));
+            return Err(bad(format!(
+                "`faults.stall_ms`: empty range {:?}",
+                scenario.faults.stall_ms
+            )));
+        }
+        for (name, e) in &scenario.expect {
+            let rates = [
+                ("max_failure_rate", e.max_failure_rate),
+                ("min_failure_rate", e.min_failure_rate),
+                ("min_damage_rate", e.min_damage_rate),
+            ];
+            for (key, rate) in rates {
+                if rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+                    return Err(bad(format!(
+                        "`expect.\"{name}\".{key}` must be within 0..=1"
+                    )));
+                }
+            }
         }
         if scenario.expect.is_empty() {
             return Err(bad("`expect`: name at least one variant".into()));
         }
         for name in scenario.expect.keys() {
-            Variant::parse(name).map_err(|e| bad(format!("`expect.{name}`: {e}")))?;
+            Variant::parse(name).map_err(|e| bad(format!("`expect.\"{name}\"`: {e}")))?;
         }
         Ok(scenario)
     }

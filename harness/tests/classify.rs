@@ -5,7 +5,7 @@
 //! nothing. A misclassification here would make `verify` blame the wrong thing, or pass.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kanban_harness::check::{self, Findings, Ledger};
 use kanban_harness::ledger::{self, Mark, Op, Record, Writer, token};
@@ -237,14 +237,16 @@ fn a_damaged_index_with_clean_ledgers_is_only_corrupt() {
         tasks: 3,
         damage: Damage::Index,
     });
-    let t = token(1, 0, 1);
-    fx.board().create_task(&new_task(&t)).unwrap();
-    let ledger = fx.binary(&pair(Op::CreateTask, 1, 1, 0, 4), &[]);
+    let id = fx.board().create_task(&new_task(&token(1, 0, 1))).unwrap();
+    let ledger = fx.binary(&pair(Op::CreateTask, 1, 1, 0, id), &[]);
     assert_kinds(&fx.check(&[ledger]), &["corrupt"]);
 }
 
 /// Not a database at all: SQLite cannot read it, which is structural damage and nothing
 /// else (no invariant can be judged on a file that is not a board).
+///
+/// Fails at the time of writing: `check::check` files the `error: file is not a database`
+/// rows of `foreign_key_check` and of every invariant query under `invariant` too.
 #[test]
 fn random_bytes_are_corrupt_and_only_corrupt() {
     let dir = tempfile::tempdir().unwrap();
@@ -262,6 +264,20 @@ fn random_bytes_are_corrupt_and_only_corrupt() {
     let f = check::check(&db, &[], vec![]);
     let text = assert_kinds(&f, &["corrupt"]);
     assert!(text.contains("not a database"), "{text}");
+}
+
+/// A board that is gone (deleted or renamed away under the workers) cannot be read:
+/// structural damage, not a list of broken invariants; and checking must not create it.
+///
+/// Fails at the time of writing: `Connection::open` creates an empty file, whose missing
+/// tables make every invariant query an `error: no such table` row filed under `invariant`.
+#[test]
+fn a_missing_board_is_corrupt_and_only_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("board.db");
+    let f = check::check(&db, &[], vec![]);
+    assert_kinds(&f, &["corrupt"]);
+    assert!(!db.exists(), "the check created {}", db.display());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -401,9 +417,11 @@ fn phantom_runs_and_comments_are_invariant_findings() {
     let text = assert_kinds(&f, &["invariant"]);
     assert_eq!(f.invariant.len(), 3, "{text}");
     // Intended, they are fine.
-    let intents: Vec<Record> = (1..=3)
-        .map(|seq| rec(Mark::Intent, Op::Comment, 9, seq, 0))
-        .collect();
+    let intents = [
+        rec(Mark::Intent, Op::Comment, 9, 1, task),
+        rec(Mark::Intent, Op::Claim, 9, 2, 0),
+        rec(Mark::Intent, Op::EndRun, 9, 3, claim.run_id),
+    ];
     let ledger = fx.binary(&intents, &[]);
     assert_kinds(&fx.check(&[ledger]), &[]);
 }
@@ -601,10 +619,4 @@ fn a_bad_record_in_the_middle_is_reported() {
         text.contains("1 ledger records failed their checksum"),
         "{text}"
     );
-}
-
-/// Keeps `Path` in use for readers who add path-based cases.
-#[allow(dead_code)]
-fn _path(p: &Path) -> &Path {
-    p
 }

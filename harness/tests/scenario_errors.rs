@@ -46,6 +46,16 @@ fn cases() -> Vec<(&'static str, String)> {
             with_faults("[faults]\nkils = 3\n"),
         ),
         ("wrong type", format!("seeds = \"many\"\n{GOOD}")),
+        ("no seeds", format!("seeds = 0\n{GOOD}")),
+        ("no time", format!("budget_ms = 0\n{GOOD}")),
+        (
+            "every worker counted out",
+            with_worker("kind = \"gateway\"\ncount = 0\n"),
+        ),
+        (
+            "a rate above 1",
+            GOOD.replace("max_failure_rate = 0.0", "max_failure_rate = 1.5"),
+        ),
         (
             "TOML syntax error",
             format!("{GOOD}\n[[workers]\nkind = \"agent\"\n"),

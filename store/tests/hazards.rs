@@ -335,14 +335,7 @@ fn integrity_on_connect_with_unbounded_backups_keeps_a_new_backup_per_open() {
         .collect();
     assert!(bytes.windows(2).all(|w| w[0] == w[1]), "the copies differ");
     let mut copy = Board::inspect(dir.path().join(&left[0])).unwrap();
-    let report = copy.check(CheckLevel::Full).unwrap();
-    assert!(
-        report
-            .integrity
-            .iter()
-            .any(|f| f.contains("idx_events_run")),
-        "{report:?}"
-    );
+    assert_shows_index_damage(&mut copy);
 }
 
 #[test]
@@ -398,14 +391,7 @@ fn hardened_open_does_not_check_and_quarantine_keeps_the_damage_once() {
     assert_eq!(names_beside(&db, ".check-copy"), Vec::<String>::new());
     // The one copy is the damaged board, damage included.
     let mut copy = Board::inspect(&kept).unwrap();
-    let report = copy.check(CheckLevel::Full).unwrap();
-    assert!(
-        report
-            .integrity
-            .iter()
-            .any(|f| f.contains("idx_events_run")),
-        "{report:?}"
-    );
+    assert_shows_index_damage(&mut copy);
 }
 
 // ------------------------------------------------------------------ replace-while-open
@@ -673,4 +659,16 @@ fn connect_per_operation_holds_no_descriptor_between_operations() {
 fn hardened_session_keeps_its_connection_open() {
     let seen = descriptors_between_operations(HazardSet::default());
     assert!(seen.iter().all(|&n| n >= 1), "{seen:?}");
+}
+
+/// Asserts that a full check of `board` names the damaged `idx_events_run`.
+fn assert_shows_index_damage(board: &mut Board) {
+    let report = board.check(CheckLevel::Full).unwrap();
+    assert!(
+        report
+            .integrity
+            .iter()
+            .any(|f| f.contains("idx_events_run")),
+        "{report:?}"
+    );
 }

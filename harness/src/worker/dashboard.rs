@@ -21,15 +21,8 @@ pub(super) fn run(
     rng: &mut ChaCha8Rng,
 ) -> Result<(), StoreError> {
     let mut main = sessions.open(Role::Dashboard)?;
-    let mut poller = match spec.connections {
-        1 => None,
-        _ => Some(sessions.open(Role::Dashboard)?),
-    };
-    let overlap = Overlap {
-        sessions,
-        chance: spec.overlap,
-        role: Role::Dashboard,
-    };
+    let mut poller = sessions.second(spec, Role::Dashboard)?;
+    let overlap = sessions.overlap(spec, Role::Dashboard);
     let mut ws_cursor = 0;
     let mut known: Vec<(TaskId, TaskStatus)> = Vec::new();
     let mut pace = Pace::new(&[spec.poll_ms, spec.request_ms, spec.edit_ms], rng);

@@ -27,15 +27,8 @@ pub(super) fn run(
     if let Err(e) = dispatcher.check(CheckLevel::Full) {
         read_failed(ctx, &e);
     }
-    let mut notifier = match spec.connections {
-        1 => None,
-        _ => Some(sessions.open(Role::Worker)?),
-    };
-    let overlap = Overlap {
-        sessions,
-        chance: spec.overlap,
-        role: Role::Worker,
-    };
+    let mut notifier = sessions.second(spec, Role::Worker)?;
+    let overlap = sessions.overlap(spec, Role::Worker);
     let name = ctx.cursor_name();
     let mut cursor = notifier
         .as_mut()

@@ -142,6 +142,27 @@ impl Sessions {
         cfg.role = role;
         Board::open_with(&self.db, cfg)
     }
+
+    /// A second long-lived session in `role` when the worker uses several connections.
+    pub(crate) fn second(
+        &self,
+        spec: &WorkerSpec,
+        role: Role,
+    ) -> Result<Option<Board>, StoreError> {
+        match spec.connections {
+            1 => Ok(None),
+            _ => self.open(role).map(Some),
+        }
+    }
+
+    /// The in-transaction overlap of `spec`, connecting in `role`.
+    pub(crate) fn overlap(&self, spec: &WorkerSpec, role: Role) -> Overlap<'_> {
+        Overlap {
+            sessions: self,
+            chance: spec.overlap,
+            role,
+        }
+    }
 }
 
 /// Wraps writes in ledger records.
@@ -240,9 +261,9 @@ pub(crate) fn read_failed(ctx: &mut Ledgered, e: &StoreError) {
 /// transaction (upstream: a request handler or poller connecting while the dispatcher is
 /// mid-transaction).
 pub(crate) struct Overlap<'a> {
-    pub(crate) sessions: &'a Sessions,
-    pub(crate) chance: f64,
-    pub(crate) role: Role,
+    sessions: &'a Sessions,
+    chance: f64,
+    role: Role,
 }
 
 impl Overlap<'_> {

@@ -261,9 +261,10 @@ fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<V
             .expect("planned")
             .1 += 1;
     }
+    let jobs = common.jobs.clamp(1, items.len().max(1));
     let started = Instant::now();
     let progress = Progress::new(items.len() as u64);
-    jobs::run(&items, common.jobs, &opts, |item, result| {
+    jobs::run(&items, jobs, &opts, |item, result| {
         let (summary, left) = runs
             .get_mut(&key(item.scenario, item.variant))
             .expect("planned");
@@ -273,7 +274,7 @@ fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<V
         }
         *left -= 1;
         if *left == 0 {
-            summary.finish(started.elapsed().as_secs_f64());
+            summary.finish(jobs);
             progress.line(&format!(
                 "{} {}: {} of {} seeds failed ({:.1} seeds/s)",
                 summary.scenario,
@@ -286,6 +287,11 @@ fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<V
         progress.tick();
     })?;
     progress.done();
+    eprintln!(
+        "{} seeds in {:.1} s with {jobs} jobs",
+        items.len(),
+        started.elapsed().as_secs_f64()
+    );
     let ordered: Vec<RunSummary> = plan
         .iter()
         .map(|(s, v, _)| runs[&key(s, *v)].0.clone())

@@ -40,9 +40,13 @@ pub struct RunSummary {
     pub failing_seeds: Vec<u64>,
     /// Seeds the harness itself could not run (with why).
     pub errors: Vec<String>,
-    /// Wall time for this (scenario, variant), in seconds.
+    /// The seeds' own wall times, summed, in seconds.
+    pub seed_time_s: f64,
+    /// Wall time this (scenario, variant) took with the run's parallel jobs: the summed
+    /// seed times divided by the number of jobs (seeds of several runs interleave, so the
+    /// clock from first start to last finish would count other runs' seeds too).
     pub elapsed_s: f64,
-    /// Seeds per second of wall time.
+    /// Seeds per second: `seeds / elapsed_s`.
     pub seeds_per_s: f64,
     /// The most backup/quarantine files seen in one seed's board folder.
     pub backups_max: usize,
@@ -94,6 +98,7 @@ impl RunSummary {
         self.phase_kills_planned += u64::from(o.phase_kills_planned);
         self.phase_kills_landed += u64::from(o.phase_kills_landed);
         self.restarts += u64::from(o.restarts);
+        self.seed_time_s += o.elapsed_ms as f64 / 1000.0;
     }
 
     /// Adds a seed the harness could not run.
@@ -101,11 +106,11 @@ impl RunSummary {
         self.errors.push(format!("seed {seed}: {error}"));
     }
 
-    /// Records the wall time.
-    pub fn finish(&mut self, elapsed_s: f64) {
-        self.elapsed_s = elapsed_s;
-        self.seeds_per_s = if elapsed_s > 0.0 {
-            self.seeds as f64 / elapsed_s
+    /// Computes the wall time and rate for `jobs` parallel jobs.
+    pub fn finish(&mut self, jobs: usize) {
+        self.elapsed_s = self.seed_time_s / jobs.max(1) as f64;
+        self.seeds_per_s = if self.elapsed_s > 0.0 {
+            self.seeds as f64 / self.elapsed_s
         } else {
             0.0
         };
@@ -158,37 +163,39 @@ impl RunSummary {
 
 /// The summary table printed after a run.
 pub fn table(runs: &[RunSummary]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<24} {:<30} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7}",
-        "scenario",
-        "variant",
-        "seeds",
-        "failed",
-        "corrupt",
-        "lost",
-        "invar",
-        "werr",
-        "backups",
-        "seeds/s"
-    );
+    const HEAD: [&str; 11] = [
+        "scenario", "variant", "seeds", "failed", "damaged", "corrupt", "lost", "invar", "werr",
+        "backups", "seeds/s",
+    ];
+    const WIDTH: [usize; 11] = [24, 36, 6, 6, 7, 7, 6, 6, 6, 7, 7];
+    let row = |cells: [String; 11]| -> String {
+        let mut line = String::new();
+        for (i, (cell, width)) in cells.iter().zip(WIDTH).enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            // Names left-aligned, numbers right-aligned.
+            let _ = if i < 2 {
+                write!(line, "{sep}{cell:<width$}")
+            } else {
+                write!(line, "{sep}{cell:>width$}")
+            };
+        }
+        line + "\n"
+    };
+    let mut out = row(HEAD.map(String::from));
     for r in runs {
-        let _ = writeln!(
-            out,
-            "{:<24} {:<36} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7.1}",
-            r.scenario,
-            r.variant,
-            r.seeds,
-            r.failed,
-            r.damaged,
-            r.corrupt,
-            r.lost_acked,
-            r.invariant,
-            r.worker_error,
-            r.backups_max,
-            r.seeds_per_s
-        );
+        out += &row([
+            r.scenario.clone(),
+            r.variant.clone(),
+            r.seeds.to_string(),
+            r.failed.to_string(),
+            r.damaged.to_string(),
+            r.corrupt.to_string(),
+            r.lost_acked.to_string(),
+            r.invariant.to_string(),
+            r.worker_error.to_string(),
+            r.backups_max.to_string(),
+            format!("{:.1}", r.seeds_per_s),
+        ]);
     }
     out
 }

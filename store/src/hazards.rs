@@ -265,7 +265,11 @@ pub(crate) fn after_check(board: &mut Board, report: &CheckReport) -> Result<()>
 /// After a write failed with `err`: fall back to a rollback journal, on the session's own
 /// connection (SQLite leaves WAL only when no other connection has the board open).
 pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
-    if !board.config().hazards.contains(Hazard::JournalToggleOnError) {
+    if !board
+        .config()
+        .hazards
+        .contains(Hazard::JournalToggleOnError)
+    {
         return;
     }
     if matches!(

@@ -29,7 +29,7 @@ rlib() {
     cargo build --release -q -p kanban-store --lib --message-format=json "$@" |
         grep -o '[^"]*/libkanban_store[^"]*\.rlib' | tail -n 1
 }
-found_in() { grep -a -o -E "$hazards" "$1" | sort -u | wc -l; }
+found_in() { { grep -a -o -E "$hazards" "$1" || true; } | sort -u | wc -l; }
 with=$(found_in "$(rlib --features hazards)")
 without=$(found_in "$(rlib)")
 echo "hazard names found: $with with the feature, $without without"

@@ -294,6 +294,7 @@ fn r7_opening_reads_the_same_few_pages_whatever_the_size() {
     assert!(size > 8_000_000, "{size}");
     let small_read = bytes_read_by_open(&small, StoreConfig::new(Role::Dashboard));
     let big_read = bytes_read_by_open(&big, StoreConfig::new(Role::Dashboard));
+    eprintln!("open read {small_read} bytes of a new board, {big_read} of {size}");
     assert!(big_read < 64 * 1024, "open read {big_read} bytes of {size}");
     assert!(
         big_read <= small_read + 16 * 1024,
@@ -310,6 +311,7 @@ fn r7_hazard_integrity_on_connect_is_caught() {
     let mut cfg = StoreConfig::new(Role::Dashboard);
     cfg.hazards = HazardSet::default().with(Hazard::IntegrityOnConnect);
     let read = bytes_read_by_open(&big, cfg);
+    eprintln!("integrity-on-connect: open read {read} bytes of {size}");
     assert!(read > size / 2, "open read only {read} bytes of {size}");
 }
 

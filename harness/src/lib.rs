@@ -18,6 +18,7 @@ pub mod plan;
 pub mod report;
 pub mod scenario;
 pub mod setup;
+pub mod shim;
 pub mod supervisor;
 pub mod worker;
 

@@ -61,7 +61,7 @@ enum Command {
         /// The seed.
         #[arg(long)]
         seed: u64,
-        /// Keep the seed's files here when it fails.
+        /// Keep the seed's files here (board, ledgers, worker logs), failing or not.
         #[arg(long)]
         artifacts: Option<PathBuf>,
         /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
@@ -202,11 +202,11 @@ fn dispatch(command: Command) -> Result<bool> {
             };
             let outcome = run_seed(&s, variant, seed, &opts)?;
             println!(
-                "seed {seed}: {} kills, {} stalls, {} of {} phase kills landed, {} restarts, {} backups, {} ms",
+                "seed {seed}: {} kills, {} stalls, {} of {} planned faults landed, {} restarts, {} backups, {} ms",
                 outcome.kills,
                 outcome.stalls,
-                outcome.phase_kills_landed,
-                outcome.phase_kills_planned,
+                outcome.faults_landed,
+                outcome.faults_planned,
                 outcome.restarts,
                 outcome.backups,
                 outcome.elapsed_ms

@@ -9,7 +9,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::scenario::{Scenario, WorkerKind, phase_named};
+use crate::scenario::{IoPick, Scenario, WorkerKind, phase_named};
+use crate::shim::{IoAction, IoFault};
 
 /// The whole plan of one seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,10 @@ pub struct WorkerPlan {
     pub seed: u64,
     /// A kill inside a store phase, given to each incarnation until one lands.
     pub phase_kill: Option<PhaseKillPlan>,
+    /// Faults at exact points of file I/O, given to each incarnation until each lands.
+    pub io_faults: Vec<IoFault>,
+    /// How long a `stop` fault leaves this worker stopped, in milliseconds.
+    pub stop_ms: u64,
 }
 
 /// Kill at the `nth` entry into `phase`, `delay_us` after entering it.
@@ -67,6 +72,14 @@ pub enum FaultAction {
 }
 
 impl Plan {
+    /// Faults planned in this seed: phase kills and I/O faults.
+    pub fn faults_planned(&self) -> u32 {
+        self.workers
+            .iter()
+            .map(|w| u32::from(w.phase_kill.is_some()) + w.io_faults.len() as u32)
+            .sum()
+    }
+
     /// The plan of `seed` for `scenario`.
     pub fn new(scenario: &Scenario, seed: u64) -> Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -79,6 +92,8 @@ impl Plan {
                 kind: spec.kind,
                 seed: rng.random(),
                 phase_kill: None,
+                io_faults: Vec::new(),
+                stop_ms: 0,
             })
             .collect();
         for kill in &scenario.faults.phase_kills {
@@ -97,6 +112,42 @@ impl Plan {
                 nth: rng.random_range(1..=kill.max_nth),
                 delay_us: rng.random_range(kill.delay_us[0]..=kill.delay_us[1]),
             });
+        }
+        let io = &scenario.faults.io;
+        let chosen: Vec<usize> = match scenario.faults.io_pick {
+            IoPick::All => (0..io.len()).collect(),
+            IoPick::One if io.is_empty() => Vec::new(),
+            IoPick::One => vec![rng.random_range(0..io.len())],
+        };
+        for id in chosen {
+            let spec = &io[id];
+            let mut targets: Vec<usize> = workers
+                .iter()
+                .filter(|w| w.kind != WorkerKind::Command)
+                .filter(|w| spec.worker.is_none_or(|k| k == w.kind))
+                .map(|w| w.index)
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            if !spec.every_worker {
+                targets = vec![targets[rng.random_range(0..targets.len())]];
+            }
+            for target in targets {
+                let w = &mut workers[target];
+                w.io_faults.push(IoFault {
+                    id,
+                    phase: spec.phase,
+                    file: spec.file,
+                    op: spec.op,
+                    nth: rng.random_range(spec.nth[0]..=spec.nth[1]),
+                    action: spec.action,
+                    sticky: spec.sticky,
+                });
+                if spec.action == IoAction::Stop {
+                    w.stop_ms = w.stop_ms.max(spec.stop_ms);
+                }
+            }
         }
         let budget = scenario.budget_ms.max(1);
         let n = workers.len();

@@ -54,10 +54,10 @@ pub struct RunSummary {
     pub kills: u64,
     /// Stalls delivered.
     pub stalls: u64,
-    /// Kills planned inside store phases.
-    pub phase_kills_planned: u64,
+    /// Faults planned at exact points (phase kills and I/O faults), over all seeds.
+    pub faults_planned: u64,
     /// Of those, the ones that landed in their phase.
-    pub phase_kills_landed: u64,
+    pub faults_landed: u64,
     /// Worker restarts.
     pub restarts: u64,
     /// The first findings of the first failing seed.
@@ -95,8 +95,8 @@ impl RunSummary {
         self.backups_max = self.backups_max.max(o.backups);
         self.kills += u64::from(o.kills);
         self.stalls += u64::from(o.stalls);
-        self.phase_kills_planned += u64::from(o.phase_kills_planned);
-        self.phase_kills_landed += u64::from(o.phase_kills_landed);
+        self.faults_planned += u64::from(o.faults_planned);
+        self.faults_landed += u64::from(o.faults_landed);
         self.restarts += u64::from(o.restarts);
         self.seed_time_s += o.elapsed_ms as f64 / 1000.0;
     }
@@ -119,6 +119,15 @@ impl RunSummary {
     /// Share of seeds that failed.
     pub fn failure_rate(&self) -> f64 {
         self.share(self.failed)
+    }
+
+    /// Share of planned faults that landed (1.0 when none were planned).
+    pub fn landed_share(&self) -> f64 {
+        if self.faults_planned == 0 {
+            1.0
+        } else {
+            self.faults_landed as f64 / self.faults_planned as f64
+        }
     }
 
     /// Share of seeds with corruption or a lost acknowledged commit.
@@ -153,6 +162,16 @@ impl RunSummary {
         }
         if let Some(min) = expect.min_backups.filter(|&min| self.backups_max < min) {
             misses.push(format!("{} backups < min {min}", self.backups_max));
+        }
+        let landed = self.landed_share();
+        let min_landed = expect.min_landed.unwrap_or(0.5);
+        if self.faults_planned > 0 && landed < min_landed {
+            misses.push(format!(
+                "only {:.0}% of {} planned faults landed (min {:.0}%)",
+                landed * 100.0,
+                self.faults_planned,
+                min_landed * 100.0
+            ));
         }
         if !self.errors.is_empty() {
             misses.push(format!("{} seeds could not run", self.errors.len()));

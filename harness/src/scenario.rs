@@ -14,6 +14,7 @@ use kanban_store::hazards::{Hazard, HazardSet};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::shim::{FileKind, IoAction, IoOp, IoPhase};
 
 /// A parsed scenario file.
 #[derive(Clone, Debug, Deserialize)]
@@ -35,6 +36,9 @@ pub struct Scenario {
     /// What goes wrong, and when.
     #[serde(default)]
     pub faults: Faults,
+    /// Run the workers on the I/O shim even without I/O faults (it is on whenever there are).
+    #[serde(default)]
+    pub shim: bool,
     /// The variants to run, with the outcome each must show.
     pub expect: BTreeMap<String, Expect>,
     /// Where the file was read from (not in the file).
@@ -52,6 +56,10 @@ pub struct BoardSpec {
     /// Damage done to the board before the workers start.
     #[serde(default)]
     pub damage: Damage,
+    /// Leave the board in rollback (DELETE) journal mode, as upstream boards were after
+    /// their WAL-to-DELETE fallback; the first session upgrades it under its lock.
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 /// Damage a scenario can start from.
@@ -150,6 +158,54 @@ pub struct Faults {
     /// Kills inside a store phase.
     #[serde(default)]
     pub phase_kills: Vec<PhaseKill>,
+    /// Faults at exact points of SQLite's file I/O, through the I/O shim.
+    #[serde(default)]
+    pub io: Vec<IoFaultSpec>,
+    /// `all` (default): every entry of `io` is planned; `one`: each seed draws one entry.
+    #[serde(default)]
+    pub io_pick: IoPick,
+}
+
+/// How the entries of `faults.io` become a seed's plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoPick {
+    /// Every entry.
+    #[default]
+    All,
+    /// One entry, drawn from the seed.
+    One,
+}
+
+/// A fault at the Nth matching file operation inside a phase (see [`crate::shim`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoFaultSpec {
+    /// The phase: `checkpoint-copy`, `checkpoint-tail`, `wal-truncate`, `commit`,
+    /// `checkpoint`, `migration`, `journal-mode`, `quarantine` or `none`.
+    pub phase: IoPhase,
+    /// The file kind: `db`, `wal`, `journal`, `temp` or `shm`.
+    pub file: FileKind,
+    /// The operation: `read`, `write`, `truncate`, `sync`, `wal-write-lock`, ...
+    pub op: IoOp,
+    /// The matching operation it acts at is drawn from `[min, max]` (1-based).
+    #[serde(default = "defaults::nth")]
+    pub nth: [u32; 2],
+    /// `kill-before`, `kill-after`, `ioerr-write`, `ioerr-fsync`, `full` or `stop`.
+    pub action: IoAction,
+    /// For failing actions: keep failing every later match in that process.
+    #[serde(default)]
+    pub sticky: bool,
+    /// Which kind of worker (default: any forked worker).
+    #[serde(default)]
+    pub worker: Option<WorkerKind>,
+    /// Plan it on every matching worker, not on one drawn from the seed (for a step that
+    /// whichever worker comes first performs, like the switch to WAL).
+    #[serde(default)]
+    pub every_worker: bool,
+    /// For `stop`: how long the supervisor leaves the worker stopped.
+    #[serde(default = "defaults::stop_ms")]
+    pub stop_ms: u64,
 }
 
 /// A kill planned inside a store phase: at the worker's `nth` entry into it (seeded from
@@ -191,6 +247,10 @@ pub struct Expect {
     /// At least this many in some seed (the unbounded backups are shown).
     #[serde(default)]
     pub min_backups: Option<usize>,
+    /// At least this share of planned faults must land (default 0.5: a scenario whose
+    /// faults mostly never get their chance tests nothing).
+    #[serde(default)]
+    pub min_landed: Option<f64>,
 }
 
 mod defaults {
@@ -235,6 +295,12 @@ mod defaults {
     }
     pub fn delay_us() -> [u64; 2] {
         [0, 200]
+    }
+    pub fn nth() -> [u32; 2] {
+        [1, 1]
+    }
+    pub fn stop_ms() -> u64 {
+        50
     }
 }
 
@@ -314,6 +380,14 @@ impl Scenario {
                 )));
             }
         }
+        for (i, f) in scenario.faults.io.iter().enumerate() {
+            if f.nth[0] == 0 || f.nth[0] > f.nth[1] {
+                return Err(bad(format!(
+                    "`faults.io[{i}].nth`: {:?} is not a range of 1-based counts",
+                    f.nth
+                )));
+            }
+        }
         if scenario.faults.stall_ms[0] > scenario.faults.stall_ms[1] {
             return Err(bad(format!(
                 "`faults.stall_ms`: empty range {:?}",
@@ -325,6 +399,7 @@ impl Scenario {
                 ("max_failure_rate", e.max_failure_rate),
                 ("min_failure_rate", e.min_failure_rate),
                 ("min_damage_rate", e.min_damage_rate),
+                ("min_landed", e.min_landed),
             ];
             for (key, rate) in rates {
                 if rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {

@@ -23,11 +23,21 @@ pub fn prepare(db: &Path, spec: &BoardSpec) -> Result<()> {
         t.recompute_ready()
     })?;
     drop(board);
+    if spec.rollback {
+        // What upstream's WAL-to-DELETE fallback left behind.
+        let conn = rusqlite::Connection::open(db).map_err(|e| sql_error(db, e))?;
+        conn.pragma_update(None, "journal_mode", "DELETE")
+            .map_err(|e| sql_error(db, e))?;
+    }
     if spec.damage == Damage::Index {
-        kanban_store::hazards::damage_index(db).map_err(|e| Error::System {
-            what: format!("damaging {}", db.display()),
-            source: std::io::Error::other(e),
-        })?;
+        kanban_store::hazards::damage_index(db).map_err(|e| sql_error(db, e))?;
     }
     Ok(())
+}
+
+fn sql_error(db: &Path, e: rusqlite::Error) -> Error {
+    Error::System {
+        what: format!("preparing {}", db.display()),
+        source: std::io::Error::other(e),
+    }
 }

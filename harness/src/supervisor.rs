@@ -6,10 +6,10 @@
 //! spent asks every worker to stop (SIGTERM, then SIGKILL after a grace period). Only then,
 //! with every worker dead, does it read the ledgers and check the board.
 //!
-//! A worker that dies of SIGKILL the supervisor did not send killed itself inside a store
-//! phase, as its plan said: that phase kill *landed*. Until it lands (a timed kill may come
-//! first, or the phase may end before the delay), every new start of the worker gets the
-//! same phase kill again.
+//! Faults at exact points (phase kills, I/O faults) are delivered by the workers themselves;
+//! each notes its id in the worker's *landed* file before it acts. Until a fault lands (a
+//! timed kill may come first, or the phase may not come up), every new start of the worker
+//! gets it again; the report counts planned and landed faults.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -37,7 +37,7 @@ const GRACE: Duration = Duration::from_millis(1500);
 pub struct RunOptions {
     /// Folder under which each seed gets a fresh folder for its board.
     pub work_dir: PathBuf,
-    /// Keep the files of failing seeds here.
+    /// Keep the files of failing seeds here (with `verbose`, of every seed).
     pub artifacts: Option<PathBuf>,
     /// Print what happens (for `replay`).
     pub verbose: bool,
@@ -69,10 +69,10 @@ pub struct Outcome {
     pub kills: u32,
     /// Stalls delivered.
     pub stalls: u32,
-    /// Phase kills planned.
-    pub phase_kills_planned: u32,
-    /// Phase kills that landed (the worker killed itself inside the phase).
-    pub phase_kills_landed: u32,
+    /// Faults planned at exact points (phase kills and I/O faults).
+    pub faults_planned: u32,
+    /// Of those, the ones that landed in their phase.
+    pub faults_landed: u32,
     /// Worker restarts.
     pub restarts: u32,
     /// Wall time of the seed, in milliseconds.
@@ -92,6 +92,7 @@ struct Slot {
     env: WorkerEnv,
     command: Vec<String>,
     restart_ms: u64,
+    stop_ms: u64,
     log: PathBuf,
     text_ledger: PathBuf,
     pid: Option<Pid>,
@@ -133,7 +134,11 @@ pub fn run_seed(
                 spec: spec.clone(),
                 variant,
                 phase_kill: wp.phase_kill,
+                io_faults: wp.io_faults.clone(),
+                shim: scenario.shim,
+                landed: dir.path().join(format!("faults-w{}.txt", wp.index)),
             },
+            stop_ms: wp.stop_ms,
             command: spec.command.clone(),
             restart_ms: spec.restart_ms,
             log: dir.path().join(format!("worker-w{}.log", wp.index)),
@@ -146,11 +151,7 @@ pub fn run_seed(
         .collect();
     let mut outcome = Outcome {
         seed,
-        phase_kills_planned: plan
-            .workers
-            .iter()
-            .filter(|w| w.phase_kill.is_some())
-            .count() as u32,
+        faults_planned: plan.faults_planned(),
         ..Outcome::default()
     };
     let mut worker_errors = Vec::new();
@@ -192,7 +193,7 @@ pub fn run_seed(
             slots[i].stalled = false;
             false
         });
-        reap(&mut slots, false, &mut outcome, &mut worker_errors)?;
+        reap(&mut slots, false, &mut resumes, &mut worker_errors)?;
         for slot in &mut slots {
             if slot.restart_at.is_some_and(|at| at <= now) {
                 slot.restart_at = None;
@@ -203,13 +204,17 @@ pub fn run_seed(
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    stop(&mut slots, &mut outcome, &mut worker_errors)?;
+    stop(&mut slots, &mut worker_errors)?;
 
+    outcome.faults_landed = slots
+        .iter()
+        .map(|s| landed(&s.env.landed).len() as u32)
+        .sum();
     let ledgers = read_ledgers(&slots);
     outcome.findings = check::check(&db, &ledgers, worker_errors);
     outcome.backups = count_backups(dir.path());
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;
-    if outcome.failed()
+    if (outcome.failed() || opts.verbose)
         && let Some(artifacts) = &opts.artifacts
     {
         keep_artifacts(dir.path(), artifacts, scenario, variant, seed)?;
@@ -279,45 +284,45 @@ fn spawn(slot: &mut Slot) -> Result<()> {
     }
 }
 
-/// Collects exited workers; outside `stopping`, schedules their restart.
+/// Collects exited workers; outside `stopping`, schedules their restart. A worker that
+/// stopped itself (an I/O fault holding a lock) is resumed after its `stop_ms`.
 fn reap(
     slots: &mut [Slot],
     stopping: bool,
-    outcome: &mut Outcome,
+    resumes: &mut Vec<(Instant, usize)>,
     worker_errors: &mut Vec<String>,
 ) -> Result<()> {
     loop {
         let flags = if stopping {
-            None
+            WaitPidFlag::empty()
         } else {
-            Some(WaitPidFlag::WNOHANG)
+            WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED
         };
-        let status = match waitpid(None, flags) {
+        let status = match waitpid(None, Some(flags)) {
             Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
             Ok(s) => s,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         };
         let Some(pid) = status.pid() else { continue };
-        let Some(slot) = slots.iter_mut().find(|s| s.pid == Some(pid)) else {
+        let Some(i) = slots.iter().position(|s| s.pid == Some(pid)) else {
             continue;
         };
+        let slot = &mut slots[i];
         let who = format!("worker {} ({})", slot.env.index, slot.kind.name());
         match status {
-            WaitStatus::Exited(_, code) => match code {
-                EXIT_OK => {}
-                EXIT_SETUP => {}
-                EXIT_PANIC => worker_errors.push(format!("{who} panicked (see its log)")),
-                other if slot.kind == WorkerKind::Command && other != 0 => {
-                    worker_errors.push(format!("{who} exited with {other}"))
+            WaitStatus::Stopped(..) => {
+                if !slot.stalled {
+                    slot.stalled = true;
+                    resumes.push((Instant::now() + Duration::from_millis(slot.stop_ms), i));
                 }
+                continue;
+            }
+            WaitStatus::Exited(_, code) => match code {
+                EXIT_OK | EXIT_SETUP => {}
+                EXIT_PANIC => worker_errors.push(format!("{who} panicked (see its log)")),
                 other => worker_errors.push(format!("{who} exited with {other}")),
             },
-            WaitStatus::Signaled(_, Signal::SIGKILL, _) if !slot.kill_sent && !stopping => {
-                // The worker killed itself inside its planned phase: done with that plan.
-                outcome.phase_kills_landed += 1;
-                slot.env.phase_kill = None;
-            }
             WaitStatus::Signaled(_, Signal::SIGKILL | Signal::SIGTERM, _) => {}
             WaitStatus::Signaled(_, sig, _) => {
                 worker_errors.push(format!("{who} died of {sig}"));
@@ -326,6 +331,14 @@ fn reap(
         }
         slot.pid = None;
         slot.stalled = false;
+        // Faults that landed are not planned again for the next start.
+        let done = landed(&slot.env.landed);
+        if done.iter().any(|l| l == "p") {
+            slot.env.phase_kill = None;
+        }
+        slot.env
+            .io_faults
+            .retain(|f| !done.contains(&format!("i{}", f.id)));
         if !stopping {
             slot.restart_at = Some(Instant::now() + Duration::from_millis(slot.restart_ms));
         }
@@ -335,8 +348,21 @@ fn reap(
     }
 }
 
+/// The distinct faults a worker noted as landed.
+fn landed(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
 /// Asks every worker to stop, then makes sure they have.
-fn stop(slots: &mut [Slot], outcome: &mut Outcome, worker_errors: &mut Vec<String>) -> Result<()> {
+fn stop(slots: &mut [Slot], worker_errors: &mut Vec<String>) -> Result<()> {
+    let mut resumes = Vec::new();
     for slot in slots.iter_mut() {
         slot.restart_at = None;
         if let Some(pid) = slot.pid {
@@ -348,9 +374,14 @@ fn stop(slots: &mut [Slot], outcome: &mut Outcome, worker_errors: &mut Vec<Strin
     }
     let deadline = Instant::now() + GRACE;
     while slots.iter().any(|s| s.pid.is_some()) && Instant::now() < deadline {
-        reap(slots, false, outcome, worker_errors)?;
+        reap(slots, false, &mut resumes, worker_errors)?;
         for slot in slots.iter_mut() {
             slot.restart_at = None;
+            if let (Some(pid), true) = (slot.pid, slot.stalled) {
+                // A worker that stopped itself while stopping: let it go on and exit.
+                let _ = kill(pid, Signal::SIGCONT);
+                slot.stalled = false;
+            }
         }
         std::thread::sleep(Duration::from_micros(500));
     }
@@ -365,7 +396,7 @@ fn stop(slots: &mut [Slot], outcome: &mut Outcome, worker_errors: &mut Vec<Strin
         }
     }
     if slots.iter().any(|s| s.pid.is_some()) {
-        reap(slots, true, outcome, worker_errors)?;
+        reap(slots, true, &mut resumes, worker_errors)?;
     }
     Ok(())
 }

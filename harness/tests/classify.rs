@@ -28,6 +28,7 @@ impl Fixture {
         Fixture::with(&BoardSpec {
             tasks,
             damage: Damage::None,
+            ..BoardSpec::default()
         })
     }
 
@@ -219,6 +220,7 @@ fn a_damaged_index_is_corrupt_and_named() {
     let fx = Fixture::with(&BoardSpec {
         tasks: 3,
         damage: Damage::Index,
+        ..BoardSpec::default()
     });
     let f = fx.check(&[]);
     assert_kinds(&f, &["corrupt"]);
@@ -236,6 +238,7 @@ fn a_damaged_index_with_clean_ledgers_is_only_corrupt() {
     let mut fx = Fixture::with(&BoardSpec {
         tasks: 3,
         damage: Damage::Index,
+        ..BoardSpec::default()
     });
     let id = fx.board().create_task(&new_task(&token(1, 0, 1))).unwrap();
     let ledger = fx.binary(&pair(Op::CreateTask, 1, 1, 0, id), &[]);

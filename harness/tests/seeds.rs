@@ -74,10 +74,7 @@ fn restart_storm_hardened_survives_kills_inside_commits_and_checkpoints() {
     assert!(n(&run, "kills") >= 200 * 10, "{run}");
     assert!(n(&run, "restarts") >= 200 * 10, "{run}");
     // Phase kills are retried at each restart until they land; nearly all do.
-    let (planned, landed) = (
-        n(&run, "phase_kills_planned"),
-        n(&run, "phase_kills_landed"),
-    );
+    let (planned, landed) = (n(&run, "faults_planned"), n(&run, "faults_landed"));
     assert!(planned >= 200 && landed * 10 >= planned * 8, "{run}");
 }
 

@@ -139,6 +139,14 @@ pub enum Error {
         /// The board path.
         path: PathBuf,
     },
+    /// SQLite reported an I/O error (read, write, sync, ...); the transaction was rolled back.
+    #[error("{}: I/O error ({detail}); the transaction was rolled back", path.display())]
+    IoFailure {
+        /// The board path.
+        path: PathBuf,
+        /// SQLite's description of the failure.
+        detail: String,
+    },
     /// No task with this id.
     #[error("{}: no task {id}", path.display())]
     NoSuchTask {
@@ -198,6 +206,10 @@ impl Error {
                 waited_ms: 0,
             },
             Some(C::DiskFull) => Error::DiskFull { path },
+            Some(C::SystemIoFailure) => Error::IoFailure {
+                path,
+                detail: source.to_string(),
+            },
             Some(C::DatabaseCorrupt) => Error::Corrupt {
                 path,
                 detail: source.to_string(),

@@ -274,7 +274,11 @@ pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
     }
     if matches!(
         err,
-        Error::Busy { .. } | Error::Sqlite { .. } | Error::Corrupt { .. } | Error::DiskFull { .. }
+        Error::Busy { .. }
+            | Error::Sqlite { .. }
+            | Error::Corrupt { .. }
+            | Error::DiskFull { .. }
+            | Error::IoFailure { .. }
     ) {
         let _ = board.with_conn(|conn, _| {
             let _: rusqlite::Result<String> =

@@ -530,6 +530,13 @@ fn every_error() -> Vec<(&'static str, Error)> {
         ),
         ("DiskFull", Error::DiskFull { path: path() }),
         (
+            "IoFailure",
+            Error::IoFailure {
+                path: path(),
+                detail: "disk I/O error".into(),
+            },
+        ),
+        (
             "NoSuchTask",
             Error::NoSuchTask {
                 path: path(),

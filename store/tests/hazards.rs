@@ -161,6 +161,7 @@ fn hazard_child() {
                     format!("sqlite({:?})", source.sqlite_error_code())
                 }
                 Err(Error::DiskFull { .. }) => "disk-full".into(),
+                Err(Error::IoFailure { .. }) => "io-failure".into(),
                 Err(Error::Busy { .. }) => "busy".into(),
                 Err(e) => format!("other({e})"),
             };
@@ -590,7 +591,7 @@ fn mode_after_a_failed_write(hazards: HazardSet) -> (String, String) {
 }
 
 /// The sqlite error the write gets: SQLITE_IOERR (EFBIG on the WAL).
-const WRITE_ERROR: &str = "sqlite(Some(SystemIoFailure))";
+const WRITE_ERROR: &str = "io-failure";
 
 #[test]
 fn journal_toggle_on_error_falls_back_to_delete_after_a_failed_write() {
@@ -604,11 +605,8 @@ fn journal_toggle_on_error_falls_back_to_delete_after_a_failed_write() {
     assert_eq!(mode, "delete");
 }
 
-/// The documented behaviour of the switch on its own. KNOWN TO FAIL (reported, not fixed
-/// here): `hazards::after_write_error` runs the pragma on a *new* connection while the
-/// session's own read-write connection is still open, so SQLite refuses to leave WAL
-/// (`database is locked`, ignored) and the board stays `wal`. Alone, the switch's error
-/// half never acts; it only does together with `connect-per-operation` (test above).
+/// The documented behaviour of the switch on its own: the fallback runs on the session's
+/// own connection (SQLite leaves WAL only when no other connection has the board open).
 #[test]
 fn journal_toggle_on_error_alone_falls_back_to_delete_after_a_failed_write() {
     let (error, mode) = mode_after_a_failed_write(set(&[Hazard::JournalToggleOnError]));

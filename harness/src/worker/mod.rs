@@ -19,6 +19,8 @@ mod agent;
 mod dashboard;
 mod gateway;
 
+use std::fs::File;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -31,6 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::ledger::{self, Mark, Op, Record};
 use crate::plan::{PhaseKillPlan, incarnation_seed};
 use crate::scenario::{Variant, WorkerKind, WorkerSpec};
+use crate::shim::{self, IoFault};
 
 /// The worker finished (asked to stop).
 pub const EXIT_OK: i32 = 0;
@@ -61,6 +64,13 @@ pub struct WorkerEnv {
     pub variant: Variant,
     /// A planned kill inside a store phase (until one lands).
     pub phase_kill: Option<PhaseKillPlan>,
+    /// Planned faults at exact points of file I/O (until each lands).
+    pub io_faults: Vec<IoFault>,
+    /// Run on the I/O shim (always when there are I/O faults).
+    pub shim: bool,
+    /// Where faults that act are noted (`p` for the phase kill, `i<id>` for I/O faults),
+    /// written before they act.
+    pub landed: PathBuf,
 }
 
 /// Runs the worker; returns the exit code for `_exit`. Call only in a freshly forked child.
@@ -78,6 +88,18 @@ pub fn child_main(env: &WorkerEnv) -> i32 {
 
 fn run(env: &WorkerEnv) -> Result<(), String> {
     let ledger = ledger::Writer::open(&env.ledger).map_err(|e| e.to_string())?;
+    let landed = || {
+        File::options()
+            .create(true)
+            .append(true)
+            .open(&env.landed)
+            .map_err(|e| format!("{}: {e}", env.landed.display()))
+    };
+    let shim = env.shim || !env.io_faults.is_empty();
+    if shim {
+        shim::install(env.io_faults.clone(), Some(landed()?))
+            .map_err(|rc| format!("registering the I/O shim: SQLite error {rc}"))?;
+    }
     let mut ctx = Ledgered {
         ledger,
         worker: u16::try_from(env.index).unwrap_or(u16::MAX),
@@ -87,7 +109,7 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(incarnation_seed(env.seed, env.incarnation));
     let make = Sessions {
         db: env.db.clone(),
-        config: store_config(env),
+        config: store_config(env, shim, landed()?),
     };
     let result = match env.spec.kind {
         WorkerKind::Gateway => gateway::run(&make, &env.spec, &mut ctx, &mut rng),
@@ -95,6 +117,12 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
         WorkerKind::Agent => agent::run(&make, &env.spec, &mut ctx, &mut rng),
         WorkerKind::Command => unreachable!("command workers are exec'd, not forked"),
     };
+    if shim {
+        // For `replay`: what the shim saw, per phase, file kind and operation.
+        for ((phase, file, op), n) in shim::counts() {
+            eprintln!("shim: {phase:?} {file:?} {op:?} {n}");
+        }
+    }
     result.map_err(|e| {
         ctx.error(Op::Open, &e);
         e.to_string()
@@ -102,30 +130,37 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
 }
 
 /// The store configuration of a worker: its variant's hazards, short timeouts (a stalled
-/// peer must turn into a typed `Busy`, not a hang), and the phase-kill observer.
-fn store_config(env: &WorkerEnv) -> StoreConfig {
+/// peer must turn into a typed `Busy`, not a hang), and an observer of the store's phases
+/// that feeds the I/O shim and delivers the planned phase kill (noted in `landed` first).
+fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Worker);
     cfg.busy_timeout = Duration::from_millis(500);
     cfg.lock_timeout = Duration::from_millis(500);
     cfg.checkpoint_frames = 64;
     cfg.hazards = env.variant.hazards();
     cfg.quarantine_on_damage = true;
-    if let Some(kill) = env.phase_kill {
-        let entries = AtomicU32::new(0);
-        cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
-            if phase != kill.phase {
-                return;
-            }
-            if !entering {
-                arm_alarm(0);
-            } else if entries.fetch_add(1, Ordering::Relaxed) + 1 == kill.nth {
-                if kill.delay_us == 0 {
-                    kill_self();
-                }
-                arm_alarm(kill.delay_us);
-            }
-        }));
+    let kill = env.phase_kill;
+    if kill.is_none() && !shim {
+        return cfg;
     }
+    let entries = AtomicU32::new(0);
+    cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
+        if shim {
+            shim::store_phase(phase, entering);
+        }
+        let Some(kill) = kill.filter(|k| k.phase == phase) else {
+            return;
+        };
+        if !entering {
+            arm_alarm(0);
+        } else if entries.fetch_add(1, Ordering::Relaxed) + 1 == kill.nth {
+            let _ = (&landed).write_all(b"p\n");
+            if kill.delay_us == 0 {
+                kill_self();
+            }
+            arm_alarm(kill.delay_us);
+        }
+    }));
     cfg
 }
 
@@ -240,7 +275,7 @@ pub fn cursor_name(index: u16) -> String {
     format!("notifier-w{index}")
 }
 
-/// Errors that a correct store returns under contention and races: not findings.
+/// Errors that a correct store returns under contention, races and I/O faults: not findings.
 fn expected(e: &StoreError) -> bool {
     matches!(
         e,
@@ -249,6 +284,8 @@ fn expected(e: &StoreError) -> bool {
             | StoreError::NoSuchTask { .. }
             | StoreError::InvalidMove { .. }
             | StoreError::GatewayRunning { .. }
+            | StoreError::DiskFull { .. }
+            | StoreError::IoFailure { .. }
     )
 }
 

@@ -1,0 +1,339 @@
+//! The I/O shim: a VFS that wraps SQLite's default VFS to count, fail and kill at exact
+//! points of SQLite's own file I/O.
+//!
+//! Registered as the default VFS in a worker at start-up (so the store runs unchanged), it
+//! forwards every VFS and file method to the VFS it wraps, and before each file method asks
+//! [`hook`] what to do: go on, fail with an SQLite error code, or kill the process (before
+//! or after the operation), or stop it (SIGSTOP, for a stall that holds a lock).
+//!
+//! # Phases, and how each is recognised
+//!
+//! | phase | recognised by |
+//! |---|---|
+//! | `checkpoint-copy` | SQLite's `SQLITE_FCNTL_CKPT_START` .. `SQLITE_FCNTL_CKPT_DONE` file controls on the db: the checkpoint's copy loop (WAL reads, db writes) |
+//! | `checkpoint-tail` | after `CKPT_DONE`, the db truncate and sync that end a complete checkpoint (ends at the first other operation) |
+//! | `wal-truncate` | a truncate of the WAL file (a TRUNCATE checkpoint, or a journal-size limit) |
+//! | `commit` | the store's commit mark: the WAL append and sync of `COMMIT` |
+//! | `checkpoint` | the store's checkpoint mark: the whole `wal_checkpoint(PASSIVE)` call |
+//! | `migration`, `journal-mode`, `quarantine` | the store's marks around those maintenance steps |
+//! | `none` | anything else |
+//!
+//! SQLite's own phases take precedence over the store's marks they fall inside.
+//!
+//! # Faults
+//!
+//! An [`IoFault`] matches operations of one kind (`write`, `sync`, `shm-lock`, ...) on one
+//! kind of file (`db`, `wal`, `journal`, `temp`, `shm`) in one phase, and acts at the Nth
+//! match: kill before or after it, fail it with `SQLITE_IOERR_WRITE`, `SQLITE_IOERR_FSYNC`
+//! or `SQLITE_FULL` (once, or from then on), or stop the process right after it (meant for
+//! the WAL write lock taken at `xShmLock`). When a fault acts it is written to the worker's
+//! *landed* file first, so the report can say which planned faults landed.
+
+mod vfs;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+/// What kind of file an operation is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileKind {
+    /// The main database file.
+    Db,
+    /// The write-ahead log.
+    Wal,
+    /// A rollback journal (rollback-mode boards, the WAL switch).
+    Journal,
+    /// Temporary files, statement journals.
+    Temp,
+    /// The WAL index (`-shm`), reached through the db file's shm methods.
+    Shm,
+}
+
+/// A file operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoOp {
+    /// `xRead`.
+    Read,
+    /// `xWrite`.
+    Write,
+    /// `xTruncate`.
+    Truncate,
+    /// `xSync`.
+    Sync,
+    /// `xFileSize`.
+    FileSize,
+    /// `xLock`.
+    Lock,
+    /// `xUnlock`.
+    Unlock,
+    /// `xCheckReservedLock`.
+    CheckReserved,
+    /// `xFileControl`.
+    FileControl,
+    /// `xSectorSize`.
+    SectorSize,
+    /// `xDeviceCharacteristics`.
+    DeviceCharacteristics,
+    /// `xShmMap`.
+    ShmMap,
+    /// `xShmLock`, except taking the WAL write lock.
+    ShmLock,
+    /// `xShmLock` taking the WAL write lock (slot 0, exclusive): becoming the writer.
+    WalWriteLock,
+    /// `xShmBarrier`.
+    ShmBarrier,
+    /// `xShmUnmap`.
+    ShmUnmap,
+    /// `xFetch`.
+    Fetch,
+    /// `xUnfetch`.
+    Unfetch,
+    /// `xClose`.
+    Close,
+}
+
+/// Where in SQLite's or the store's work an operation happens (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoPhase {
+    /// Outside every phase.
+    None,
+    /// The checkpoint's copy loop.
+    CheckpointCopy,
+    /// The db truncate and sync after a complete checkpoint.
+    CheckpointTail,
+    /// A WAL truncate.
+    WalTruncate,
+    /// The store's commit.
+    Commit,
+    /// The store's checkpoint call.
+    Checkpoint,
+    /// The store's migration.
+    Migration,
+    /// The store's switch to WAL.
+    JournalMode,
+    /// The store's quarantine copy.
+    Quarantine,
+}
+
+impl IoPhase {
+    /// The phase of a store mark.
+    pub fn of_store(phase: kanban_store::Phase) -> IoPhase {
+        use kanban_store::Phase as P;
+        match phase {
+            P::Commit => IoPhase::Commit,
+            P::Checkpoint => IoPhase::Checkpoint,
+            P::Migration => IoPhase::Migration,
+            P::JournalMode => IoPhase::JournalMode,
+            P::Quarantine => IoPhase::Quarantine,
+        }
+    }
+}
+
+/// What a fault does when it acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoAction {
+    /// SIGKILL before the operation runs.
+    KillBefore,
+    /// SIGKILL right after the operation returned.
+    KillAfter,
+    /// Fail with `SQLITE_IOERR_WRITE`.
+    IoerrWrite,
+    /// Fail with `SQLITE_IOERR_FSYNC`.
+    IoerrFsync,
+    /// Fail with `SQLITE_FULL`.
+    Full,
+    /// SIGSTOP right after the operation succeeded (the supervisor resumes the worker).
+    Stop,
+}
+
+impl IoAction {
+    /// The SQLite error code of a failing action.
+    fn error_code(self) -> Option<i32> {
+        use rusqlite::ffi;
+        match self {
+            IoAction::IoerrWrite => Some(ffi::SQLITE_IOERR_WRITE),
+            IoAction::IoerrFsync => Some(ffi::SQLITE_IOERR_FSYNC),
+            IoAction::Full => Some(ffi::SQLITE_FULL),
+            _ => None,
+        }
+    }
+}
+
+/// One planned I/O fault of a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoFault {
+    /// Its index in the scenario's list (written to the landed file).
+    pub id: usize,
+    /// The phase it waits for.
+    pub phase: IoPhase,
+    /// The file kind it waits for.
+    pub file: FileKind,
+    /// The operation it waits for.
+    pub op: IoOp,
+    /// It acts at the Nth matching operation (1-based).
+    pub nth: u32,
+    /// What it does.
+    pub action: IoAction,
+    /// For failing actions: fail every later match too, not just the Nth.
+    pub sticky: bool,
+}
+
+/// The shim's state in one worker process.
+struct State {
+    faults: Vec<(IoFault, u32)>,
+    landed: Option<File>,
+    store_phase: Vec<IoPhase>,
+    sqlite_phase: IoPhase,
+    counts: BTreeMap<(IoPhase, FileKind, IoOp), u64>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// What the hook tells the VFS to do with one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Forward it.
+    Go,
+    /// Forward it, then act (kill or stop) afterwards.
+    GoThen(IoAction),
+    /// Do not forward it; return this SQLite error.
+    Fail(i32),
+}
+
+/// Installs the shim as the default VFS of this process, with `faults` to deliver and
+/// `landed` to write each acting fault's id to. Call once, before any connection is opened.
+pub fn install(faults: Vec<IoFault>, landed: Option<File>) -> Result<(), i32> {
+    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
+        faults: faults.into_iter().map(|f| (f, 0)).collect(),
+        landed,
+        store_phase: Vec::new(),
+        sqlite_phase: IoPhase::None,
+        counts: BTreeMap::new(),
+    });
+    vfs::register()
+}
+
+/// The store entered (`true`) or left a phase mark.
+pub fn store_phase(phase: kanban_store::Phase, entering: bool) {
+    if let Some(state) = STATE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        let p = IoPhase::of_store(phase);
+        if entering {
+            state.store_phase.push(p);
+        } else if let Some(i) = state.store_phase.iter().rposition(|&q| q == p) {
+            state.store_phase.remove(i);
+        }
+    }
+}
+
+/// Operations counted so far, per (phase, file kind, operation).
+pub fn counts() -> BTreeMap<(IoPhase, FileKind, IoOp), u64> {
+    STATE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|s| s.counts.clone())
+        .unwrap_or_default()
+}
+
+/// Forgets the counts (for tests that measure one workload).
+pub fn reset_counts() {
+    if let Some(state) = STATE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        state.counts.clear();
+    }
+}
+
+/// Called by the VFS before each file operation.
+pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(state) = guard.as_mut() else {
+        return Verdict::Go;
+    };
+    // SQLite's checkpoint brackets.
+    if file == FileKind::Db && op == IoOp::FileControl {
+        match fcntl {
+            Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_START) => {
+                state.sqlite_phase = IoPhase::CheckpointCopy
+            }
+            Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_DONE) => {
+                state.sqlite_phase = IoPhase::CheckpointTail
+            }
+            _ => {}
+        }
+    }
+    if state.sqlite_phase == IoPhase::CheckpointTail
+        && !(file == FileKind::Db
+            && matches!(
+                op,
+                IoOp::Truncate | IoOp::Sync | IoOp::FileSize | IoOp::FileControl
+            ))
+    {
+        state.sqlite_phase = IoPhase::None;
+    }
+    let phase = if state.sqlite_phase != IoPhase::None {
+        state.sqlite_phase
+    } else if file == FileKind::Wal && op == IoOp::Truncate {
+        IoPhase::WalTruncate
+    } else {
+        state.store_phase.last().copied().unwrap_or(IoPhase::None)
+    };
+    *state.counts.entry((phase, file, op)).or_default() += 1;
+    let mut verdict = Verdict::Go;
+    let mut first_time = None;
+    for (fault, seen) in &mut state.faults {
+        if fault.phase != phase || fault.file != file || fault.op != op || verdict != Verdict::Go {
+            continue;
+        }
+        *seen += 1;
+        let first = *seen == fault.nth;
+        if !(first || (fault.sticky && *seen > fault.nth)) {
+            continue;
+        }
+        if first {
+            first_time = Some(fault.id);
+        }
+        verdict = match fault.action.error_code() {
+            Some(code) => Verdict::Fail(code),
+            None => Verdict::GoThen(fault.action),
+        };
+    }
+    if let Some(id) = first_time
+        && let Some(landed) = state.landed.as_mut()
+    {
+        // Written before the fault acts: a kill leaves no later chance.
+        let _ = writeln!(landed, "i{id}");
+    }
+    drop(guard);
+    if verdict == Verdict::GoThen(IoAction::KillBefore) {
+        kill_self();
+    }
+    verdict
+}
+
+/// Called by the VFS after an operation that a fault acts on afterwards.
+pub(crate) fn after(action: IoAction, ok: bool) {
+    match action {
+        IoAction::KillAfter => kill_self(),
+        IoAction::Stop if ok => {
+            // SAFETY: plain kill(2) of this process.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGSTOP);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn kill_self() {
+    // SAFETY: plain kill(2) of this process.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}

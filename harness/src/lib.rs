@@ -14,6 +14,7 @@ pub mod check;
 pub mod error;
 pub mod jobs;
 pub mod ledger;
+pub mod matrix;
 pub mod plan;
 pub mod report;
 pub mod scenario;

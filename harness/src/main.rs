@@ -68,6 +68,18 @@ enum Command {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// For every hazard of the store, run the scenario that should expose it under
+    /// `hazard:<name>` until it is caught (or the seeds run out), and print the matrix.
+    Matrix {
+        /// Seeds at most per hazard.
+        #[arg(long, default_value_t = 200)]
+        seeds: u64,
+        /// Print the table without numbers (hazards, scenarios and verdicts only).
+        #[arg(long)]
+        shape: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// List scenarios with their descriptions.
     List {
         /// Scenario files or folders (default: scenarios/).
@@ -217,12 +229,98 @@ fn dispatch(command: Command) -> Result<bool> {
             println!("{}", if outcome.failed() { "FAILED" } else { "passed" });
             Ok(!outcome.failed())
         }
+        Command::Matrix {
+            seeds,
+            shape,
+            common,
+        } => matrix(seeds, shape, &common),
         Command::List { paths } => {
             for s in load_all(&default_paths(paths))? {
                 println!("{:<28} {}", s.name(), s.description);
             }
             Ok(true)
         }
+    }
+}
+
+/// Runs the hazard detection matrix; true when every kill-detectable hazard was detected.
+fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
+    use kanban_harness::matrix::{self, Detection, Line};
+    use kanban_store::hazards::Hazard;
+    let opts = run_options(common, false);
+    let batch = (common.jobs.max(1) * 4) as u64;
+    let mut lines = Vec::new();
+    for hazard in Hazard::ALL {
+        let (name, detection, reason) = matrix::row(hazard);
+        let mut line = Line {
+            hazard: hazard.name().to_string(),
+            scenario: name.to_string(),
+            detection,
+            seeds: 0,
+            failed: 0,
+            first_failing_seed: None,
+            detectable: detection != Detection::NotByKills,
+            detected: false,
+            kinds: reason.to_string(),
+        };
+        if line.detectable {
+            let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
+            let variant = Variant::parse(&format!("hazard:{}", hazard.name()))?;
+            let mut run = RunSummary::new(name, variant);
+            let mut next = 0;
+            while next < max_seeds && !matrix::detected(detection, &run) {
+                let end = (next + batch).min(max_seeds);
+                let items: Vec<Item<'_>> = (next..end)
+                    .map(|seed| Item {
+                        scenario: &scenario,
+                        variant,
+                        seed,
+                    })
+                    .collect();
+                jobs::run(&items, common.jobs, &opts, |item, result| match result {
+                    Ok(outcome) => run.add(&outcome),
+                    Err(e) => run.add_error(item.seed, e),
+                })?;
+                next = end;
+            }
+            line.seeds = run.seeds;
+            line.failed = run.failed;
+            line.first_failing_seed = run.failing_seeds.first().copied();
+            line.detected = matrix::detected(detection, &run);
+            line.kinds = matrix::kinds(&run);
+            eprintln!(
+                "{}: {} after {} seeds",
+                hazard.name(),
+                if line.detected {
+                    "detected"
+                } else {
+                    "not detected"
+                },
+                run.seeds
+            );
+        }
+        lines.push(line);
+    }
+    print!("{}", matrix::table(&lines, !shape));
+    if let Some(path) = &common.report {
+        let json = serde_json::json!({ "hazards": lines });
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).expect("json") + "\n",
+        )
+        .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
+    }
+    Ok(lines.iter().all(|l| !l.detectable || l.detected))
+}
+
+fn run_options(common: &Common, verbose: bool) -> RunOptions {
+    RunOptions {
+        work_dir: common
+            .work_dir
+            .clone()
+            .unwrap_or_else(RunOptions::default_work_dir),
+        artifacts: common.artifacts.clone(),
+        verbose,
     }
 }
 
@@ -243,14 +341,7 @@ fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<V
                 })
         })
         .collect();
-    let opts = RunOptions {
-        work_dir: common
-            .work_dir
-            .clone()
-            .unwrap_or_else(RunOptions::default_work_dir),
-        artifacts: common.artifacts.clone(),
-        verbose: false,
-    };
+    let opts = run_options(common, false);
     let key = |s: &Scenario, v: Variant| (s.path.clone(), v);
     let mut runs: BTreeMap<(PathBuf, Variant), (RunSummary, u64)> = plan
         .iter()

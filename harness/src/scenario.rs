@@ -134,6 +134,14 @@ pub struct WorkerSpec {
     /// process takes a step (connect, read): the in-process overlap of the upstream bug.
     #[serde(default)]
     pub overlap: f64,
+    /// With `overlap`: the other connection also runs a quick health check, as upstream's
+    /// request handlers did.
+    #[serde(default)]
+    pub overlap_check: bool,
+    /// Agent: every this many heartbeats, fork a child that reports through the session it
+    /// inherits (0: never). The hardened store refuses a session used across a fork.
+    #[serde(default)]
+    pub fork_every: u32,
     /// Command: the program and its arguments.
     #[serde(default)]
     pub command: Vec<String>,

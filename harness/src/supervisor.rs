@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,8 @@ struct Slot {
     restart_at: Option<Instant>,
     stalled: bool,
     kill_sent: bool,
+    /// The process group of every start (each worker leads its own).
+    groups: Vec<Pid>,
 }
 
 /// Runs one seed of `scenario` with `variant`.
@@ -109,6 +112,12 @@ pub fn run_seed(
     opts: &RunOptions,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    // Orphaned grandchildren (a worker's own children) become ours, so none outlives the
+    // seed: every process that may write to the board is dead before the checks.
+    // SAFETY: a plain prctl on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
     let dir = tempfile::Builder::new()
         .prefix("kanban-harness-")
         .tempdir_in(&opts.work_dir)
@@ -147,6 +156,7 @@ pub fn run_seed(
             restart_at: None,
             stalled: false,
             kill_sent: false,
+            groups: Vec::new(),
         })
         .collect();
     let mut outcome = Outcome {
@@ -256,19 +266,23 @@ fn spawn(slot: &mut Slot) -> Result<()> {
                 incarnation_seed(slot.env.seed, slot.env.incarnation).to_string(),
             )
             .stdin(std::process::Stdio::null())
+            .process_group(0)
             .stdout(log.try_clone().map_err(|e| Error::system("log", e))?)
             .stderr(log)
             .spawn()
             .map_err(|e| Error::system(format!("starting {:?}", slot.command), e))?;
         slot.pid = Some(Pid::from_raw(child.id() as i32));
+        slot.groups.push(Pid::from_raw(child.id() as i32));
         return Ok(());
     }
     // SAFETY: the supervisor is single-threaded and holds no SQLite connection here; the
     // child only runs the worker and leaves with _exit, never returning into this code.
     match unsafe { fork() }? {
         ForkResult::Child => {
-            // SAFETY: plain dup2 onto stderr/stdout in the new process.
+            // SAFETY: a process group of its own (so its own children can be stopped with
+            // it), and plain dup2 onto stderr/stdout, in the new process.
             unsafe {
+                libc::setpgid(0, 0);
                 libc::dup2(log.as_raw_fd(), 2);
                 libc::dup2(log.as_raw_fd(), 1);
             }
@@ -279,6 +293,7 @@ fn spawn(slot: &mut Slot) -> Result<()> {
         }
         ForkResult::Parent { child } => {
             slot.pid = Some(child);
+            slot.groups.push(child);
             Ok(())
         }
     }
@@ -397,6 +412,18 @@ fn stop(slots: &mut [Slot], worker_errors: &mut Vec<String>) -> Result<()> {
     }
     if slots.iter().any(|s| s.pid.is_some()) {
         reap(slots, true, &mut resumes, worker_errors)?;
+    }
+    // Whatever the workers started themselves goes too, and is reaped (we are their
+    // subreaper) before anyone looks at the board.
+    for group in slots.iter().flat_map(|s| &s.groups) {
+        let _ = nix::sys::signal::killpg(*group, Signal::SIGKILL);
+    }
+    loop {
+        match waitpid(None, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+            Ok(_) => {}
+        }
     }
     Ok(())
 }

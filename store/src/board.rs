@@ -96,11 +96,26 @@ impl Board {
         loop {
             attempt += 1;
             let observer = self.config.observer.clone();
+            let (opened_by, hazards) = (self.pid, self.hazards());
             let result = self.with_conn(|conn, path| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(Attempt::Sql)?;
-                let value = f(&Txn { tx: &tx, path, now }).map_err(Attempt::Store)?;
+                let guard = || same_process(opened_by, path, hazards);
+                let value = f(&Txn {
+                    tx: &tx,
+                    path,
+                    now,
+                    guard: &guard,
+                });
+                if let Err(e) = guard() {
+                    // Forked inside the transaction: the copy of it in this child must not
+                    // commit, nor roll back, through a connection whose locks are the
+                    // parent's. Leave it alone; the child cannot use this session any more.
+                    std::mem::forget(tx);
+                    return Err(Attempt::Store(e));
+                }
+                let value = value.map_err(Attempt::Store)?;
                 in_phase(observer.as_ref(), Phase::Commit, || tx.commit()).map_err(Attempt::Sql)?;
                 Ok(value)
             });
@@ -320,24 +335,40 @@ impl Board {
 
     /// Refuses a session used in a process other than the one that opened it.
     fn check_process(&self) -> Result<()> {
-        #[cfg(feature = "hazards")]
-        if self
-            .config
-            .hazards
-            .contains(crate::hazards::Hazard::ConnectionAcrossFork)
-        {
-            return Ok(());
-        }
-        let now = std::process::id();
-        if now != self.pid {
-            return Err(Error::UsedAcrossFork {
-                path: self.path.clone(),
-                opened_by: self.pid,
-                used_by: now,
-            });
-        }
-        Ok(())
+        same_process(self.pid, &self.path, self.hazards())
     }
+
+    /// The hazards this session runs with.
+    fn hazards(&self) -> Hazards {
+        #[cfg(feature = "hazards")]
+        return self.config.hazards;
+        #[cfg(not(feature = "hazards"))]
+        return ();
+    }
+}
+
+/// The hazards a session runs with (nothing without the feature).
+#[cfg(feature = "hazards")]
+type Hazards = crate::hazards::HazardSet;
+#[cfg(not(feature = "hazards"))]
+type Hazards = ();
+
+/// Refuses use of a session opened by process `opened_by` in any other process (a fork).
+fn same_process(opened_by: u32, path: &Path, hazards: Hazards) -> Result<()> {
+    #[cfg(feature = "hazards")]
+    if hazards.contains(crate::hazards::Hazard::ConnectionAcrossFork) {
+        return Ok(());
+    }
+    let _ = hazards;
+    let now = std::process::id();
+    if now != opened_by {
+        return Err(Error::UsedAcrossFork {
+            path: path.to_path_buf(),
+            opened_by,
+            used_by: now,
+        });
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Board {

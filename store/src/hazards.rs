@@ -44,7 +44,8 @@ pub enum Hazard {
     UnboundedBackups,
     /// Every role checkpoints automatically (and on close), not just the owner.
     AutocheckpointEverywhere,
-    /// Connections open the board through a hard link, so its `-wal`/`-shm` have other names.
+    /// Dashboards open the board through a hard link (another name for the same file), so
+    /// their `-wal`/`-shm` have other names than everyone else's: two WALs, a split brain.
     HardLinkAlias,
     /// A session opened before `fork()` may be used in the child.
     ConnectionAcrossFork,
@@ -193,9 +194,9 @@ pub(crate) fn on_connect(path: &Path, cfg: &StoreConfig) {
     }
 }
 
-/// The path to open instead of `path`, for `hard-link-alias`.
+/// The path a dashboard opens instead of `path`, for `hard-link-alias`.
 pub(crate) fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
-    if !cfg.hazards.contains(Hazard::HardLinkAlias) {
+    if !cfg.hazards.contains(Hazard::HardLinkAlias) || cfg.role != crate::config::Role::Dashboard {
         return None;
     }
     let mut name = path.as_os_str().to_owned();

@@ -18,19 +18,28 @@ pub struct Txn<'a> {
     pub(crate) tx: &'a Transaction<'a>,
     pub(crate) path: &'a Path,
     pub(crate) now: i64,
+    /// Checks, before each statement, that this is still the process that opened the
+    /// session (a child forked inside the transaction must not use it).
+    pub(crate) guard: &'a dyn Fn() -> Result<()>,
 }
 
 impl Txn<'_> {
+    /// The transaction, if this process may use it.
+    fn live(&self) -> Result<&Transaction<'_>> {
+        (self.guard)()?;
+        Ok(self.tx)
+    }
+
     /// Creates a task (status `todo`; [`Txn::recompute_ready`] makes it ready) and its links.
     pub fn create_task(&self, task: &NewTask) -> Result<TaskId> {
-        self.tx
+        self.live()?
             .execute(
                 "INSERT INTO tasks (title, body, status, priority, created_at, updated_at)
                  VALUES (?1, ?2, 'todo', ?3, ?4, ?4)",
                 params![task.title, task.body, task.priority, self.now],
             )
             .at(self.path)?;
-        let id = self.tx.last_insert_rowid();
+        let id = self.live()?.last_insert_rowid();
         self.event(id, None, "created", &task.title)?;
         for &parent in &task.parents {
             self.link(parent, id)?;
@@ -56,7 +65,7 @@ impl Txn<'_> {
 
     /// A user moves a task. Running tasks move only by ending their run.
     pub fn move_task(&self, id: TaskId, to: TaskStatus) -> Result<()> {
-        let from = task_status(self.tx, self.path, id)?.ok_or_else(|| self.no_task(id))?;
+        let from = task_status(self.live()?, self.path, id)?.ok_or_else(|| self.no_task(id))?;
         if from == TaskStatus::Running || to == TaskStatus::Running {
             return Err(Error::InvalidMove {
                 path: self.path.to_path_buf(),
@@ -65,7 +74,7 @@ impl Txn<'_> {
                 to: to.to_string(),
             });
         }
-        self.tx
+        self.live()?
             .execute(
                 "UPDATE tasks SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, to.as_str(), self.now],
@@ -77,9 +86,9 @@ impl Txn<'_> {
     /// Makes `child` depend on `parent`. A ready child of an unfinished parent waits again.
     pub fn link(&self, parent: TaskId, child: TaskId) -> Result<()> {
         let parent_status =
-            task_status(self.tx, self.path, parent)?.ok_or_else(|| self.no_task(parent))?;
+            task_status(self.live()?, self.path, parent)?.ok_or_else(|| self.no_task(parent))?;
         let child_status =
-            task_status(self.tx, self.path, child)?.ok_or_else(|| self.no_task(child))?;
+            task_status(self.live()?, self.path, child)?.ok_or_else(|| self.no_task(child))?;
         if parent == child {
             return Err(Error::InvalidMove {
                 path: self.path.to_path_buf(),
@@ -88,14 +97,14 @@ impl Txn<'_> {
                 to: "its own child".into(),
             });
         }
-        self.tx
+        self.live()?
             .execute(
                 "INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
                 params![parent, child],
             )
             .at(self.path)?;
         if child_status == TaskStatus::Ready && parent_status != TaskStatus::Done {
-            self.tx
+            self.live()?
                 .execute(
                     "UPDATE tasks SET status = 'todo', updated_at = ?2 WHERE id = ?1",
                     params![child, self.now],
@@ -107,15 +116,15 @@ impl Txn<'_> {
 
     /// Adds a comment to a task.
     pub fn comment(&self, task: TaskId, author: &str, body: &str) -> Result<i64> {
-        task_status(self.tx, self.path, task)?.ok_or_else(|| self.no_task(task))?;
-        self.tx
+        task_status(self.live()?, self.path, task)?.ok_or_else(|| self.no_task(task))?;
+        self.live()?
             .execute(
                 "INSERT INTO task_comments (task_id, author, body, created_at)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![task, author, body, self.now],
             )
             .at(self.path)?;
-        let id = self.tx.last_insert_rowid();
+        let id = self.live()?.last_insert_rowid();
         self.event(task, None, "commented", author)?;
         Ok(id)
     }
@@ -151,18 +160,18 @@ impl Txn<'_> {
             )
             .at(self.path)?;
         if swapped == 0 {
-            task_status(self.tx, self.path, task)?.ok_or_else(|| self.no_task(task))?;
+            task_status(self.live()?, self.path, task)?.ok_or_else(|| self.no_task(task))?;
             return Ok(None);
         }
-        self.tx
+        self.live()?
             .execute(
                 "INSERT INTO task_runs (task_id, worker, status, started_at, heartbeat_at)
                  VALUES (?1, ?2, 'running', ?3, ?3)",
                 params![task, worker, self.now],
             )
             .at(self.path)?;
-        let run_id = self.tx.last_insert_rowid();
-        self.tx
+        let run_id = self.live()?.last_insert_rowid();
+        self.live()?
             .execute(
                 "UPDATE tasks SET current_run_id = ?2 WHERE id = ?1",
                 params![task, run_id],
@@ -227,7 +236,7 @@ impl Txn<'_> {
             path: self.path.to_path_buf(),
             id: run,
         })?;
-        self.tx
+        self.live()?
             .execute(
                 "UPDATE tasks SET status = ?2, current_run_id = NULL, updated_at = ?3
                  WHERE id = ?1",
@@ -257,7 +266,7 @@ impl Txn<'_> {
     /// Moves the named notifier cursor forward to `to`, but never backwards and never past
     /// the last event (a notifier there would silently skip the next ones); returns it.
     pub fn advance_cursor(&self, name: &str, to: i64) -> Result<i64> {
-        self.tx
+        self.live()?
             .query_row(
                 "INSERT INTO notify_subs (name, last_event_id)
                  VALUES (?1, max(0, min(?2, (SELECT coalesce(max(id), 0) FROM task_events))))
@@ -271,7 +280,7 @@ impl Txn<'_> {
     }
 
     fn event(&self, task: TaskId, run: Option<RunId>, kind: &str, payload: &str) -> Result<()> {
-        self.tx
+        self.live()?
             .execute(
                 "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -92,7 +92,7 @@ struct Watch {
 }
 
 /// Reads in a row that must lack a lock before it counts as missing.
-const MISSES: usize = 3;
+const MISSES: usize = 10;
 
 fn watch(hazard: bool) -> Watch {
     let dir = tempfile::tempdir().unwrap();

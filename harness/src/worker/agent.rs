@@ -4,7 +4,7 @@
 //! send heartbeats, and now and then end one: completed, blocked or crashed. Two agents may
 //! pick the same run; the loser gets `RunNotRunning`, which is expected, not a finding.
 
-use kanban_store::{Error as StoreError, Role, RunOutcome, TaskStatus};
+use kanban_store::{Board, Error as StoreError, NewTask, Role, RunOutcome, TaskStatus};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -20,7 +20,12 @@ pub(super) fn run(
 ) -> Result<(), StoreError> {
     let mut board = sessions.open(Role::Worker)?;
     let mut pace = Pace::new(&[spec.heartbeat_ms], rng);
+    let mut beats = 0u32;
     while pace.next().is_some() {
+        beats += 1;
+        if spec.fork_every > 0 && beats.is_multiple_of(spec.fork_every) {
+            report_from_a_fork(&mut board, ctx, beats);
+        }
         let running: Vec<i64> = match board.list_board() {
             Ok(tasks) => tasks
                 .iter()
@@ -52,4 +57,52 @@ pub(super) fn run(
         }
     }
     Ok(())
+}
+
+/// The upstream mistake `connection-across-fork`, at its most dangerous: the agent forks
+/// while it is inside a write transaction, and the child finishes and commits the copy of
+/// that transaction it inherited, while the parent commits its own. The child's copy
+/// believes it holds the WAL write lock, but POSIX locks belong to the parent. The
+/// hardened store refuses the child's use of the session (`UsedAcrossFork`, expected).
+fn report_from_a_fork(board: &mut Board, ctx: &mut Ledgered, beats: u32) {
+    use nix::unistd::{ForkResult, fork};
+    let mut child = None;
+    let result = board.transaction(|t| {
+        t.recompute_ready()?;
+        // SAFETY: the worker is single-threaded; the child only finishes this transaction
+        // and leaves with _exit below, never returning into the worker loop.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                ctx.as_fork(beats);
+                let intent = ctx.intent(Op::CreateTask, 0);
+                // Marked a child first, so that whatever happens it leaves below.
+                child = Some(intent);
+                t.create_task(&NewTask {
+                    title: intent.token(),
+                    ..Default::default()
+                })?;
+            }
+            Ok(ForkResult::Parent { .. }) => {}
+            Err(e) => eprintln!("fork failed: {e}"),
+        }
+        Ok(())
+    });
+    if let Some(intent) = child {
+        match result {
+            Ok(()) => ctx.ack(intent, 0),
+            Err(e) => ctx.error(Op::CreateTask, &e),
+        }
+        // SAFETY: leave without running the parent's destructors (its connections).
+        unsafe { libc::_exit(0) }
+    }
+    if let Err(e) = result {
+        read_failed(ctx, &e);
+    }
+    // Collect any forked child that has finished.
+    while let Ok(status) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+    {
+        if status == nix::sys::wait::WaitStatus::StillAlive {
+            break;
+        }
+    }
 }

@@ -195,6 +195,7 @@ impl Sessions {
         Overlap {
             sessions: self,
             chance: spec.overlap,
+            check: spec.overlap_check,
             role,
         }
     }
@@ -217,21 +218,10 @@ impl Ledgered {
         a: i64,
         f: impl FnOnce(&str) -> Result<Option<i64>, StoreError>,
     ) -> Option<i64> {
-        self.seq += 1;
-        let mut record = Record {
-            mark: Mark::Intent,
-            op,
-            worker: self.worker,
-            incarnation: self.incarnation,
-            seq: self.seq,
-            a,
-        };
-        self.append(&record);
-        match f(&record.token()) {
+        let intent = self.intent(op, a);
+        match f(&intent.token()) {
             Ok(Some(value)) => {
-                record.mark = Mark::Ack;
-                record.a = value;
-                self.append(&record);
+                self.ack(intent, value);
                 Some(value)
             }
             Ok(None) => None,
@@ -240,6 +230,30 @@ impl Ledgered {
                 None
             }
         }
+    }
+
+    /// Writes the intent of a new operation; returns it (its token names the effect).
+    pub(crate) fn intent(&mut self, op: Op, a: i64) -> Record {
+        self.seq += 1;
+        let record = Record {
+            mark: Mark::Intent,
+            op,
+            worker: self.worker,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            a,
+        };
+        self.append(&record);
+        record
+    }
+
+    /// Writes the ack of `intent`, after its commit returned.
+    pub(crate) fn ack(&mut self, intent: Record, a: i64) {
+        self.append(&Record {
+            mark: Mark::Ack,
+            a,
+            ..intent
+        });
     }
 
     /// Records an unexpected error (expected ones, like `Busy`, are only logged).
@@ -256,6 +270,13 @@ impl Ledgered {
             };
             self.append(&record);
         }
+    }
+
+    /// Makes this ledger a forked child's: its tokens get an incarnation of their own, so
+    /// they never collide with the parent's.
+    pub(crate) fn as_fork(&mut self, n: u32) {
+        self.incarnation = 1_000_000 + self.incarnation * 1_000 + n % 1_000;
+        self.seq = 0;
     }
 
     /// The cursor name of this worker's notifier.
@@ -286,6 +307,7 @@ fn expected(e: &StoreError) -> bool {
             | StoreError::GatewayRunning { .. }
             | StoreError::DiskFull { .. }
             | StoreError::IoFailure { .. }
+            | StoreError::UsedAcrossFork { .. }
     )
 }
 
@@ -300,17 +322,22 @@ pub(crate) fn read_failed(ctx: &mut Ledgered, e: &StoreError) {
 pub(crate) struct Overlap<'a> {
     sessions: &'a Sessions,
     chance: f64,
+    check: bool,
     role: Role,
 }
 
 impl Overlap<'_> {
-    /// Maybe connects a new session and reads a page of events, then closes it.
+    /// Maybe connects a new session, reads a page of events (and checks the board, if asked),
+    /// then closes it.
     pub(crate) fn maybe(&self, rng: &mut ChaCha8Rng) {
         if self.chance > 0.0
             && rng.random_bool(self.chance)
             && let Ok(mut side) = self.sessions.open(self.role)
         {
             let _ = side.events_since(0, 20);
+            if self.check {
+                let _ = side.check(kanban_store::CheckLevel::Quick);
+            }
         }
     }
 }

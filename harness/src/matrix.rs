@@ -6,9 +6,10 @@
 //! (`backups`); a health check on connect that refuses a damaged board shows as workers that
 //! cannot work (`worker-error`, where the hardened store has none). Some hazards cannot be
 //! exposed by killing processes at all, and the table says so instead of hiding them:
-//! `sync-off` needs a power loss or an OS crash; `autocheckpoint-everywhere` and
-//! `connect-per-operation` are harmless on their own while every lock holds (they are
-//! guarded by the store's rule tests, and are part of `naive`).
+//! `sync-off` needs a power loss or an OS crash; `autocheckpoint-everywhere`,
+//! `journal-toggle-on-error` and `connect-per-operation` are harmless on their own while
+//! every lock holds (the first two are guarded by the store's rule tests; the last two are
+//! part of `naive`, whose lock loss makes them bite).
 
 use kanban_store::hazards::Hazard;
 use serde::Serialize;
@@ -36,7 +37,11 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         Hazard::RawHeaderPeek => ("issue-33169", Damage, ""),
         Hazard::CopySidecarsOnCheck => ("health-checks", Damage, ""),
         Hazard::IntegrityOnConnect => ("backup-storm", WorkerError, ""),
-        Hazard::JournalToggleOnError => ("io-errors", Damage, ""),
+        Hazard::JournalToggleOnError => (
+            "io-errors",
+            NotByKills,
+            "SQLite refuses to leave WAL while other sessions are open, and toggling a WAL board with every lock held is harmless; caught by the R4 rule test",
+        ),
         Hazard::ReplaceWhileOpen => ("backup-storm", Damage, ""),
         Hazard::DeleteSidecarsAfterCrash => ("restart-storm", Damage, ""),
         Hazard::UnboundedBackups => ("backup-storm", Backups, ""),
@@ -47,7 +52,7 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         ),
         Hazard::HardLinkAlias => ("issue-33169", Damage, ""),
         Hazard::ConnectionAcrossFork => ("fork-agent", Damage, ""),
-        Hazard::JournalOff => ("kill-during-commit", Damage, ""),
+        Hazard::JournalOff => ("restart-storm", Damage, ""),
         Hazard::SyncOff => (
             "kill-during-commit",
             NotByKills,

@@ -49,7 +49,8 @@ pub enum Hazard {
     HardLinkAlias,
     /// A session opened before `fork()` may be used in the child.
     ConnectionAcrossFork,
-    /// `journal_mode=OFF`: no rollback at all.
+    /// `journal_mode=OFF` where the store would set WAL, and on every connect: no rollback
+    /// at all, so a process killed mid-write leaves half a transaction in the file.
     JournalOff,
     /// `synchronous=OFF`: bites only on power loss, which process kills cannot show.
     SyncOff,

@@ -210,8 +210,8 @@ fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
         _ => Access::ReadWrite,
     };
     let conn = connect(path, cfg, access)?;
-    let identity = Identity::read(&conn, path)?;
-    if identity.version == schema::VERSION && identity.wal {
+    let identity = Identity::read(&conn, path, wanted_mode(cfg))?;
+    if identity.version == schema::VERSION && identity.in_mode {
         Ok(Found::Ready(conn))
     } else {
         Ok(Found::Stale)
@@ -221,12 +221,13 @@ fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
 /// What makes a file our board, at what version, in what journal mode.
 struct Identity {
     version: i32,
-    wal: bool,
+    /// In the journal mode the store wants ([`wanted_mode`]).
+    in_mode: bool,
 }
 
 impl Identity {
     /// Reads the schema (forcing SQLite to parse it) and the header fields we rely on.
-    fn read(conn: &Connection, path: &Path) -> Result<Identity> {
+    fn read(conn: &Connection, path: &Path, wanted: &str) -> Result<Identity> {
         let read = || -> rusqlite::Result<(i32, i32, String)> {
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
             let app = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
@@ -250,9 +251,19 @@ impl Identity {
         }
         Ok(Identity {
             version,
-            wal: mode.eq_ignore_ascii_case("wal"),
+            in_mode: mode.eq_ignore_ascii_case(wanted),
         })
     }
+}
+
+/// The journal mode a board must be in: WAL (R4), or `off` with the `journal-off` hazard.
+fn wanted_mode(cfg: &StoreConfig) -> &'static str {
+    #[cfg(feature = "hazards")]
+    if cfg.hazards.contains(crate::hazards::Hazard::JournalOff) {
+        return "off";
+    }
+    let _ = cfg;
+    "wal"
 }
 
 /// Create, migrate, or switch to WAL: under the exclusive lock, looking again first.
@@ -269,28 +280,29 @@ fn maintain(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
             conn,
             Identity {
                 version: 0,
-                wal: false,
+                in_mode: false,
             },
         )
     } else {
         let conn = connect(path, cfg, Access::ReadWrite)?;
-        let identity = Identity::read(&conn, path)?;
+        let identity = Identity::read(&conn, path, wanted_mode(cfg))?;
         (conn, identity)
     };
     cfg.in_phase(Phase::Migration, || {
         schema::migrate(&mut conn, identity.version)
     })
     .map_err(|e| diagnose(path, e))?;
-    if !identity.wal {
+    if !identity.in_mode {
+        let wanted = wanted_mode(cfg);
         let mode: String = cfg
             .in_phase(Phase::JournalMode, || {
-                conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                conn.pragma_update_and_check(None, "journal_mode", wanted, |r| r.get(0))
             })
             .map_err(|e| diagnose(path, e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
+        if !mode.eq_ignore_ascii_case(wanted) {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),
-                detail: format!("could not switch to WAL (journal mode stayed {mode})"),
+                detail: format!("could not switch to {wanted} (journal mode stayed {mode})"),
             });
         }
     }

@@ -74,7 +74,8 @@ enum Command {
         /// Seeds at most per hazard.
         #[arg(long, default_value_t = 200)]
         seeds: u64,
-        /// Print the table without numbers (hazards, scenarios and verdicts only).
+        /// Print the table's shape only: hazards, scenarios and verdicts, without the counts
+        /// and failure kinds that vary from run to run.
         #[arg(long)]
         shape: bool,
         #[command(flatten)]
@@ -117,6 +118,9 @@ struct Common {
     /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Run every worker on the I/O shim, even without I/O faults (to measure its cost).
+    #[arg(long)]
+    shim: bool,
 }
 
 fn default_jobs() -> usize {
@@ -211,6 +215,7 @@ fn dispatch(command: Command) -> Result<bool> {
                 work_dir: work_dir.unwrap_or_else(RunOptions::default_work_dir),
                 artifacts,
                 verbose: true,
+                shim: false,
             };
             let outcome = run_seed(&s, variant, seed, &opts)?;
             println!(
@@ -321,6 +326,7 @@ fn run_options(common: &Common, verbose: bool) -> RunOptions {
             .unwrap_or_else(RunOptions::default_work_dir),
         artifacts: common.artifacts.clone(),
         verbose,
+        shim: common.shim,
     }
 }
 

@@ -99,7 +99,8 @@ pub struct Line {
     pub kinds: String,
 }
 
-/// The matrix as a table (hazard, scenario, seeds, failed, first failing seed, verdict).
+/// The matrix as a table (hazard, scenario, seeds, failed, first failing seed, verdict);
+/// without numbers, only what must not change from run to run (no counts, no kinds).
 pub fn table(lines: &[Line], with_numbers: bool) -> String {
     let mut out = format!(
         "{:<28} {:<22} {:>6} {:>6} {:>6}  {}\n",
@@ -108,7 +109,8 @@ pub fn table(lines: &[Line], with_numbers: bool) -> String {
     for l in lines {
         let verdict = match (l.detectable, l.detected) {
             (false, _) => format!("not detectable by process kills: {}", l.kinds),
-            (true, true) => format!("detected ({})", l.kinds),
+            (true, true) if with_numbers => format!("detected ({})", l.kinds),
+            (true, true) => "detected".to_string(),
             (true, false) => "NOT DETECTED".to_string(),
         };
         let num = |n: Option<u64>| match (with_numbers, n) {

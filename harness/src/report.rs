@@ -60,6 +60,10 @@ pub struct RunSummary {
     pub faults_landed: u64,
     /// Worker restarts.
     pub restarts: u64,
+    /// Commits acknowledged to the workers, over all seeds.
+    pub acked: u64,
+    /// Acknowledged commits per second of seed time (the workers' throughput).
+    pub acked_per_s: f64,
     /// The first findings of the first failing seed.
     pub sample_findings: Vec<String>,
 }
@@ -98,6 +102,7 @@ impl RunSummary {
         self.faults_planned += u64::from(o.faults_planned);
         self.faults_landed += u64::from(o.faults_landed);
         self.restarts += u64::from(o.restarts);
+        self.acked += o.acked;
         self.seed_time_s += o.elapsed_ms as f64 / 1000.0;
     }
 
@@ -108,6 +113,9 @@ impl RunSummary {
 
     /// Computes the wall time and rate for `jobs` parallel jobs.
     pub fn finish(&mut self, jobs: usize) {
+        if self.seed_time_s > 0.0 {
+            self.acked_per_s = self.acked as f64 / self.seed_time_s;
+        }
         self.elapsed_s = self.seed_time_s / jobs.max(1) as f64;
         self.seeds_per_s = if self.elapsed_s > 0.0 {
             self.seeds as f64 / self.elapsed_s

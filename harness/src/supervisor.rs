@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub artifacts: Option<PathBuf>,
     /// Print what happens (for `replay`).
     pub verbose: bool,
+    /// Run every worker on the I/O shim, even in scenarios without I/O faults (to measure
+    /// what the shim costs).
+    pub shim: bool,
 }
 
 impl RunOptions {
@@ -76,6 +79,8 @@ pub struct Outcome {
     pub faults_landed: u32,
     /// Worker restarts.
     pub restarts: u32,
+    /// Commits acknowledged to the workers (their throughput).
+    pub acked: u64,
     /// Wall time of the seed, in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -144,7 +149,7 @@ pub fn run_seed(
                 variant,
                 phase_kill: wp.phase_kill,
                 io_faults: wp.io_faults.clone(),
-                shim: scenario.shim,
+                shim: scenario.shim || opts.shim,
                 landed: dir.path().join(format!("faults-w{}.txt", wp.index)),
             },
             stop_ms: wp.stop_ms,
@@ -221,6 +226,20 @@ pub fn run_seed(
         .map(|s| landed(&s.env.landed).len() as u32)
         .sum();
     let ledgers = read_ledgers(&slots);
+    outcome.acked = ledgers
+        .iter()
+        .map(|l| match l {
+            Ledger::Binary(c) => c
+                .records
+                .iter()
+                .filter(|r| r.mark == ledger::Mark::Ack)
+                .count(),
+            Ledger::Text(entries, _) => entries
+                .iter()
+                .filter(|e| e.mark == ledger::Mark::Ack)
+                .count(),
+        } as u64)
+        .sum();
     outcome.findings = check::check(&db, &ledgers, worker_errors);
     outcome.backups = count_backups(dir.path());
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;

@@ -99,3 +99,69 @@ fn command_client_acks_are_checked_and_kept() {
     assert_eq!(n(&run, "failed"), 0, "{run}");
     assert_eq!(code, 0);
 }
+
+/// An I/O-shim scenario, hardened: no failure, and at least 90% of planned faults landed.
+fn hardened_with_faults_landing(scenario: &str, seeds: u64) {
+    let (run, code) = run(scenario, "hardened", seeds);
+    assert_eq!(n(&run, "failed"), 0, "{run}");
+    let (planned, landed) = (n(&run, "faults_planned"), n(&run, "faults_landed"));
+    assert!(planned >= seeds && landed * 10 >= planned * 9, "{run}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn kill_during_checkpoint_lands_and_loses_nothing() {
+    hardened_with_faults_landing("kill-during-checkpoint", 150);
+}
+
+#[test]
+fn kill_during_journal_mode_lands_and_loses_nothing() {
+    hardened_with_faults_landing("kill-during-journal-mode", 150);
+}
+
+#[test]
+fn kill_during_commit_lands_and_loses_nothing() {
+    hardened_with_faults_landing("kill-during-commit", 150);
+}
+
+#[test]
+fn io_errors_land_and_lose_nothing() {
+    hardened_with_faults_landing("io-errors", 150);
+}
+
+#[test]
+fn disk_full_lands_and_loses_nothing() {
+    hardened_with_faults_landing("disk-full", 150);
+}
+
+#[test]
+fn a_stalled_writer_loses_nothing() {
+    hardened_with_faults_landing("stalled-writer", 60);
+}
+
+#[test]
+fn health_checks_and_forks_are_safe_hardened_and_caught_as_hazards() {
+    for scenario in ["health-checks", "fork-agent"] {
+        let (run, code) = run(scenario, "hardened", 60);
+        assert_eq!(n(&run, "failed"), 0, "{run}");
+        assert_eq!(code, 0);
+    }
+    let (copies, _) = run("health-checks", "hazard:copy-sidecars-on-check", 16);
+    assert!(n(&copies, "damaged") >= 1, "{copies}");
+    let (forks, _) = run("fork-agent", "hazard:connection-across-fork", 16);
+    assert!(n(&forks, "damaged") >= 1, "{forks}");
+}
+
+/// The matrix's shape (hazards, scenarios, verdicts; no numbers) is a snapshot: a hazard
+/// that stops being detected, or a new hazard without a scenario, changes it.
+#[test]
+fn the_hazard_matrix_detects_every_hazard_kills_can_show() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
+        .current_dir(workspace())
+        .args(["matrix", "--seeds", "100", "--shape", "--jobs", "2"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    insta::assert_snapshot!(table);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+}

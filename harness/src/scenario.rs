@@ -389,6 +389,12 @@ impl Scenario {
             }
         }
         for (i, f) in scenario.faults.io.iter().enumerate() {
+            if f.action.error_code().is_some() && !f.op.can_fail() {
+                return Err(bad(format!(
+                    "`faults.io[{i}]`: {:?} cannot fail with an error code; kill or stop it instead",
+                    f.op
+                )));
+            }
             if f.nth[0] == 0 || f.nth[0] > f.nth[1] {
                 return Err(bad(format!(
                     "`faults.io[{i}].nth`: {:?} is not a range of 1-based counts",

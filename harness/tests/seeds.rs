@@ -158,7 +158,7 @@ fn health_checks_and_forks_are_safe_hardened_and_caught_as_hazards() {
 fn the_hazard_matrix_detects_every_hazard_kills_can_show() {
     let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
         .current_dir(workspace())
-        .args(["matrix", "--seeds", "100", "--shape", "--jobs", "2"])
+        .args(["matrix", "--seeds", "200", "--shape", "--jobs", "2"])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);

@@ -154,9 +154,20 @@ pub enum IoAction {
     Stop,
 }
 
+impl IoOp {
+    /// Whether the operation returns an SQLite result code that a failing fault can replace
+    /// (size and capability queries, barriers and closes cannot fail that way).
+    pub fn can_fail(self) -> bool {
+        !matches!(
+            self,
+            IoOp::SectorSize | IoOp::DeviceCharacteristics | IoOp::ShmBarrier | IoOp::Close
+        )
+    }
+}
+
 impl IoAction {
-    /// The SQLite error code of a failing action.
-    fn error_code(self) -> Option<i32> {
+    /// The SQLite error code of a failing action (`None` for kills and stops).
+    pub fn error_code(self) -> Option<i32> {
         use rusqlite::ffi;
         match self {
             IoAction::IoerrWrite => Some(ffi::SQLITE_IOERR_WRITE),
@@ -288,12 +299,13 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
     let mut verdict = Verdict::Go;
     let mut first_time = None;
     for (fault, seen) in &mut state.faults {
-        if fault.phase != phase || fault.file != file || fault.op != op || verdict != Verdict::Go {
+        if fault.phase != phase || fault.file != file || fault.op != op {
             continue;
         }
+        // Every matching fault counts the operation, even when another one acts on it.
         *seen += 1;
         let first = *seen == fault.nth;
-        if !(first || (fault.sticky && *seen > fault.nth)) {
+        if !(first || (fault.sticky && *seen > fault.nth)) || verdict != Verdict::Go {
             continue;
         }
         if first {

@@ -47,6 +47,12 @@ fn cases() -> Vec<(&'static str, String)> {
         ),
         ("wrong type", format!("seeds = \"many\"\n{GOOD}")),
         ("no seeds", format!("seeds = 0\n{GOOD}")),
+        (
+            "an error planned on an operation that cannot fail",
+            with_faults(
+                "[[faults.io]]\nphase = \"commit\"\nfile = \"db\"\nop = \"close\"\naction = \"ioerr-write\"\n",
+            ),
+        ),
         ("no time", format!("budget_ms = 0\n{GOOD}")),
         (
             "every worker counted out",

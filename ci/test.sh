@@ -44,5 +44,8 @@ cargo run --release -q -p kanban-store --bin kanban-db -- selftest
 step "the main job (README), at CI size: every scenario, ${VERIFY_SEEDS:=50} seeds per variant"
 cargo run --release -q -p kanban-harness -- verify scenarios --seeds "$VERIFY_SEEDS" --report verify-report.json
 
+step "the hazard detection matrix (every hazard that kills can show must be caught)"
+cargo run --release -q -p kanban-harness -- matrix --seeds 200 --report matrix-report.json
+
 step "tests (the README's test command)"
 INSTA_UPDATE=no cargo test --workspace --all-features

@@ -52,7 +52,7 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         ),
         Hazard::HardLinkAlias => ("issue-33169", Damage, ""),
         Hazard::ConnectionAcrossFork => ("fork-agent", Damage, ""),
-        Hazard::JournalOff => ("restart-storm", Damage, ""),
+        Hazard::JournalOff => ("torn-commit", Damage, ""),
         Hazard::SyncOff => (
             "kill-during-commit",
             NotByKills,

@@ -97,12 +97,7 @@ impl Plan {
             })
             .collect();
         for kill in &scenario.faults.phase_kills {
-            let targets: Vec<usize> = workers
-                .iter()
-                .filter(|w| w.kind != WorkerKind::Command)
-                .filter(|w| kill.worker.is_none_or(|k| k == w.kind))
-                .map(|w| w.index)
-                .collect();
+            let targets = forked_of_kind(&workers, kill.worker);
             if targets.is_empty() {
                 continue;
             }
@@ -121,12 +116,7 @@ impl Plan {
         };
         for id in chosen {
             let spec = &io[id];
-            let mut targets: Vec<usize> = workers
-                .iter()
-                .filter(|w| w.kind != WorkerKind::Command)
-                .filter(|w| spec.worker.is_none_or(|k| k == w.kind))
-                .map(|w| w.index)
-                .collect();
+            let mut targets = forked_of_kind(&workers, spec.worker);
             if targets.is_empty() {
                 continue;
             }
@@ -174,6 +164,17 @@ impl Plan {
             faults,
         }
     }
+}
+
+/// The forked workers (not `command` ones) of `kind` (any kind when `None`): the ones that
+/// can carry faults at exact points.
+fn forked_of_kind(workers: &[WorkerPlan], kind: Option<WorkerKind>) -> Vec<usize> {
+    workers
+        .iter()
+        .filter(|w| w.kind != WorkerKind::Command)
+        .filter(|w| kind.is_none_or(|k| k == w.kind))
+        .map(|w| w.index)
+        .collect()
 }
 
 /// The seed of a worker's `incarnation` (0 for the first start).

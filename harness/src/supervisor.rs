@@ -96,15 +96,12 @@ impl Outcome {
 struct Slot {
     kind: WorkerKind,
     env: WorkerEnv,
-    command: Vec<String>,
-    restart_ms: u64,
     stop_ms: u64,
     log: PathBuf,
     text_ledger: PathBuf,
     pid: Option<Pid>,
     restart_at: Option<Instant>,
     stalled: bool,
-    kill_sent: bool,
     /// The process group of every start (each worker leads its own).
     groups: Vec<Pid>,
 }
@@ -153,14 +150,11 @@ pub fn run_seed(
                 landed: dir.path().join(format!("faults-w{}.txt", wp.index)),
             },
             stop_ms: wp.stop_ms,
-            command: spec.command.clone(),
-            restart_ms: spec.restart_ms,
             log: dir.path().join(format!("worker-w{}.log", wp.index)),
             text_ledger: dir.path().join(format!("ledger-w{}.txt", wp.index)),
             pid: None,
             restart_at: None,
             stalled: false,
-            kill_sent: false,
             groups: Vec::new(),
         })
         .collect();
@@ -186,7 +180,6 @@ pub fn run_seed(
             match f.action {
                 FaultAction::Kill => {
                     let _ = kill(pid, Signal::SIGKILL);
-                    slot.kill_sent = true;
                     outcome.kills += 1;
                 }
                 FaultAction::Stall(ms) if !slot.stalled => {
@@ -273,11 +266,11 @@ fn spawn(slot: &mut Slot) -> Result<()> {
         .append(true)
         .open(&slot.log)
         .map_err(|e| Error::system(format!("opening {}", slot.log.display()), e))?;
-    slot.kill_sent = false;
     slot.stalled = false;
     if slot.kind == WorkerKind::Command {
-        let child = std::process::Command::new(&slot.command[0])
-            .args(&slot.command[1..])
+        let command = &slot.env.spec.command;
+        let child = std::process::Command::new(&command[0])
+            .args(&command[1..])
             .env("KANBAN_DB", &slot.env.db)
             .env("KANBAN_LEDGER", &slot.text_ledger)
             .env(
@@ -289,7 +282,7 @@ fn spawn(slot: &mut Slot) -> Result<()> {
             .stdout(log.try_clone().map_err(|e| Error::system("log", e))?)
             .stderr(log)
             .spawn()
-            .map_err(|e| Error::system(format!("starting {:?}", slot.command), e))?;
+            .map_err(|e| Error::system(format!("starting {command:?}"), e))?;
         slot.pid = Some(Pid::from_raw(child.id() as i32));
         slot.groups.push(Pid::from_raw(child.id() as i32));
         return Ok(());
@@ -374,7 +367,8 @@ fn reap(
             .io_faults
             .retain(|f| !done.contains(&format!("i{}", f.id)));
         if !stopping {
-            slot.restart_at = Some(Instant::now() + Duration::from_millis(slot.restart_ms));
+            slot.restart_at =
+                Some(Instant::now() + Duration::from_millis(slot.env.spec.restart_ms));
         }
         if stopping && slots.iter().all(|s| s.pid.is_none()) {
             return Ok(());

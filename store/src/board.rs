@@ -301,9 +301,12 @@ impl Board {
 
     /// Runs `f` on the read-only connection if there is one, else on the session's.
     fn with_reader<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
-        self.check_process()?;
         match &self.session.reader {
-            Some(reader) => f(reader, &self.path),
+            Some(reader) => {
+                self.check_process()?;
+                f(reader, &self.path)
+            }
+            // with_conn checks the process itself.
             None => self.with_conn(|c, p| f(c, p)),
         }
     }

@@ -21,6 +21,7 @@ pub mod scenario;
 pub mod setup;
 pub mod shim;
 pub mod supervisor;
+pub mod token;
 pub mod worker;
 
 pub use error::{Error, Result};

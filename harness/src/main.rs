@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kanban_harness::jobs::{self, Item};
 use kanban_harness::report::{Report, RunSummary, table};
-use kanban_harness::scenario::{Scenario, Variant};
+use kanban_harness::scenario::{Scenario, StrategyName, Variant};
 use kanban_harness::supervisor::{RunOptions, run_seed};
 use kanban_harness::{Error, Result};
 
@@ -67,6 +67,15 @@ enum Command {
         /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+        /// Deterministic mode: write the trace (one line per scheduling point) here.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Deterministic mode: run the seed twice; exit 0 only if both runs give the same
+        /// trace digest and the same database digest.
+        #[arg(long)]
+        check: bool,
     },
     /// For every hazard of the store, run the scenario that should expose it under
     /// `hazard:<name>` until it is caught (or the seeds run out), and print the matrix.
@@ -90,7 +99,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct SeedArgs {
-    /// Run seeds 0..N.
+    /// Run N seeds from the scenario's `first_seed` (0 unless it pins one).
     #[arg(long, conflicts_with_all = ["seed", "seed_range"])]
     seeds: Option<u64>,
     /// Run this one seed.
@@ -121,6 +130,30 @@ struct Common {
     /// Run every worker on the I/O shim, even without I/O faults (to measure its cost).
     #[arg(long)]
     shim: bool,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
+}
+
+#[derive(Debug, Args)]
+struct ScheduleArgs {
+    /// Run deterministically (one worker at a time, picked from the seed, logical time),
+    /// whatever the scenario's `schedule`.
+    #[arg(long)]
+    deterministic: bool,
+    /// Deterministic mode: the strategy, instead of the scenario's.
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyName>,
+    /// Deterministic mode, PCT: the depth, instead of the scenario's `pct_depth`.
+    #[arg(long)]
+    pct_depth: Option<u32>,
+}
+
+impl ScheduleArgs {
+    fn apply(&self, opts: &mut RunOptions) {
+        opts.deterministic = self.deterministic;
+        opts.strategy = self.strategy;
+        opts.pct_depth = self.pct_depth;
+    }
 }
 
 fn default_jobs() -> usize {
@@ -159,7 +192,7 @@ fn dispatch(command: Command) -> Result<bool> {
                 } else {
                     variants.clone()
                 };
-                let seeds = seed_list(&seeds, s.seeds)?;
+                let seeds = seed_list(&seeds, s)?;
                 plan.extend(vs.into_iter().map(|v| (s, v, seeds.clone())));
             }
             let runs = execute(&plan, &common)?;
@@ -176,7 +209,8 @@ fn dispatch(command: Command) -> Result<bool> {
             let plan: Vec<_> = scenarios
                 .iter()
                 .flat_map(|s| {
-                    let seeds: Vec<u64> = (0..seeds.unwrap_or(s.seeds)).collect();
+                    let first = s.first_seed;
+                    let seeds: Vec<u64> = (first..first + seeds.unwrap_or(s.seeds)).collect();
                     s.variants().into_iter().map(move |v| (s, v, seeds.clone()))
                 })
                 .collect();
@@ -208,16 +242,39 @@ fn dispatch(command: Command) -> Result<bool> {
             seed,
             artifacts,
             work_dir,
+            schedule,
+            trace,
+            check,
         } => {
             let s = Scenario::load(&scenario)?;
             let variant = Variant::parse(&variant)?;
-            let opts = RunOptions {
-                work_dir: work_dir.unwrap_or_else(RunOptions::default_work_dir),
-                artifacts,
-                verbose: true,
-                shim: false,
-            };
+            let mut opts = RunOptions::new(work_dir.unwrap_or_else(RunOptions::default_work_dir));
+            opts.artifacts = artifacts;
+            opts.verbose = !check;
+            opts.trace = trace;
+            schedule.apply(&mut opts);
+            if check && opts.schedule(&s).is_none() {
+                return Err(Error::Usage(
+                    "--check compares two deterministic runs: add --deterministic".into(),
+                ));
+            }
             let outcome = run_seed(&s, variant, seed, &opts)?;
+            if check {
+                let again = run_seed(&s, variant, seed, &opts)?;
+                let same = outcome.trace_digest == again.trace_digest
+                    && outcome.db_digest == again.db_digest;
+                for (run, o) in [("run 1", &outcome), ("run 2", &again)] {
+                    println!(
+                        "{run}: {} steps, trace {}, database {}, {}",
+                        o.steps,
+                        o.trace_digest.as_deref().unwrap_or("-"),
+                        o.db_digest.as_deref().unwrap_or("-"),
+                        if o.failed() { "failed" } else { "passed" }
+                    );
+                }
+                println!("{}", if same { "identical" } else { "DIFFERENT" });
+                return Ok(same);
+            }
             println!(
                 "seed {seed}: {} kills, {} stalls, {} of {} planned faults landed, {} restarts, {} backups, {} ms",
                 outcome.kills,
@@ -230,6 +287,12 @@ fn dispatch(command: Command) -> Result<bool> {
             );
             for line in outcome.findings.lines() {
                 println!("  {line}");
+            }
+            if let (Some(trace), Some(db)) = (&outcome.trace_digest, &outcome.db_digest) {
+                println!(
+                    "deterministic: {} steps; trace digest {trace}; database digest {db}",
+                    outcome.steps
+                );
             }
             println!("{}", if outcome.failed() { "FAILED" } else { "passed" });
             Ok(!outcome.failed())
@@ -319,15 +382,17 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
 }
 
 fn run_options(common: &Common, verbose: bool) -> RunOptions {
-    RunOptions {
-        work_dir: common
+    let mut opts = RunOptions::new(
+        common
             .work_dir
             .clone()
             .unwrap_or_else(RunOptions::default_work_dir),
-        artifacts: common.artifacts.clone(),
-        verbose,
-        shim: common.shim,
-    }
+    );
+    opts.artifacts = common.artifacts.clone();
+    opts.verbose = verbose;
+    opts.shim = common.shim;
+    common.schedule.apply(&mut opts);
+    opts
 }
 
 /// Runs every (scenario, variant, seeds) of `plan`; one summary each, in plan order.
@@ -497,7 +562,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
     files.iter().map(|f| Scenario::load(f)).collect()
 }
 
-fn seed_list(args: &SeedArgs, default: u64) -> Result<Vec<u64>> {
+fn seed_list(args: &SeedArgs, scenario: &Scenario) -> Result<Vec<u64>> {
     if let Some(seed) = args.seed {
         return Ok(vec![seed]);
     }
@@ -511,7 +576,8 @@ fn seed_list(args: &SeedArgs, default: u64) -> Result<Vec<u64>> {
             Err(bad())
         };
     }
-    Ok((0..args.seeds.unwrap_or(default)).collect())
+    let first = scenario.first_seed;
+    Ok((first..first + args.seeds.unwrap_or(scenario.seeds)).collect())
 }
 
 fn parse_shard(text: &str) -> Result<(usize, usize)> {

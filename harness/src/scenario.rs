@@ -39,12 +39,52 @@ pub struct Scenario {
     /// Run the workers on the I/O shim even without I/O faults (it is on whenever there are).
     #[serde(default)]
     pub shim: bool,
+    /// How the workers interleave: `free` (the kernel schedules them, in real time) or
+    /// `deterministic` (one at a time, picked from the seed, in logical time).
+    #[serde(default)]
+    pub schedule: ScheduleMode,
+    /// Deterministic mode: how the next worker is picked (`random-walk` or `pct`).
+    #[serde(default)]
+    pub strategy: StrategyName,
+    /// Deterministic mode, `pct`: the bug depth PCT aims at (priority change points + 1).
+    #[serde(default = "defaults::pct_depth")]
+    pub pct_depth: u32,
+    /// The first seed (`verify` runs `first_seed..first_seed + seeds`); a regression
+    /// scenario pins the seed that showed its bug.
+    #[serde(default)]
+    pub first_seed: u64,
     /// The variants to run, with the outcome each must show.
     pub expect: BTreeMap<String, Expect>,
     /// Where the file was read from (not in the file).
     #[serde(skip)]
     pub path: PathBuf,
 }
+
+/// How a scenario's workers interleave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleMode {
+    /// The kernel schedules the worker processes; time is real.
+    #[default]
+    Free,
+    /// One worker at a time, picked from the seed at every scheduling point; time is
+    /// logical (see [`crate::token`]).
+    Deterministic,
+}
+
+/// The deterministic scheduler's strategy, by name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyName {
+    /// Uniformly random among the workers that may run.
+    #[default]
+    RandomWalk,
+    /// Priority-based (PCT), with `pct_depth - 1` priority change points.
+    Pct,
+}
+
+/// Logical microseconds each scheduling step costs in deterministic mode.
+pub const QUANTUM_US: u64 = 10;
 
 /// The starting board.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -298,6 +338,9 @@ mod defaults {
     pub fn stall_ms() -> [u64; 2] {
         [5, 50]
     }
+    pub fn pct_depth() -> u32 {
+        3
+    }
     pub fn max_nth() -> u32 {
         10
     }
@@ -313,6 +356,38 @@ mod defaults {
 }
 
 impl Scenario {
+    /// Why this scenario cannot run deterministically, if it cannot: a `command` worker's
+    /// SQLite is not ours, so its file operations are no scheduling points.
+    pub fn refuse_determinism(&self) -> std::result::Result<(), String> {
+        match self
+            .workers
+            .iter()
+            .position(|w| w.kind == WorkerKind::Command)
+        {
+            Some(i) => Err(format!(
+                "`workers[{i}]` is a \"command\" worker: an external program's SQLite does not run on the harness's I/O shim, so it cannot be scheduled deterministically"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The deterministic strategy of this scenario (its `strategy` and `pct_depth`, unless
+    /// `name` or `depth` override them). PCT's change points fall within the steps a seed
+    /// of this budget takes at most.
+    pub fn strategy(
+        &self,
+        name: Option<StrategyName>,
+        depth: Option<u32>,
+    ) -> kanban_sched::Strategy {
+        match name.unwrap_or(self.strategy) {
+            StrategyName::RandomWalk => kanban_sched::Strategy::RandomWalk,
+            StrategyName::Pct => kanban_sched::Strategy::Pct {
+                depth: depth.unwrap_or(self.pct_depth).max(1),
+                horizon: self.budget_ms * 1000 / QUANTUM_US,
+            },
+        }
+    }
+
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ReadScenario {
@@ -341,6 +416,12 @@ impl Scenario {
             return Err(bad(
                 "`workers`: at least one worker process is needed (with `count` >= 1)".into(),
             ));
+        }
+        if scenario.pct_depth == 0 {
+            return Err(bad("`pct_depth` must be at least 1".into()));
+        }
+        if scenario.schedule == ScheduleMode::Deterministic {
+            scenario.refuse_determinism().map_err(bad)?;
         }
         for (i, w) in scenario.workers.iter().enumerate() {
             if w.connections == 0 {

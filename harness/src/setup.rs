@@ -2,15 +2,35 @@
 //! (and closed again: no SQLite connection may be open across a fork).
 
 use std::path::Path;
+use std::sync::Arc;
 
-use kanban_store::{Board, NewTask, Role, StoreConfig};
+use kanban_store::{Board, Clock, NewTask, Role, StoreConfig};
 
 use crate::error::{Error, Result};
 use crate::scenario::{BoardSpec, Damage};
 
-/// Creates the board at `db` as `spec` says: tasks made ready, damage done.
-pub fn prepare(db: &Path, spec: &BoardSpec) -> Result<()> {
-    let mut board = Board::create(db, StoreConfig::new(Role::Gateway))?;
+/// The clock of a deterministic run's board before the workers start: the logical epoch.
+#[derive(Debug)]
+struct EpochClock;
+
+impl Clock for EpochClock {
+    fn now_ms(&self) -> i64 {
+        crate::token::EPOCH_MS
+    }
+
+    fn sleep(&self, d: std::time::Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// Creates the board at `db` as `spec` says: tasks made ready, damage done. A board for a
+/// `deterministic` run has its timestamps at the logical epoch, not the real time.
+pub fn prepare(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
+    let mut cfg = StoreConfig::new(Role::Gateway);
+    if deterministic {
+        cfg.clock = Arc::new(EpochClock);
+    }
+    let mut board = Board::create(db, cfg)?;
     board.transaction(|t| {
         for i in 0..spec.tasks {
             t.create_task(&NewTask {

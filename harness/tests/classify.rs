@@ -35,7 +35,7 @@ impl Fixture {
     fn with(spec: &BoardSpec) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("board.db");
-        prepare(&db, spec).unwrap();
+        prepare(&db, spec, false).unwrap();
         Fixture {
             dir,
             db,

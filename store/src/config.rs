@@ -50,6 +50,10 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> i64;
     /// Waits `d` (or, in a simulation, lets others run for that long).
     fn sleep(&self, d: Duration);
+    /// Called before each attempt at one of the store's locks: a point where a
+    /// deterministic scheduler may let another process run first. The real clock does
+    /// nothing.
+    fn yield_now(&self) {}
 }
 
 /// The real clock.

@@ -164,6 +164,7 @@ impl LockFile {
         let mut waited = Duration::ZERO;
         let mut pause = Duration::from_millis(1);
         loop {
+            clock.yield_now();
             if self.set(range, kind)? {
                 return Ok(());
             }

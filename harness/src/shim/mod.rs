@@ -54,6 +54,17 @@ pub enum FileKind {
     Shm,
 }
 
+impl FileKind {
+    /// Every value, in declaration order (the wire format of deterministic mode).
+    pub const ALL: [FileKind; 5] = [
+        FileKind::Db,
+        FileKind::Wal,
+        FileKind::Journal,
+        FileKind::Temp,
+        FileKind::Shm,
+    ];
+}
+
 /// A file operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -98,6 +109,31 @@ pub enum IoOp {
     Close,
 }
 
+impl IoOp {
+    /// Every value, in declaration order (the wire format of deterministic mode).
+    pub const ALL: [IoOp; 19] = [
+        IoOp::Read,
+        IoOp::Write,
+        IoOp::Truncate,
+        IoOp::Sync,
+        IoOp::FileSize,
+        IoOp::Lock,
+        IoOp::Unlock,
+        IoOp::CheckReserved,
+        IoOp::FileControl,
+        IoOp::SectorSize,
+        IoOp::DeviceCharacteristics,
+        IoOp::ShmMap,
+        IoOp::ShmLock,
+        IoOp::WalWriteLock,
+        IoOp::ShmBarrier,
+        IoOp::ShmUnmap,
+        IoOp::Fetch,
+        IoOp::Unfetch,
+        IoOp::Close,
+    ];
+}
+
 /// Where in SQLite's or the store's work an operation happens (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -120,6 +156,21 @@ pub enum IoPhase {
     JournalMode,
     /// The store's quarantine copy.
     Quarantine,
+}
+
+impl IoPhase {
+    /// Every value, in declaration order (the wire format of deterministic mode).
+    pub const ALL: [IoPhase; 9] = [
+        IoPhase::None,
+        IoPhase::CheckpointCopy,
+        IoPhase::CheckpointTail,
+        IoPhase::WalTruncate,
+        IoPhase::Commit,
+        IoPhase::Checkpoint,
+        IoPhase::Migration,
+        IoPhase::JournalMode,
+        IoPhase::Quarantine,
+    ];
 }
 
 impl IoPhase {
@@ -152,6 +203,18 @@ pub enum IoAction {
     Full,
     /// SIGSTOP right after the operation succeeded (the supervisor resumes the worker).
     Stop,
+}
+
+impl IoAction {
+    /// Every value, in declaration order (the wire format of deterministic mode).
+    pub const ALL: [IoAction; 6] = [
+        IoAction::KillBefore,
+        IoAction::KillAfter,
+        IoAction::IoerrWrite,
+        IoAction::IoerrFsync,
+        IoAction::Full,
+        IoAction::Stop,
+    ];
 }
 
 impl IoOp {
@@ -297,6 +360,7 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
     };
     *state.counts.entry((phase, file, op)).or_default() += 1;
     let mut verdict = Verdict::Go;
+    let mut fault_action = None;
     let mut first_time = None;
     for (fault, seen) in &mut state.faults {
         if fault.phase != phase || fault.file != file || fault.op != op {
@@ -311,6 +375,7 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
         if first {
             first_time = Some(fault.id);
         }
+        fault_action = Some(fault.action);
         verdict = match fault.action.error_code() {
             Some(code) => Verdict::Fail(code),
             None => Verdict::GoThen(fault.action),
@@ -323,6 +388,18 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
         let _ = writeln!(landed, "i{id}");
     }
     drop(guard);
+    // In deterministic mode every file operation is a scheduling point, reached before the
+    // operation and after its fault is decided (so the trace shows the fault).
+    crate::token::point(crate::token::Point::Io {
+        op,
+        file,
+        phase,
+        fault: match verdict {
+            Verdict::Go => None,
+            Verdict::GoThen(action) => Some(action),
+            Verdict::Fail(_) => fault_action,
+        },
+    });
     if verdict == Verdict::GoThen(IoAction::KillBefore) {
         kill_self();
     }
@@ -333,6 +410,10 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
 pub(crate) fn after(action: IoAction, ok: bool) {
     match action {
         IoAction::KillAfter => kill_self(),
+        // Under the token, the supervisor holds the worker instead (no real time passes).
+        IoAction::Stop if ok && crate::token::connected() => {
+            crate::token::point(crate::token::Point::Stop)
+        }
         IoAction::Stop if ok => {
             // SAFETY: plain kill(2) of this process.
             unsafe {

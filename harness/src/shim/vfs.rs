@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use rusqlite::ffi::{self, sqlite3_file, sqlite3_int64, sqlite3_io_methods, sqlite3_vfs};
 
 use super::{FileKind, IoOp, Verdict, after, hook};
+use crate::token;
 
 /// The name the shim registers under.
 pub(crate) const NAME: &std::ffi::CStr = c"kanban-shim";
@@ -367,14 +368,80 @@ forward_vfs!(x_delete, (name: *const c_char, sync_dir: c_int) -> c_int, xDelete,
 forward_vfs!(x_access, (name: *const c_char, flags: c_int, out: *mut c_int) -> c_int, xAccess, ffi::SQLITE_IOERR_ACCESS);
 forward_vfs!(x_full_pathname, (name: *const c_char, n: c_int, out: *mut c_char) -> c_int, xFullPathname, ffi::SQLITE_CANTOPEN);
 forward_vfs!(x_dl_open, (name: *const c_char) -> *mut c_void, xDlOpen, ptr::null_mut());
-forward_vfs!(x_randomness, (n: c_int, out: *mut c_char) -> c_int, xRandomness, 0);
-forward_vfs!(x_sleep, (us: c_int) -> c_int, xSleep, 0);
-forward_vfs!(x_current_time, (out: *mut f64) -> c_int, xCurrentTime, ffi::SQLITE_ERROR);
 forward_vfs!(x_get_last_error, (n: c_int, out: *mut c_char) -> c_int, xGetLastError, 0);
-forward_vfs!(x_current_time_int64, (out: *mut sqlite3_int64) -> c_int, xCurrentTimeInt64, ffi::SQLITE_ERROR);
 forward_vfs!(x_set_system_call, (name: *const c_char, f: ffi::sqlite3_syscall_ptr) -> c_int, xSetSystemCall, ffi::SQLITE_NOTFOUND);
 forward_vfs!(x_get_system_call, (name: *const c_char) -> ffi::sqlite3_syscall_ptr, xGetSystemCall, None);
 forward_vfs!(x_next_system_call, (name: *const c_char) -> *const c_char, xNextSystemCall, ptr::null());
+
+// Randomness, sleep and time: from the seed and the logical clock under the token,
+// forwarded otherwise.
+
+unsafe extern "C" fn x_randomness(vfs: *mut sqlite3_vfs, n: c_int, out: *mut c_char) -> c_int {
+    // SAFETY: SQLite hands us `n` writable bytes at `out`; else the wrapped VFS's method.
+    unsafe {
+        if token::connected() {
+            token::fill_random(std::slice::from_raw_parts_mut(out.cast::<u8>(), n as usize));
+            return n;
+        }
+        let real = real_vfs(vfs);
+        match (*real).xRandomness {
+            Some(f) => f(real, n, out),
+            None => 0,
+        }
+    }
+}
+
+unsafe extern "C" fn x_sleep(vfs: *mut sqlite3_vfs, us: c_int) -> c_int {
+    if token::connected() {
+        token::sleep_us(us.max(0) as u64);
+        return us;
+    }
+    // SAFETY: the wrapped VFS's own method.
+    unsafe {
+        let real = real_vfs(vfs);
+        match (*real).xSleep {
+            Some(f) => f(real, us),
+            None => 0,
+        }
+    }
+}
+
+/// Logical now as a Julian day number in milliseconds (SQLite's `xCurrentTimeInt64`).
+fn logical_julian_ms() -> sqlite3_int64 {
+    /// The Unix epoch as a Julian day number, in milliseconds.
+    const UNIX_EPOCH_JULIAN_MS: i64 = 210_866_760_000_000;
+    UNIX_EPOCH_JULIAN_MS + token::EPOCH_MS + (token::now_us() / 1000) as i64
+}
+
+unsafe extern "C" fn x_current_time(vfs: *mut sqlite3_vfs, out: *mut f64) -> c_int {
+    // SAFETY: `out` is SQLite's; else the wrapped VFS's own method.
+    unsafe {
+        if token::connected() {
+            *out = logical_julian_ms() as f64 / 86_400_000.0;
+            return ffi::SQLITE_OK;
+        }
+        let real = real_vfs(vfs);
+        match (*real).xCurrentTime {
+            Some(f) => f(real, out),
+            None => ffi::SQLITE_ERROR,
+        }
+    }
+}
+
+unsafe extern "C" fn x_current_time_int64(vfs: *mut sqlite3_vfs, out: *mut sqlite3_int64) -> c_int {
+    // SAFETY: `out` is SQLite's; else the wrapped VFS's own method.
+    unsafe {
+        if token::connected() {
+            *out = logical_julian_ms();
+            return ffi::SQLITE_OK;
+        }
+        let real = real_vfs(vfs);
+        match (*real).xCurrentTimeInt64 {
+            Some(f) => f(real, out),
+            None => ffi::SQLITE_ERROR,
+        }
+    }
+}
 
 unsafe extern "C" fn x_dl_error(vfs: *mut sqlite3_vfs, n: c_int, out: *mut c_char) {
     // SAFETY: the wrapped VFS's own method.

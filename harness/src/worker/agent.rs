@@ -82,6 +82,11 @@ fn report_from_a_fork(board: &mut Board, ctx: &mut Ledgered, beats: u32) {
                     ..Default::default()
                 })?;
             }
+            // Under the token the child runs on the parent's turn: the parent waits for it,
+            // so the two never run at once and the interleaving stays the seed's.
+            Ok(ForkResult::Parent { child }) if crate::token::connected() => {
+                let _ = nix::sys::wait::waitpid(child, None);
+            }
             Ok(ForkResult::Parent { .. }) => {}
             Err(e) => eprintln!("fork failed: {e}"),
         }

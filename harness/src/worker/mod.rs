@@ -21,10 +21,11 @@ mod gateway;
 
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kanban_store::{Board, Error as StoreError, Phase, Role, StoreConfig};
 use rand::{Rng, SeedableRng};
@@ -34,6 +35,7 @@ use crate::ledger::{self, Mark, Op, Record};
 use crate::plan::{PhaseKillPlan, incarnation_seed};
 use crate::scenario::{Variant, WorkerKind, WorkerSpec};
 use crate::shim::{self, IoFault};
+use crate::token;
 
 /// The worker finished (asked to stop).
 pub const EXIT_OK: i32 = 0;
@@ -71,10 +73,17 @@ pub struct WorkerEnv {
     /// Where faults that act are noted (`p` for the phase kill, `i<id>` for I/O faults),
     /// written before they act.
     pub landed: PathBuf,
+    /// In deterministic mode, this worker's end of its socket to the supervisor (see
+    /// [`crate::token`]); the worker runs only while it holds the token.
+    pub token: Option<RawFd>,
 }
 
 /// Runs the worker; returns the exit code for `_exit`. Call only in a freshly forked child.
 pub fn child_main(env: &WorkerEnv) -> i32 {
+    if let Some(fd) = env.token {
+        // Before anything else: nothing runs without the token.
+        token::connect(fd, incarnation_seed(env.seed, env.incarnation));
+    }
     install_signal_handlers();
     match std::panic::catch_unwind(|| run(env)) {
         Ok(Ok(())) => EXIT_OK,
@@ -95,10 +104,17 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
             .open(&env.landed)
             .map_err(|e| format!("{}: {e}", env.landed.display()))
     };
-    let shim = env.shim || !env.io_faults.is_empty();
+    // Under the token every file operation is a scheduling point: the shim is always on.
+    let shim = env.shim || !env.io_faults.is_empty() || token::connected();
     if shim {
         shim::install(env.io_faults.clone(), Some(landed()?))
             .map_err(|rc| format!("registering the I/O shim: SQLite error {rc}"))?;
+    }
+    if token::connected() {
+        // SQLite's generator state came with the fork from the supervisor, whose history
+        // differs from run to run: reseed it from the shim's seeded xRandomness.
+        // SAFETY: documented use: a NULL buffer resets the generator.
+        unsafe { rusqlite::ffi::sqlite3_randomness(0, std::ptr::null_mut()) };
     }
     let mut ctx = Ledgered {
         ledger,
@@ -139,6 +155,9 @@ fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
     cfg.checkpoint_frames = 64;
     cfg.hazards = env.variant.hazards();
     cfg.quarantine_on_damage = true;
+    if token::connected() {
+        cfg.clock = Arc::new(token::LogicalClock);
+    }
     let kill = env.phase_kill;
     if kill.is_none() && !shim {
         return cfg;
@@ -343,20 +362,20 @@ impl Overlap<'_> {
 }
 
 /// Seeded timing of a worker's actors: each is due every `interval`, with a seeded phase.
+/// Times are microseconds of [`token::now_us`]: real time, or logical under the token.
 pub(crate) struct Pace {
-    due: Vec<(Instant, Duration)>,
+    due: Vec<(u64, u64)>,
 }
 
 impl Pace {
-    /// Actors with these intervals, starting at seeded offsets.
+    /// Actors with these intervals (milliseconds), starting at seeded offsets.
     pub(crate) fn new(intervals: &[u64], rng: &mut ChaCha8Rng) -> Pace {
-        let now = Instant::now();
+        let now = token::now_us();
         let due = intervals
             .iter()
             .map(|&ms| {
-                let every = Duration::from_millis(ms.max(1));
-                let offset = Duration::from_micros(rng.random_range(0..every.as_micros() as u64));
-                (now + offset, every)
+                let every = ms.max(1) * 1000;
+                (now + rng.random_range(0..every), every)
             })
             .collect();
         Pace { due }
@@ -365,7 +384,7 @@ impl Pace {
     /// Waits for the next due actor and returns its index; `None` when asked to stop.
     pub(crate) fn next(&mut self) -> Option<usize> {
         loop {
-            if STOP.load(Ordering::Relaxed) {
+            if STOP.load(Ordering::Relaxed) || token::stop_requested() {
                 return None;
             }
             let (i, &(at, every)) = self
@@ -374,12 +393,12 @@ impl Pace {
                 .enumerate()
                 .min_by_key(|(_, (at, _))| *at)
                 .expect("at least one actor");
-            let now = Instant::now();
+            let now = token::now_us();
             if at <= now {
                 self.due[i].0 = (at + every).max(now);
                 return Some(i);
             }
-            std::thread::sleep((at - now).min(Duration::from_millis(2)));
+            token::sleep_us((at - now).min(2_000));
         }
     }
 }
@@ -399,8 +418,13 @@ fn kill_self() {
     }
 }
 
-/// Arms (or, with 0, disarms) a one-shot SIGALRM `us` microseconds from now.
+/// Arms (or, with 0, disarms) a kill `us` microseconds from now: a one-shot SIGALRM, or
+/// under the token a kill at that logical time.
 fn arm_alarm(us: u64) {
+    if token::connected() {
+        token::arm_kill(us);
+        return;
+    }
     let value = libc::timeval {
         tv_sec: (us / 1_000_000) as libc::time_t,
         tv_usec: (us % 1_000_000) as libc::suseconds_t,

@@ -12,26 +12,26 @@
 //! gets it again; the report counts planned and landed faults.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{self, Findings, Ledger};
 use crate::error::{Error, Result};
 use crate::ledger;
-use crate::plan::{FaultAction, Plan, incarnation_seed};
-use crate::scenario::{Scenario, Variant, WorkerKind};
+use crate::plan::{Plan, incarnation_seed};
+use crate::scenario::{Scenario, ScheduleMode, StrategyName, Variant, WorkerKind};
 use crate::setup;
 use crate::worker::{self, EXIT_OK, EXIT_PANIC, EXIT_SETUP, WorkerEnv};
 
-/// How long workers get to stop after SIGTERM before SIGKILL.
-const GRACE: Duration = Duration::from_millis(1500);
+mod deterministic;
+mod free;
 
 /// Where and how seeds run.
 #[derive(Clone, Debug)]
@@ -45,9 +45,38 @@ pub struct RunOptions {
     /// Run every worker on the I/O shim, even in scenarios without I/O faults (to measure
     /// what the shim costs).
     pub shim: bool,
+    /// Run deterministically even when the scenario does not ask for it.
+    pub deterministic: bool,
+    /// Deterministic mode: this strategy instead of the scenario's.
+    pub strategy: Option<StrategyName>,
+    /// Deterministic mode, PCT: this depth instead of the scenario's.
+    pub pct_depth: Option<u32>,
+    /// Deterministic mode: write one line per scheduling point here.
+    pub trace: Option<PathBuf>,
 }
 
 impl RunOptions {
+    /// Options for seeds in `work_dir`, free-running unless the scenario says otherwise,
+    /// keeping nothing.
+    pub fn new(work_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            work_dir,
+            artifacts: None,
+            verbose: false,
+            shim: false,
+            deterministic: false,
+            strategy: None,
+            pct_depth: None,
+            trace: None,
+        }
+    }
+
+    /// The deterministic strategy for `scenario`, or `None` when it runs free.
+    pub fn schedule(&self, scenario: &Scenario) -> Option<kanban_sched::Strategy> {
+        (self.deterministic || scenario.schedule == ScheduleMode::Deterministic)
+            .then(|| scenario.strategy(self.strategy, self.pct_depth))
+    }
+
     /// Seeds in a RAM-backed folder when the machine has one (faster, same semantics), else
     /// in the temporary folder.
     pub fn default_work_dir() -> PathBuf {
@@ -83,6 +112,15 @@ pub struct Outcome {
     pub acked: u64,
     /// Wall time of the seed, in milliseconds.
     pub elapsed_ms: u64,
+    /// Deterministic mode: scheduling steps taken.
+    #[serde(default)]
+    pub steps: u64,
+    /// Deterministic mode: sha256 of the trace (one line per step and supervisor event).
+    #[serde(default)]
+    pub trace_digest: Option<String>,
+    /// Deterministic mode: sha256 of the database file after a clean close.
+    #[serde(default)]
+    pub db_digest: Option<String>,
 }
 
 impl Outcome {
@@ -114,6 +152,14 @@ pub fn run_seed(
     opts: &RunOptions,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    if opts.schedule(scenario).is_some() {
+        scenario
+            .refuse_determinism()
+            .map_err(|message| Error::Scenario {
+                path: scenario.path.clone(),
+                message,
+            })?;
+    }
     // Orphaned grandchildren (a worker's own children) become ours, so none outlives the
     // seed: every process that may write to the board is dead before the checks.
     // SAFETY: a plain prctl on this process.
@@ -125,7 +171,7 @@ pub fn run_seed(
         .tempdir_in(&opts.work_dir)
         .map_err(|e| Error::system(format!("a folder in {}", opts.work_dir.display()), e))?;
     let db = dir.path().join("kanban.db");
-    setup::prepare(&db, &scenario.board)?;
+    setup::prepare(&db, &scenario.board, opts.schedule(scenario).is_some())?;
     let plan = Plan::new(scenario, seed);
     if opts.verbose {
         eprintln!("plan: {plan:#?}");
@@ -148,6 +194,7 @@ pub fn run_seed(
                 io_faults: wp.io_faults.clone(),
                 shim: scenario.shim || opts.shim,
                 landed: dir.path().join(format!("faults-w{}.txt", wp.index)),
+                token: None,
             },
             stop_ms: wp.stop_ms,
             log: dir.path().join(format!("worker-w{}.log", wp.index)),
@@ -165,54 +212,30 @@ pub fn run_seed(
     };
     let mut worker_errors = Vec::new();
 
-    for slot in &mut slots {
-        spawn(slot)?;
-    }
-    let start = Instant::now();
-    let budget = Duration::from_millis(scenario.budget_ms);
-    let mut faults = plan.faults.iter().peekable();
-    let mut resumes: Vec<(Instant, usize)> = Vec::new();
-    while start.elapsed() < budget {
-        let now = Instant::now();
-        while let Some(f) = faults.next_if(|f| start + Duration::from_millis(f.at_ms) <= now) {
-            let slot = &mut slots[f.worker];
-            let Some(pid) = slot.pid else { continue };
-            match f.action {
-                FaultAction::Kill => {
-                    let _ = kill(pid, Signal::SIGKILL);
-                    outcome.kills += 1;
-                }
-                FaultAction::Stall(ms) if !slot.stalled => {
-                    let _ = kill(pid, Signal::SIGSTOP);
-                    slot.stalled = true;
-                    resumes.push((now + Duration::from_millis(ms), f.worker));
-                    outcome.stalls += 1;
-                }
-                FaultAction::Stall(_) => {}
-            }
+    let digests = match opts.schedule(scenario) {
+        None => {
+            free::run(
+                &mut slots,
+                &plan,
+                scenario,
+                &mut outcome,
+                &mut worker_errors,
+            )?;
+            None
         }
-        resumes.retain(|&(at, i)| {
-            if at > now {
-                return true;
-            }
-            if let (Some(pid), true) = (slots[i].pid, slots[i].stalled) {
-                let _ = kill(pid, Signal::SIGCONT);
-            }
-            slots[i].stalled = false;
-            false
-        });
-        reap(&mut slots, false, &mut resumes, &mut worker_errors)?;
-        for slot in &mut slots {
-            if slot.restart_at.is_some_and(|at| at <= now) {
-                slot.restart_at = None;
-                slot.env.incarnation += 1;
-                outcome.restarts += 1;
-                spawn(slot)?;
-            }
+        Some(strategy) => {
+            let trace = deterministic::run(
+                &mut slots,
+                &plan,
+                scenario,
+                strategy,
+                opts.trace.as_deref(),
+                &mut outcome,
+                &mut worker_errors,
+            )?;
+            Some(trace)
         }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    stop(&mut slots, &mut worker_errors)?;
+    };
 
     outcome.faults_landed = slots
         .iter()
@@ -241,6 +264,11 @@ pub fn run_seed(
     {
         keep_artifacts(dir.path(), artifacts, scenario, variant, seed)?;
     }
+    if let Some(trace_digest) = digests {
+        outcome.trace_digest = Some(trace_digest);
+        // Last: it checkpoints the board, which the checks and artifacts must see as left.
+        outcome.db_digest = Some(db_digest(&db)?);
+    }
     if opts.verbose {
         for slot in &slots {
             let log = std::fs::read_to_string(&slot.log).unwrap_or_default();
@@ -259,8 +287,9 @@ pub fn run_seed(
     Ok(outcome)
 }
 
-/// Starts a slot's worker: fork for our kinds, fork+exec for `command`.
-fn spawn(slot: &mut Slot) -> Result<()> {
+/// Starts a slot's worker: fork for our kinds, fork+exec for `command`. The child closes
+/// `close_in_child` first (the supervisor's ends of other workers' sockets).
+fn spawn(slot: &mut Slot, close_in_child: &[RawFd]) -> Result<()> {
     let log = File::options()
         .create(true)
         .append(true)
@@ -299,6 +328,10 @@ fn spawn(slot: &mut Slot) -> Result<()> {
                 libc::dup2(log.as_raw_fd(), 1);
             }
             drop(log);
+            for &fd in close_in_child {
+                // SAFETY: the child's copy of a descriptor it must not hold.
+                unsafe { libc::close(fd) };
+            }
             let code = worker::child_main(&slot.env);
             // SAFETY: leave the child without running the parent's destructors or handlers.
             unsafe { libc::_exit(code) }
@@ -311,69 +344,65 @@ fn spawn(slot: &mut Slot) -> Result<()> {
     }
 }
 
-/// Collects exited workers; outside `stopping`, schedules their restart. A worker that
-/// stopped itself (an I/O fault holding a lock) is resumed after its `stop_ms`.
-fn reap(
-    slots: &mut [Slot],
-    stopping: bool,
-    resumes: &mut Vec<(Instant, usize)>,
-    worker_errors: &mut Vec<String>,
-) -> Result<()> {
+/// A slot's worker ended with `status` (false for a status that is no end): unexpected ends
+/// are noted as worker errors, and the faults that landed are not planned again for the
+/// next start.
+fn ended(slot: &mut Slot, status: WaitStatus, worker_errors: &mut Vec<String>) -> bool {
+    let who = format!("worker {} ({})", slot.env.index, slot.kind.name());
+    match status {
+        WaitStatus::Exited(_, code) => match code {
+            EXIT_OK | EXIT_SETUP => {}
+            EXIT_PANIC => worker_errors.push(format!("{who} panicked (see its log)")),
+            other => worker_errors.push(format!("{who} exited with {other}")),
+        },
+        WaitStatus::Signaled(_, Signal::SIGKILL | Signal::SIGTERM, _) => {}
+        WaitStatus::Signaled(_, sig, _) => {
+            worker_errors.push(format!("{who} died of {sig}"));
+        }
+        _ => return false,
+    }
+    slot.pid = None;
+    slot.stalled = false;
+    let done = landed(&slot.env.landed);
+    if done.iter().any(|l| l == "p") {
+        slot.env.phase_kill = None;
+    }
+    slot.env
+        .io_faults
+        .retain(|f| !done.contains(&format!("i{}", f.id)));
+    true
+}
+
+/// Kills whatever the workers started themselves and reaps it (we are their subreaper), so
+/// nothing is alive when anyone looks at the board.
+fn reap_all(slots: &[Slot]) {
+    for group in slots.iter().flat_map(|s| &s.groups) {
+        let _ = nix::sys::signal::killpg(*group, Signal::SIGKILL);
+    }
     loop {
-        let flags = if stopping {
-            WaitPidFlag::empty()
-        } else {
-            WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED
-        };
-        let status = match waitpid(None, Some(flags)) {
-            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
-            Ok(s) => s,
+        match waitpid(None, None) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let Some(pid) = status.pid() else { continue };
-        let Some(i) = slots.iter().position(|s| s.pid == Some(pid)) else {
-            continue;
-        };
-        let slot = &mut slots[i];
-        let who = format!("worker {} ({})", slot.env.index, slot.kind.name());
-        match status {
-            WaitStatus::Stopped(..) => {
-                if !slot.stalled {
-                    slot.stalled = true;
-                    resumes.push((Instant::now() + Duration::from_millis(slot.stop_ms), i));
-                }
-                continue;
-            }
-            WaitStatus::Exited(_, code) => match code {
-                EXIT_OK | EXIT_SETUP => {}
-                EXIT_PANIC => worker_errors.push(format!("{who} panicked (see its log)")),
-                other => worker_errors.push(format!("{who} exited with {other}")),
-            },
-            WaitStatus::Signaled(_, Signal::SIGKILL | Signal::SIGTERM, _) => {}
-            WaitStatus::Signaled(_, sig, _) => {
-                worker_errors.push(format!("{who} died of {sig}"));
-            }
-            _ => continue,
-        }
-        slot.pid = None;
-        slot.stalled = false;
-        // Faults that landed are not planned again for the next start.
-        let done = landed(&slot.env.landed);
-        if done.iter().any(|l| l == "p") {
-            slot.env.phase_kill = None;
-        }
-        slot.env
-            .io_faults
-            .retain(|f| !done.contains(&format!("i{}", f.id)));
-        if !stopping {
-            slot.restart_at =
-                Some(Instant::now() + Duration::from_millis(slot.env.spec.restart_ms));
-        }
-        if stopping && slots.iter().all(|s| s.pid.is_none()) {
-            return Ok(());
+            Err(_) => break,
+            Ok(_) => {}
         }
     }
+}
+
+/// sha256 of the board after a clean close: SQLite opens it (recovering a WAL left by
+/// killed workers), checkpoints everything into the db file and closes as the last
+/// connection. A board SQLite cannot open is hashed as its db and WAL bytes. Every worker
+/// is dead: nothing is live.
+fn db_digest(db: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    if let Ok(conn) = rusqlite::Connection::open(db) {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = conn.close();
+    }
+    let mut hash = Sha256::new();
+    for path in [db.to_path_buf(), db.with_extension("db-wal")] {
+        hash.update(std::fs::read(&path).unwrap_or_default());
+    }
+    Ok(format!("{:x}", hash.finalize()))
 }
 
 /// The distinct faults a worker noted as landed.
@@ -386,59 +415,6 @@ fn landed(path: &Path) -> Vec<String> {
     lines.sort();
     lines.dedup();
     lines
-}
-
-/// Asks every worker to stop, then makes sure they have.
-fn stop(slots: &mut [Slot], worker_errors: &mut Vec<String>) -> Result<()> {
-    let mut resumes = Vec::new();
-    for slot in slots.iter_mut() {
-        slot.restart_at = None;
-        if let Some(pid) = slot.pid {
-            if slot.stalled {
-                let _ = kill(pid, Signal::SIGCONT);
-            }
-            let _ = kill(pid, Signal::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + GRACE;
-    while slots.iter().any(|s| s.pid.is_some()) && Instant::now() < deadline {
-        reap(slots, false, &mut resumes, worker_errors)?;
-        for slot in slots.iter_mut() {
-            slot.restart_at = None;
-            if let (Some(pid), true) = (slot.pid, slot.stalled) {
-                // A worker that stopped itself while stopping: let it go on and exit.
-                let _ = kill(pid, Signal::SIGCONT);
-                slot.stalled = false;
-            }
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    for slot in slots.iter() {
-        if let Some(pid) = slot.pid {
-            worker_errors.push(format!(
-                "worker {} ({}) ignored SIGTERM for {GRACE:?}",
-                slot.env.index,
-                slot.kind.name()
-            ));
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-    }
-    if slots.iter().any(|s| s.pid.is_some()) {
-        reap(slots, true, &mut resumes, worker_errors)?;
-    }
-    // Whatever the workers started themselves goes too, and is reaped (we are their
-    // subreaper) before anyone looks at the board.
-    for group in slots.iter().flat_map(|s| &s.groups) {
-        let _ = nix::sys::signal::killpg(*group, Signal::SIGKILL);
-    }
-    loop {
-        match waitpid(None, None) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-    Ok(())
 }
 
 fn read_ledgers(slots: &[Slot]) -> Vec<Ledger> {

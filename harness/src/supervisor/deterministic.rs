@@ -1,0 +1,342 @@
+//! Deterministic mode: one worker at a time, picked from the seed, in logical time.
+//!
+//! Every worker process gets one end of a socket pair and runs only while it holds the
+//! token (see [`crate::token`] for the worker's side). The supervisor drives the
+//! [`kanban_sched`] scheduler over those sockets: it hands the token to the worker the
+//! strategy picks, with the logical time, and waits until that worker reaches its next
+//! scheduling point and hands it back. The plan's timed faults land between two steps, at
+//! logical times, so a kill or a stall falls at an exact position of the interleaving;
+//! restarts and stalls are logical waits. When the budget of logical time is spent, every
+//! grant carries the stop flag, and workers finish their operation and exit, still one at
+//! a time.
+//!
+//! Each step and each supervisor event is one line of the trace (written to `--trace`,
+//! and hashed either way): the same seed gives the same trace digest and, after a clean
+//! close, the same database digest. A worker that does not come back to a scheduling point
+//! within [`STUCK`] of wall time is blocked outside the scheduler (a bug): it is reported
+//! with the trace's last lines, and killed, instead of hanging the run.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufWriter, ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use kanban_sched::{Event, Scheduler, Strategy, Transport, Unit, step};
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::waitpid;
+use sha2::{Digest, Sha256};
+
+use super::{Outcome, Slot, ended, reap_all, spawn};
+use crate::error::{Error, Result};
+use crate::plan::{FaultAction, Plan};
+use crate::scenario::{QUANTUM_US, Scenario};
+use crate::token::{self, Point};
+
+/// Wall time a worker may hold the token without reaching a scheduling point.
+pub const STUCK: Duration = Duration::from_secs(10);
+
+/// Logical time workers get to finish after the budget is spent.
+const GRACE_US: u64 = 1_500_000;
+
+/// Trace lines kept for a report of a stuck worker.
+const TAIL: usize = 20;
+
+/// Runs the workers for the scenario's budget of logical time; every worker is dead when it
+/// returns. Returns the trace digest.
+pub(super) fn run(
+    slots: &mut [Slot],
+    plan: &Plan,
+    scenario: &Scenario,
+    strategy: Strategy,
+    trace_path: Option<&Path>,
+    outcome: &mut Outcome,
+    worker_errors: &mut Vec<String>,
+) -> Result<String> {
+    let trace = Trace::new(trace_path)?;
+    let mut sched = Scheduler::new(slots.len(), scheduler_seed(plan.seed), strategy, QUANTUM_US);
+    for unit in 0..slots.len() {
+        sched.wait_until(unit, 0);
+    }
+    let mut procs = Procs {
+        sockets: (0..slots.len()).map(|_| None).collect(),
+        slots,
+        stopping: false,
+        trace,
+        worker_errors,
+    };
+    let budget_us = scenario.budget_ms * 1000;
+    let mut faults = plan.faults.iter().peekable();
+    loop {
+        let now = sched.now_us();
+        while let Some(f) = faults.next_if(|f| f.at_ms * 1000 <= now && now < budget_us) {
+            let unit = f.worker;
+            if procs.slots[unit].pid.is_none() {
+                continue;
+            }
+            match f.action {
+                FaultAction::Kill => {
+                    procs.trace.line(format_args!("{now} kill w{unit}"));
+                    procs.kill(unit);
+                    sched.remove(unit);
+                    procs.restart_later(&mut sched, unit, outcome);
+                    outcome.kills += 1;
+                }
+                FaultAction::Stall(ms) => {
+                    procs.trace.line(format_args!("{now} stall w{unit} {ms}ms"));
+                    sched.wait_until(unit, now + ms * 1000);
+                    outcome.stalls += 1;
+                }
+            }
+        }
+        if !procs.stopping && now >= budget_us {
+            procs.stopping = true;
+            procs.trace.line(format_args!("{now} budget spent"));
+            for unit in 0..procs.slots.len() {
+                if procs.slots[unit].pid.is_none() {
+                    sched.remove(unit);
+                }
+            }
+        }
+        if now >= budget_us + GRACE_US {
+            for unit in 0..procs.slots.len() {
+                if procs.slots[unit].pid.is_some() {
+                    let slot = &procs.slots[unit];
+                    procs.worker_errors.push(format!(
+                        "worker {unit} ({}) did not stop within {} ms of logical time",
+                        slot.kind.name(),
+                        GRACE_US / 1000
+                    ));
+                    procs.kill(unit);
+                    sched.remove(unit);
+                }
+            }
+        }
+        let Some((unit, event)) = step(&mut sched, &mut procs) else {
+            break;
+        };
+        let (step_no, now) = (sched.steps(), sched.now_us());
+        match event {
+            Event::Point { at, .. } => procs
+                .trace
+                .line(format_args!("{step_no} {now} w{unit} {}", describe(at))),
+            Event::Gone => {
+                procs
+                    .trace
+                    .line(format_args!("{step_no} {now} w{unit} gone"));
+                procs.restart_later(&mut sched, unit, outcome);
+            }
+        }
+    }
+    outcome.steps = sched.steps();
+    reap_all(procs.slots);
+    procs.trace.finish()
+}
+
+/// The scheduler's own stream, apart from the plan's.
+fn scheduler_seed(seed: u64) -> u64 {
+    seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0x5EED
+}
+
+fn describe(point: Point) -> String {
+    match point {
+        Point::Io {
+            op,
+            file,
+            phase,
+            fault,
+        } => match fault {
+            None => format!("{op:?} {file:?} {phase:?}"),
+            Some(action) => format!("{op:?} {file:?} {phase:?} fault={action:?}"),
+        },
+        Point::Sleep(us) => format!("sleep {us}"),
+        Point::Lock => "lock".into(),
+        Point::Stop => "stopped".into(),
+    }
+}
+
+/// The worker processes, as the scheduler's transport.
+struct Procs<'a> {
+    slots: &'a mut [Slot],
+    /// The supervisor's end of each live worker's socket.
+    sockets: Vec<Option<UnixStream>>,
+    stopping: bool,
+    trace: Trace,
+    worker_errors: &'a mut Vec<String>,
+}
+
+impl Procs<'_> {
+    /// Forks `unit`'s worker with a fresh socket pair; it waits for its first grant.
+    fn start(&mut self, unit: Unit) -> Result<()> {
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| Error::system("a socket pair for a worker", e))?;
+        let slot = &mut self.slots[unit];
+        slot.env.token = Some(theirs.as_raw_fd());
+        let others: Vec<_> = self
+            .sockets
+            .iter()
+            .flatten()
+            .map(AsRawFd::as_raw_fd)
+            .chain([ours.as_raw_fd()])
+            .collect();
+        let started = spawn(slot, &others);
+        slot.env.token = None;
+        drop(theirs);
+        started?;
+        ours.set_read_timeout(Some(STUCK))
+            .map_err(|e| Error::system("a worker's socket", e))?;
+        self.sockets[unit] = Some(ours);
+        Ok(())
+    }
+
+    /// SIGKILLs `unit`'s process group and buries it.
+    fn kill(&mut self, unit: Unit) {
+        if let Some(pid) = self.slots[unit].pid {
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
+        self.bury(unit);
+    }
+
+    /// Waits for `unit`'s socket to close and its process to end, and notes how it ended.
+    fn bury(&mut self, unit: Unit) {
+        if let Some(mut socket) = self.sockets[unit].take() {
+            let mut sink = [0u8; 64];
+            while matches!(socket.read(&mut sink), Ok(n) if n > 0) {}
+        }
+        let slot = &mut self.slots[unit];
+        if let Some(pid) = slot.pid {
+            loop {
+                match waitpid(pid, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(status) => {
+                        ended(slot, status, self.worker_errors);
+                    }
+                    Err(_) => {}
+                }
+                break;
+            }
+            slot.pid = None;
+        }
+    }
+
+    /// Plans the restart of `unit`, gone, after its restart delay of logical time.
+    fn restart_later(&mut self, sched: &mut Scheduler, unit: Unit, outcome: &mut Outcome) {
+        if self.stopping {
+            return;
+        }
+        let slot = &mut self.slots[unit];
+        slot.env.incarnation += 1;
+        outcome.restarts += 1;
+        sched.wait_until(unit, sched.now_us() + slot.env.spec.restart_ms * 1000);
+    }
+}
+
+impl Transport for Procs<'_> {
+    type Point = Point;
+
+    fn grant(&mut self, unit: Unit, now_us: u64) {
+        if self.slots[unit].pid.is_none() {
+            self.trace.line(format_args!(
+                "{now_us} start w{unit}#{}",
+                self.slots[unit].env.incarnation
+            ));
+            if let Err(e) = self.start(unit) {
+                self.worker_errors
+                    .push(format!("worker {unit} could not start: {e}"));
+                return;
+            }
+        }
+        if let Some(socket) = self.sockets[unit].as_mut() {
+            // A worker that died before reading its grant shows as gone in `wait`.
+            let _ = socket.write_all(&token::grant(now_us, self.stopping));
+        }
+    }
+
+    fn wait(&mut self, unit: Unit) -> Event<Point> {
+        let mut buf = [0u8; 16];
+        let read = match self.sockets[unit].as_mut() {
+            Some(socket) => socket.read_exact(&mut buf),
+            None => Err(ErrorKind::NotConnected.into()),
+        };
+        match read {
+            Ok(()) => match Point::decode(&buf) {
+                Some(at) => {
+                    let sleep_us = match at {
+                        Point::Sleep(us) => us,
+                        Point::Stop => self.slots[unit].stop_ms * 1000,
+                        Point::Io { .. } | Point::Lock => 0,
+                    };
+                    Event::Point { at, sleep_us }
+                }
+                None => {
+                    self.worker_errors
+                        .push(format!("worker {unit} sent a garbled point: {buf:?}"));
+                    self.kill(unit);
+                    Event::Gone
+                }
+            },
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                self.worker_errors.push(format!(
+                    "worker {unit} ({}) held the token for {STUCK:?} without reaching a scheduling point (blocked outside the scheduler); the trace's last lines:\n{}",
+                    self.slots[unit].kind.name(),
+                    self.trace.tail()
+                ));
+                self.kill(unit);
+                Event::Gone
+            }
+            Err(_) => {
+                self.bury(unit);
+                Event::Gone
+            }
+        }
+    }
+}
+
+/// The trace: hashed line by line, and written out when asked.
+struct Trace {
+    hash: Sha256,
+    out: Option<BufWriter<File>>,
+    tail: VecDeque<String>,
+}
+
+impl Trace {
+    fn new(path: Option<&Path>) -> Result<Trace> {
+        let out = match path {
+            Some(p) => Some(BufWriter::new(File::create(p).map_err(|e| {
+                Error::system(format!("creating the trace {}", p.display()), e)
+            })?)),
+            None => None,
+        };
+        Ok(Trace {
+            hash: Sha256::new(),
+            out,
+            tail: VecDeque::with_capacity(TAIL),
+        })
+    }
+
+    fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        let line = format!("{args}\n");
+        self.hash.update(line.as_bytes());
+        if let Some(out) = self.out.as_mut() {
+            let _ = out.write_all(line.as_bytes());
+        }
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+
+    fn tail(&self) -> String {
+        self.tail.iter().map(String::as_str).collect()
+    }
+
+    fn finish(self) -> Result<String> {
+        if let Some(mut out) = self.out {
+            out.flush()
+                .map_err(|e| Error::system("writing the trace", e))?;
+        }
+        Ok(format!("{:x}", self.hash.finalize()))
+    }
+}

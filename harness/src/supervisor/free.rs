@@ -1,0 +1,164 @@
+//! Free-running mode: the kernel schedules the workers, in real time.
+//!
+//! The supervisor delivers the plan's timed faults on the wall clock (SIGKILL; SIGSTOP then
+//! SIGCONT), restarts killed workers after their restart delay like a service manager, and
+//! when the budget is spent asks every worker to stop (SIGTERM, then SIGKILL after a grace
+//! period).
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+use super::{Outcome, Slot, ended, reap_all, spawn};
+use crate::error::Result;
+use crate::plan::{FaultAction, Plan};
+use crate::scenario::Scenario;
+
+/// How long workers get to stop after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_millis(1500);
+
+/// Runs the workers for the scenario's budget; every worker is dead when it returns.
+pub(super) fn run(
+    slots: &mut [Slot],
+    plan: &Plan,
+    scenario: &Scenario,
+    outcome: &mut Outcome,
+    worker_errors: &mut Vec<String>,
+) -> Result<()> {
+    for slot in slots.iter_mut() {
+        spawn(slot, &[])?;
+    }
+    let start = Instant::now();
+    let budget = Duration::from_millis(scenario.budget_ms);
+    let mut faults = plan.faults.iter().peekable();
+    let mut resumes: Vec<(Instant, usize)> = Vec::new();
+    while start.elapsed() < budget {
+        let now = Instant::now();
+        while let Some(f) = faults.next_if(|f| start + Duration::from_millis(f.at_ms) <= now) {
+            let slot = &mut slots[f.worker];
+            let Some(pid) = slot.pid else { continue };
+            match f.action {
+                FaultAction::Kill => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    outcome.kills += 1;
+                }
+                FaultAction::Stall(ms) if !slot.stalled => {
+                    let _ = kill(pid, Signal::SIGSTOP);
+                    slot.stalled = true;
+                    resumes.push((now + Duration::from_millis(ms), f.worker));
+                    outcome.stalls += 1;
+                }
+                FaultAction::Stall(_) => {}
+            }
+        }
+        resumes.retain(|&(at, i)| {
+            if at > now {
+                return true;
+            }
+            if let (Some(pid), true) = (slots[i].pid, slots[i].stalled) {
+                let _ = kill(pid, Signal::SIGCONT);
+            }
+            slots[i].stalled = false;
+            false
+        });
+        reap(slots, false, &mut resumes, worker_errors)?;
+        for slot in slots.iter_mut() {
+            if slot.restart_at.is_some_and(|at| at <= now) {
+                slot.restart_at = None;
+                slot.env.incarnation += 1;
+                outcome.restarts += 1;
+                spawn(slot, &[])?;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    stop(slots, worker_errors)
+}
+
+/// Collects exited workers; outside `stopping`, schedules their restart. A worker that
+/// stopped itself (an I/O fault holding a lock) is resumed after its `stop_ms`.
+fn reap(
+    slots: &mut [Slot],
+    stopping: bool,
+    resumes: &mut Vec<(Instant, usize)>,
+    worker_errors: &mut Vec<String>,
+) -> Result<()> {
+    loop {
+        let flags = if stopping {
+            WaitPidFlag::empty()
+        } else {
+            WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED
+        };
+        let status = match waitpid(None, Some(flags)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
+            Ok(s) => s,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(pid) = status.pid() else { continue };
+        let Some(i) = slots.iter().position(|s| s.pid == Some(pid)) else {
+            continue;
+        };
+        let slot = &mut slots[i];
+        if let WaitStatus::Stopped(..) = status {
+            if !slot.stalled {
+                slot.stalled = true;
+                resumes.push((Instant::now() + Duration::from_millis(slot.stop_ms), i));
+            }
+            continue;
+        }
+        if !ended(slot, status, worker_errors) {
+            continue;
+        }
+        if !stopping {
+            slot.restart_at =
+                Some(Instant::now() + Duration::from_millis(slot.env.spec.restart_ms));
+        }
+        if stopping && slots.iter().all(|s| s.pid.is_none()) {
+            return Ok(());
+        }
+    }
+}
+
+/// Asks every worker to stop, then makes sure they have.
+fn stop(slots: &mut [Slot], worker_errors: &mut Vec<String>) -> Result<()> {
+    let mut resumes = Vec::new();
+    for slot in slots.iter_mut() {
+        slot.restart_at = None;
+        if let Some(pid) = slot.pid {
+            if slot.stalled {
+                let _ = kill(pid, Signal::SIGCONT);
+            }
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + GRACE;
+    while slots.iter().any(|s| s.pid.is_some()) && Instant::now() < deadline {
+        reap(slots, false, &mut resumes, worker_errors)?;
+        for slot in slots.iter_mut() {
+            slot.restart_at = None;
+            if let (Some(pid), true) = (slot.pid, slot.stalled) {
+                // A worker that stopped itself while stopping: let it go on and exit.
+                let _ = kill(pid, Signal::SIGCONT);
+                slot.stalled = false;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    for slot in slots.iter() {
+        if let Some(pid) = slot.pid {
+            worker_errors.push(format!(
+                "worker {} ({}) ignored SIGTERM for {GRACE:?}",
+                slot.env.index,
+                slot.kind.name()
+            ));
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+    if slots.iter().any(|s| s.pid.is_some()) {
+        reap(slots, true, &mut resumes, worker_errors)?;
+    }
+    reap_all(slots);
+    Ok(())
+}

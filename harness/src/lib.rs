@@ -20,6 +20,7 @@ pub mod report;
 pub mod scenario;
 pub mod setup;
 pub mod shim;
+pub mod shrink;
 pub mod supervisor;
 pub mod token;
 pub mod worker;

@@ -15,7 +15,7 @@ use kanban_harness::jobs::{self, Item};
 use kanban_harness::report::{Report, RunSummary, table};
 use kanban_harness::scenario::{Scenario, StrategyName, Variant};
 use kanban_harness::supervisor::{RunOptions, run_seed};
-use kanban_harness::{Error, Result};
+use kanban_harness::{Error, Result, shrink};
 
 /// Multi-process fault harness for the kanban store.
 #[derive(Debug, Parser)]
@@ -43,9 +43,10 @@ enum Command {
     },
     /// Run every scenario for the variants and seeds it declares and check its expectations.
     Verify {
-        /// Scenario files or folders (default: scenarios/).
+        /// Scenario files or folders (default: scenarios/ and scenarios/regressions/).
         paths: Vec<PathBuf>,
-        /// Seeds per variant, instead of each scenario's own number.
+        /// At most this many seeds per variant (a faster pass; a scenario that declares
+        /// fewer, like a regression pinned to its seed, keeps its own).
         #[arg(long)]
         seeds: Option<u64>,
         #[command(flatten)]
@@ -77,6 +78,26 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Shrink a failing seed (deterministic mode) to a smaller scenario that still fails
+    /// the same way, and write it as a scenario file pinned to that seed.
+    Shrink {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The variant.
+        #[arg(long)]
+        variant: String,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the shrunk scenario (default: print it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+    },
     /// For every hazard of the store, run the scenario that should expose it under
     /// `hazard:<name>` until it is caught (or the seeds run out), and print the matrix.
     Matrix {
@@ -92,7 +113,7 @@ enum Command {
     },
     /// List scenarios with their descriptions.
     List {
-        /// Scenario files or folders (default: scenarios/).
+        /// Scenario files or folders (default: scenarios/ and scenarios/regressions/).
         paths: Vec<PathBuf>,
     },
 }
@@ -146,6 +167,10 @@ struct ScheduleArgs {
     /// Deterministic mode, PCT: the depth, instead of the scenario's `pct_depth`.
     #[arg(long)]
     pct_depth: Option<u32>,
+    /// Deterministic mode: report (and kill) a worker that holds the token this long, in
+    /// wall-clock milliseconds, without reaching a scheduling point.
+    #[arg(long, default_value_t = 10_000)]
+    stuck_ms: u64,
 }
 
 impl ScheduleArgs {
@@ -153,6 +178,7 @@ impl ScheduleArgs {
         opts.deterministic = self.deterministic;
         opts.strategy = self.strategy;
         opts.pct_depth = self.pct_depth;
+        opts.stuck = std::time::Duration::from_millis(self.stuck_ms);
     }
 }
 
@@ -197,7 +223,7 @@ fn dispatch(command: Command) -> Result<bool> {
             }
             let runs = execute(&plan, &common)?;
             print!("{}", table(&runs));
-            print_failures(&runs, &plan);
+            print_failures(&runs, &plan, &run_options(&common, false));
             Ok(runs.iter().all(|r| r.failed == 0 && r.errors.is_empty()))
         }
         Command::Verify {
@@ -210,7 +236,8 @@ fn dispatch(command: Command) -> Result<bool> {
                 .iter()
                 .flat_map(|s| {
                     let first = s.first_seed;
-                    let seeds: Vec<u64> = (first..first + seeds.unwrap_or(s.seeds)).collect();
+                    let n = seeds.map_or(s.seeds, |cap| cap.min(s.seeds));
+                    let seeds: Vec<u64> = (first..first + n).collect();
                     s.variants().into_iter().map(move |v| (s, v, seeds.clone()))
                 })
                 .collect();
@@ -296,6 +323,59 @@ fn dispatch(command: Command) -> Result<bool> {
             }
             println!("{}", if outcome.failed() { "FAILED" } else { "passed" });
             Ok(!outcome.failed())
+        }
+        Command::Shrink {
+            scenario,
+            variant,
+            seed,
+            out,
+            work_dir,
+            schedule,
+        } => {
+            let variant = Variant::parse(&variant)?;
+            let mut opts = RunOptions::new(work_dir.unwrap_or_else(RunOptions::default_work_dir));
+            schedule.apply(&mut opts);
+            // Shrinking needs exact verdicts: always deterministic.
+            opts.deterministic = true;
+            let shrunk = shrink::shrink(&scenario, variant, seed, &opts, |line| {
+                eprintln!("shrink: {line}")
+            })?;
+            let (b, a) = (shrunk.before, shrunk.after);
+            println!(
+                "{:?} kept after {} tries: {} -> {} steps, {} -> {} acked commits, {} -> {} workers, {} -> {} ms",
+                shrunk.kind,
+                shrunk.tries,
+                b.steps,
+                a.steps,
+                b.acked,
+                a.acked,
+                b.workers,
+                a.workers,
+                b.budget_ms,
+                a.budget_ms
+            );
+            for line in &shrunk.findings {
+                println!("  {line}");
+            }
+            if variant != Variant::Hardened {
+                println!(
+                    "hardened on the shrunk scenario: {}",
+                    if shrunk.hardened_passes {
+                        "passes"
+                    } else {
+                        "FAILS too"
+                    }
+                );
+            }
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &shrunk.scenario)
+                        .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
+                    println!("wrote {}", path.display());
+                }
+                None => print!("{}", shrunk.scenario),
+            }
+            Ok(true)
         }
         Command::Matrix {
             seeds,
@@ -470,14 +550,25 @@ fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<V
 }
 
 /// Prints the replay command of every failing seed (the first few per run).
-fn print_failures(runs: &[RunSummary], plan: &[(&Scenario, Variant, Vec<u64>)]) {
+fn print_failures(runs: &[RunSummary], plan: &[(&Scenario, Variant, Vec<u64>)], opts: &RunOptions) {
     for (run, (scenario, variant, _)) in runs.iter().zip(plan) {
+        // The flags that make the replay run the same way.
+        let mut flags = String::new();
+        if opts.deterministic {
+            flags.push_str(" --deterministic");
+        }
+        if let Some(name) = opts.strategy {
+            flags.push_str(&format!(" --strategy {}", name.name()));
+        }
+        if let Some(depth) = opts.pct_depth {
+            flags.push_str(&format!(" --pct-depth {depth}"));
+        }
         for e in &run.errors {
             println!("error {} {variant}: {e}", scenario.name());
         }
         for seed in run.failing_seeds.iter().take(10) {
             println!(
-                "replay: kanban-harness replay {} --variant {variant} --seed {seed}",
+                "replay: kanban-harness replay {} --variant {variant} --seed {seed}{flags}",
                 scenario.path.display()
             );
         }
@@ -533,7 +624,10 @@ impl Progress {
 
 fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
     if paths.is_empty() {
-        vec![PathBuf::from("scenarios")]
+        vec![
+            PathBuf::from("scenarios"),
+            PathBuf::from("scenarios/regressions"),
+        ]
     } else {
         paths
     }

@@ -83,6 +83,16 @@ pub enum StrategyName {
     Pct,
 }
 
+impl StrategyName {
+    /// The name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyName::RandomWalk => "random-walk",
+            StrategyName::Pct => "pct",
+        }
+    }
+}
+
 /// Logical microseconds each scheduling step costs in deterministic mode.
 pub const QUANTUM_US: u64 = 10;
 
@@ -301,7 +311,7 @@ pub struct Expect {
     pub min_landed: Option<f64>,
 }
 
-mod defaults {
+pub(crate) mod defaults {
     pub fn seeds() -> u64 {
         100
     }

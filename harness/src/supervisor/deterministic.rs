@@ -13,8 +13,8 @@
 //! Each step and each supervisor event is one line of the trace (written to `--trace`,
 //! and hashed either way): the same seed gives the same trace digest and, after a clean
 //! close, the same database digest. A worker that does not come back to a scheduling point
-//! within [`STUCK`] of wall time is blocked outside the scheduler (a bug): it is reported
-//! with the trace's last lines, and killed, instead of hanging the run.
+//! within `RunOptions::stuck` of wall time is blocked outside the scheduler (a bug): it is
+//! reported with the trace's last lines, and killed, instead of hanging the run.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -29,14 +29,11 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::waitpid;
 use sha2::{Digest, Sha256};
 
-use super::{Outcome, Slot, ended, reap_all, spawn};
+use super::{Outcome, RunOptions, Slot, ended, reap_all, spawn};
 use crate::error::{Error, Result};
 use crate::plan::{FaultAction, Plan};
 use crate::scenario::{QUANTUM_US, Scenario};
 use crate::token::{self, Point};
-
-/// Wall time a worker may hold the token without reaching a scheduling point.
-pub const STUCK: Duration = Duration::from_secs(10);
 
 /// Logical time workers get to finish after the budget is spent.
 const GRACE_US: u64 = 1_500_000;
@@ -51,11 +48,11 @@ pub(super) fn run(
     plan: &Plan,
     scenario: &Scenario,
     strategy: Strategy,
-    trace_path: Option<&Path>,
+    opts: &RunOptions,
     outcome: &mut Outcome,
     worker_errors: &mut Vec<String>,
 ) -> Result<String> {
-    let trace = Trace::new(trace_path)?;
+    let trace = Trace::new(opts.trace.as_deref())?;
     let mut sched = Scheduler::new(slots.len(), scheduler_seed(plan.seed), strategy, QUANTUM_US);
     for unit in 0..slots.len() {
         sched.wait_until(unit, 0);
@@ -66,6 +63,7 @@ pub(super) fn run(
         stopping: false,
         trace,
         worker_errors,
+        stuck: opts.stuck,
     };
     let budget_us = scenario.budget_ms * 1000;
     let mut faults = plan.faults.iter().peekable();
@@ -165,6 +163,7 @@ struct Procs<'a> {
     stopping: bool,
     trace: Trace,
     worker_errors: &'a mut Vec<String>,
+    stuck: Duration,
 }
 
 impl Procs<'_> {
@@ -185,7 +184,7 @@ impl Procs<'_> {
         slot.env.token = None;
         drop(theirs);
         started?;
-        ours.set_read_timeout(Some(STUCK))
+        ours.set_read_timeout(Some(self.stuck))
             .map_err(|e| Error::system("a worker's socket", e))?;
         self.sockets[unit] = Some(ours);
         Ok(())
@@ -279,8 +278,9 @@ impl Transport for Procs<'_> {
             },
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 self.worker_errors.push(format!(
-                    "worker {unit} ({}) held the token for {STUCK:?} without reaching a scheduling point (blocked outside the scheduler); the trace's last lines:\n{}",
+                    "worker {unit} ({}) held the token for {:?} without reaching a scheduling point (blocked outside the scheduler); the trace's last lines:\n{}",
                     self.slots[unit].kind.name(),
+                    self.stuck,
                     self.trace.tail()
                 ));
                 self.kill(unit);

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -53,6 +53,9 @@ pub struct RunOptions {
     pub pct_depth: Option<u32>,
     /// Deterministic mode: write one line per scheduling point here.
     pub trace: Option<PathBuf>,
+    /// Deterministic mode: how long (wall time) a worker may hold the token without
+    /// reaching a scheduling point before it is reported as stuck and killed.
+    pub stuck: Duration,
 }
 
 impl RunOptions {
@@ -68,6 +71,7 @@ impl RunOptions {
             strategy: None,
             pct_depth: None,
             trace: None,
+            stuck: Duration::from_secs(10),
         }
     }
 
@@ -229,7 +233,7 @@ pub fn run_seed(
                 &plan,
                 scenario,
                 strategy,
-                opts.trace.as_deref(),
+                opts,
                 &mut outcome,
                 &mut worker_errors,
             )?;

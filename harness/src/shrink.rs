@@ -1,0 +1,310 @@
+//! Shrinking a failing deterministic run to a small scenario that still fails the same way.
+//!
+//! A delta-debugging loop (greedy, one-at-a-time reduction, as in Zeller's *ddmin* with
+//! single-element subsets) over the scenario itself, not over a recorded trace: each
+//! candidate is the scenario with one thing removed or halved (a worker, the budget of
+//! logical time, the timed kills and stalls, a phase kill, an I/O fault, in-transaction
+//! overlap, extra connections, seed tasks), run deterministically with the same seed. A
+//! candidate that fails *the same way* (same worst kind of finding: corrupt, then lost
+//! acknowledged commits, then a broken invariant, then a worker error) replaces the
+//! current scenario, and the loop starts over; it ends when no candidate still fails.
+//! Because the run is deterministic, each verdict is exact: no candidate is kept by luck.
+//!
+//! proptest's shrinking would need the run to be a value tree of proptest's own; here the
+//! input is a scenario file, and the result must be one too, so the loop edits the TOML.
+
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use crate::error::{Error, Result};
+use crate::scenario::{Scenario, Variant};
+use crate::supervisor::{Outcome, RunOptions, run_seed};
+
+/// The worst kind of finding of a failing run, which a smaller run must show too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// Only worker errors.
+    WorkerError,
+    /// A kanban invariant broken.
+    Invariant,
+    /// An acknowledged commit lost.
+    LostAcked,
+    /// `integrity_check` failed.
+    Corrupt,
+}
+
+impl FailureKind {
+    /// The worst kind of `outcome`'s findings; `None` when it passed.
+    pub fn of(outcome: &Outcome) -> Option<FailureKind> {
+        let f = &outcome.findings;
+        if !f.corrupt.is_empty() {
+            Some(FailureKind::Corrupt)
+        } else if !f.lost_acked.is_empty() {
+            Some(FailureKind::LostAcked)
+        } else if !f.invariant.is_empty() {
+            Some(FailureKind::Invariant)
+        } else if !f.worker_error.is_empty() {
+            Some(FailureKind::WorkerError)
+        } else {
+            None
+        }
+    }
+}
+
+/// The size of a run: what shrinking makes smaller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size {
+    /// Scheduling steps (every file operation, sleep and lock attempt of every worker).
+    pub steps: u64,
+    /// Commits acknowledged.
+    pub acked: u64,
+    /// Worker processes.
+    pub workers: usize,
+    /// The budget of logical time, in milliseconds.
+    pub budget_ms: u64,
+}
+
+/// What shrinking found.
+#[derive(Debug)]
+pub struct Shrunk {
+    /// The failure kind kept.
+    pub kind: FailureKind,
+    /// The size of the original run.
+    pub before: Size,
+    /// The size of the smallest failing run.
+    pub after: Size,
+    /// Candidates run.
+    pub tries: u32,
+    /// The smallest failing scenario, as TOML (with `first_seed` pinned).
+    pub scenario: String,
+    /// Its findings.
+    pub findings: Vec<String>,
+    /// Whether the hardened store passes the shrunk scenario (for a variant other than
+    /// `hardened`; the file then expects it to).
+    pub hardened_passes: bool,
+}
+
+/// Shrinks seed `seed` of the scenario at `path` under `variant`; `progress` hears of each
+/// accepted step.
+pub fn shrink(
+    path: &Path,
+    variant: Variant,
+    seed: u64,
+    opts: &RunOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<Shrunk> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadScenario {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut table: Table = text.parse().map_err(|e: toml::de::Error| Error::Scenario {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let run = |table: &Table| -> Result<(Outcome, Scenario)> {
+        let scenario = Scenario::parse(&toml::to_string(table).expect("a table"), path)?;
+        Ok((run_seed(&scenario, variant, seed, opts)?, scenario))
+    };
+    let (first, scenario) = run(&table)?;
+    let Some(kind) = FailureKind::of(&first) else {
+        return Err(Error::Usage(format!(
+            "seed {seed} of {} passes under {variant}: nothing to shrink",
+            path.display()
+        )));
+    };
+    let before = size(&first, &scenario);
+    let mut best = (first, scenario);
+    let mut tries = 0;
+    'rounds: loop {
+        for (what, candidate) in candidates(&table) {
+            tries += 1;
+            // A candidate that is no valid scenario (say, no worker left) is skipped.
+            let Ok((outcome, scenario)) = run(&candidate) else {
+                continue;
+            };
+            if FailureKind::of(&outcome) == Some(kind) {
+                progress(&format!("{what}: still {kind:?}, {} steps", outcome.steps));
+                table = candidate;
+                best = (outcome, scenario);
+                continue 'rounds;
+            }
+        }
+        break;
+    }
+    let (outcome, scenario) = best;
+    let hardened_passes = variant != Variant::Hardened
+        && !run_seed(&scenario, Variant::Hardened, seed, opts)?.failed();
+    let mut expect = Table::new();
+    expect.insert(variant.to_string(), expectation("min_failure_rate", 1.0));
+    if hardened_passes {
+        expect.insert("hardened".into(), expectation("max_failure_rate", 0.0));
+    }
+    table.insert("expect".into(), Value::Table(expect));
+    if let Some(name) = opts.strategy {
+        table.insert("strategy".into(), Value::String(name.name().into()));
+    }
+    if let Some(depth) = opts.pct_depth {
+        table.insert("pct_depth".into(), Value::Integer(i64::from(depth)));
+    }
+    Ok(Shrunk {
+        kind,
+        before,
+        after: size(&outcome, &scenario),
+        tries,
+        scenario: pinned(table, seed, path),
+        findings: outcome.findings.lines(),
+        hardened_passes,
+    })
+}
+
+fn expectation(key: &str, rate: f64) -> Value {
+    let mut t = Table::new();
+    t.insert(key.into(), Value::Float(rate));
+    Value::Table(t)
+}
+
+fn size(outcome: &Outcome, scenario: &Scenario) -> Size {
+    Size {
+        steps: outcome.steps,
+        acked: outcome.acked,
+        workers: scenario.processes().len(),
+        budget_ms: scenario.budget_ms,
+    }
+}
+
+/// Every one-step reduction of `table`, with what it changed.
+fn candidates(table: &Table) -> Vec<(String, Table)> {
+    let mut out = Vec::new();
+    let mut edit = |what: String, f: &dyn Fn(&mut Table) -> bool| {
+        let mut t = table.clone();
+        if f(&mut t) {
+            out.push((what, t));
+        }
+    };
+    let workers = table
+        .get("workers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    for i in 0..workers {
+        edit(format!("drop worker {i}"), &|t| {
+            array(t, "workers").is_some_and(|w| {
+                w.remove(i);
+                true
+            })
+        });
+    }
+    let budget = table
+        .get("budget_ms")
+        .and_then(Value::as_integer)
+        .unwrap_or(crate::scenario::defaults::budget_ms() as i64);
+    for (what, to) in [
+        ("halve the budget", budget / 2),
+        ("cut the budget by a quarter", budget * 3 / 4),
+    ] {
+        if to >= 1 && to < budget {
+            edit(format!("{what} to {to} ms"), &|t| {
+                t.insert("budget_ms".into(), Value::Integer(to));
+                true
+            });
+        }
+    }
+    for key in ["kills", "stalls"] {
+        let n = faults(table)
+            .and_then(|f| f.get(key))
+            .and_then(Value::as_integer)
+            .unwrap_or(0);
+        for to in [0, n / 2] {
+            if to < n {
+                edit(format!("{key} {n} -> {to}"), &|t| {
+                    faults_mut(t).insert(key.into(), Value::Integer(to));
+                    true
+                });
+            }
+        }
+    }
+    for key in ["phase_kills", "io"] {
+        let n = faults(table)
+            .and_then(|f| f.get(key))
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        for i in 0..n {
+            edit(format!("drop faults.{key}[{i}]"), &|t| {
+                faults_mut(t)
+                    .get_mut(key)
+                    .and_then(Value::as_array_mut)
+                    .is_some_and(|a| {
+                        a.remove(i);
+                        true
+                    })
+            });
+        }
+    }
+    for i in 0..workers {
+        for (key, value) in [
+            ("overlap", Value::Float(0.0)),
+            ("connections", Value::Integer(1)),
+        ] {
+            edit(format!("workers[{i}].{key} = {value}"), &|t| {
+                let Some(w) = array(t, "workers")
+                    .and_then(|w| w.get_mut(i))
+                    .and_then(Value::as_table_mut)
+                else {
+                    return false;
+                };
+                if w.get(key).is_none_or(|v| *v == value) {
+                    return false;
+                }
+                w.insert(key.into(), value.clone());
+                true
+            });
+        }
+    }
+    let tasks = table
+        .get("board")
+        .and_then(|b| b.get("tasks"))
+        .and_then(Value::as_integer)
+        .unwrap_or(0);
+    if tasks > 1 {
+        edit(format!("board.tasks {tasks} -> {}", tasks / 2), &|t| {
+            t.entry("board")
+                .or_insert_with(|| Value::Table(Table::new()))
+                .as_table_mut()
+                .is_some_and(|b| {
+                    b.insert("tasks".into(), Value::Integer(tasks / 2));
+                    true
+                })
+        });
+    }
+    out
+}
+
+fn array<'a>(t: &'a mut Table, key: &str) -> Option<&'a mut Vec<Value>> {
+    t.get_mut(key).and_then(Value::as_array_mut)
+}
+
+fn faults(t: &Table) -> Option<&Table> {
+    t.get("faults").and_then(Value::as_table)
+}
+
+fn faults_mut(t: &mut Table) -> &mut Table {
+    t.entry("faults")
+        .or_insert_with(|| Value::Table(Table::new()))
+        .as_table_mut()
+        .expect("`faults` is a table in a valid scenario")
+}
+
+/// The shrunk scenario as a file: one seed, pinned, deterministic.
+fn pinned(mut table: Table, seed: u64, from: &Path) -> String {
+    table.insert("seeds".into(), Value::Integer(1));
+    table.insert("first_seed".into(), Value::Integer(seed as i64));
+    table.insert("schedule".into(), Value::String("deterministic".into()));
+    let name = from
+        .file_name()
+        .map_or_else(|| PathBuf::from("?"), PathBuf::from);
+    format!(
+        "# Shrunk by `kanban-harness shrink` from {} seed {seed}.\n{}",
+        name.display(),
+        toml::to_string(&table).expect("a table")
+    )
+}

@@ -45,8 +45,8 @@ enum Command {
     Verify {
         /// Scenario files or folders (default: scenarios/ and scenarios/regressions/).
         paths: Vec<PathBuf>,
-        /// At most this many seeds per variant (a faster pass; a scenario that declares
-        /// fewer, like a regression pinned to its seed, keeps its own).
+        /// Seeds per variant, instead of each scenario's own number (except in scenarios
+        /// with `pin_seeds`: regressions pinned to the seed that shows them).
         #[arg(long)]
         seeds: Option<u64>,
         #[command(flatten)]
@@ -54,22 +54,11 @@ enum Command {
     },
     /// Rerun one seed verbosely: its plan, its workers' logs, its findings.
     Replay {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// The variant.
-        #[arg(long)]
-        variant: String,
-        /// The seed.
-        #[arg(long)]
-        seed: u64,
+        #[command(flatten)]
+        one: OneSeed,
         /// Keep the seed's files here (board, ledgers, worker logs), failing or not.
         #[arg(long)]
         artifacts: Option<PathBuf>,
-        /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
-        #[arg(long)]
-        work_dir: Option<PathBuf>,
-        #[command(flatten)]
-        schedule: ScheduleArgs,
         /// Deterministic mode: write the trace (one line per scheduling point) here.
         #[arg(long)]
         trace: Option<PathBuf>,
@@ -81,22 +70,11 @@ enum Command {
     /// Shrink a failing seed (deterministic mode) to a smaller scenario that still fails
     /// the same way, and write it as a scenario file pinned to that seed.
     Shrink {
-        /// The scenario file.
-        scenario: PathBuf,
-        /// The variant.
-        #[arg(long)]
-        variant: String,
-        /// The failing seed.
-        #[arg(long)]
-        seed: u64,
+        #[command(flatten)]
+        one: OneSeed,
         /// Where to write the shrunk scenario (default: print it).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
-        #[arg(long)]
-        work_dir: Option<PathBuf>,
-        #[command(flatten)]
-        schedule: ScheduleArgs,
     },
     /// For every hazard of the store, run the scenario that should expose it under
     /// `hazard:<name>` until it is caught (or the seeds run out), and print the matrix.
@@ -116,6 +94,37 @@ enum Command {
         /// Scenario files or folders (default: scenarios/ and scenarios/regressions/).
         paths: Vec<PathBuf>,
     },
+}
+
+/// One seed of one scenario and variant (`replay`, `shrink`).
+#[derive(Debug, Args)]
+struct OneSeed {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// The variant.
+    #[arg(long)]
+    variant: String,
+    /// The seed.
+    #[arg(long)]
+    seed: u64,
+    /// Where seeds make their boards (default: /dev/shm, else the temporary folder).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
+}
+
+impl OneSeed {
+    /// The variant, and run options for it.
+    fn resolve(&self) -> Result<(Variant, RunOptions)> {
+        let mut opts = RunOptions::new(
+            self.work_dir
+                .clone()
+                .unwrap_or_else(RunOptions::default_work_dir),
+        );
+        self.schedule.apply(&mut opts);
+        Ok((Variant::parse(&self.variant)?, opts))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -236,7 +245,10 @@ fn dispatch(command: Command) -> Result<bool> {
                 .iter()
                 .flat_map(|s| {
                     let first = s.first_seed;
-                    let n = seeds.map_or(s.seeds, |cap| cap.min(s.seeds));
+                    let n = match seeds {
+                        Some(n) if !s.pin_seeds => n,
+                        _ => s.seeds,
+                    };
                     let seeds: Vec<u64> = (first..first + n).collect();
                     s.variants().into_iter().map(move |v| (s, v, seeds.clone()))
                 })
@@ -264,22 +276,17 @@ fn dispatch(command: Command) -> Result<bool> {
             Ok(ok)
         }
         Command::Replay {
-            scenario,
-            variant,
-            seed,
+            one,
             artifacts,
-            work_dir,
-            schedule,
             trace,
             check,
         } => {
-            let s = Scenario::load(&scenario)?;
-            let variant = Variant::parse(&variant)?;
-            let mut opts = RunOptions::new(work_dir.unwrap_or_else(RunOptions::default_work_dir));
+            let s = Scenario::load(&one.scenario)?;
+            let seed = one.seed;
+            let (variant, mut opts) = one.resolve()?;
             opts.artifacts = artifacts;
             opts.verbose = !check;
             opts.trace = trace;
-            schedule.apply(&mut opts);
             if check && opts.schedule(&s).is_none() {
                 return Err(Error::Usage(
                     "--check compares two deterministic runs: add --deterministic".into(),
@@ -324,20 +331,11 @@ fn dispatch(command: Command) -> Result<bool> {
             println!("{}", if outcome.failed() { "FAILED" } else { "passed" });
             Ok(!outcome.failed())
         }
-        Command::Shrink {
-            scenario,
-            variant,
-            seed,
-            out,
-            work_dir,
-            schedule,
-        } => {
-            let variant = Variant::parse(&variant)?;
-            let mut opts = RunOptions::new(work_dir.unwrap_or_else(RunOptions::default_work_dir));
-            schedule.apply(&mut opts);
+        Command::Shrink { one, out } => {
+            let (variant, mut opts) = one.resolve()?;
             // Shrinking needs exact verdicts: always deterministic.
             opts.deterministic = true;
-            let shrunk = shrink::shrink(&scenario, variant, seed, &opts, |line| {
+            let shrunk = shrink::shrink(&one.scenario, variant, one.seed, &opts, |line| {
                 eprintln!("shrink: {line}")
             })?;
             let (b, a) = (shrunk.before, shrunk.after);

@@ -64,6 +64,11 @@ pub struct RunSummary {
     pub acked: u64,
     /// Acknowledged commits per second of seed time (the workers' throughput).
     pub acked_per_s: f64,
+    /// Deterministic mode: scheduling steps, over all seeds.
+    pub steps: u64,
+    /// Deterministic mode: steps per second of seed time (seed time includes making the
+    /// board and checking it, so the handshake alone is faster).
+    pub steps_per_s: f64,
     /// The first findings of the first failing seed.
     pub sample_findings: Vec<String>,
 }
@@ -103,6 +108,7 @@ impl RunSummary {
         self.faults_landed += u64::from(o.faults_landed);
         self.restarts += u64::from(o.restarts);
         self.acked += o.acked;
+        self.steps += o.steps;
         self.seed_time_s += o.elapsed_ms as f64 / 1000.0;
     }
 
@@ -115,6 +121,7 @@ impl RunSummary {
     pub fn finish(&mut self, jobs: usize) {
         if self.seed_time_s > 0.0 {
             self.acked_per_s = self.acked as f64 / self.seed_time_s;
+            self.steps_per_s = self.steps as f64 / self.seed_time_s;
         }
         self.elapsed_s = self.seed_time_s / jobs.max(1) as f64;
         self.seeds_per_s = if self.elapsed_s > 0.0 {

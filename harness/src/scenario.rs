@@ -53,6 +53,10 @@ pub struct Scenario {
     /// scenario pins the seed that showed its bug.
     #[serde(default)]
     pub first_seed: u64,
+    /// `verify --seeds N` leaves this scenario's seeds as they are (a regression pinned to
+    /// the seed that shows it).
+    #[serde(default)]
+    pub pin_seeds: bool,
     /// The variants to run, with the outcome each must show.
     pub expect: BTreeMap<String, Expect>,
     /// Where the file was read from (not in the file).

@@ -298,6 +298,7 @@ fn faults_mut(t: &mut Table) -> &mut Table {
 fn pinned(mut table: Table, seed: u64, from: &Path) -> String {
     table.insert("seeds".into(), Value::Integer(1));
     table.insert("first_seed".into(), Value::Integer(seed as i64));
+    table.insert("pin_seeds".into(), Value::Boolean(true));
     table.insert("schedule".into(), Value::String("deterministic".into()));
     let name = from
         .file_name()

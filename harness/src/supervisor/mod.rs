@@ -1,10 +1,13 @@
 //! The supervisor: one seed, end to end, in a single-threaded process.
 //!
 //! It makes the board, forks the workers (no SQLite connection is open in this process at
-//! any fork), delivers the plan's faults on time (SIGKILL; SIGSTOP then SIGCONT), restarts
-//! killed workers after their restart delay like a service manager, and when the budget is
-//! spent asks every worker to stop (SIGTERM, then SIGKILL after a grace period). Only then,
-//! with every worker dead, does it read the ledgers and check the board.
+//! any fork), runs them in one of two modes, and only then, with every worker dead, reads
+//! the ledgers and checks the board:
+//! - [`free`]: the kernel interleaves the workers in real time; the supervisor delivers the
+//!   plan's faults on the wall clock, restarts killed workers like a service manager, and
+//!   stops everyone when the budget is spent;
+//! - [`deterministic`]: one worker at a time, handed a token at every scheduling point, in
+//!   logical time; the same seed gives the same interleaving and the same bytes.
 //!
 //! Faults at exact points (phase kills, I/O faults) are delivered by the workers themselves;
 //! each notes its id in the worker's *landed* file before it acts. Until a fault lands (a

@@ -3,7 +3,8 @@
 # and a check that a build without the `hazards` feature contains none of them.
 # Usage: ci/test.sh            (what .ci/run calls; the tests run last, so their summary
 #                              closes the log). VERIFY_SEEDS sets the size of the harness
-#                              run (default 50 seeds per scenario and variant).
+#                              run (default 50 seeds per scenario and variant),
+#                              DETERMINISM_SEEDS the deterministic replay check (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +43,14 @@ step "the store's self-check"
 cargo run --release -q -p kanban-store --bin kanban-db -- selftest
 
 step "the main job (README), at CI size: every scenario, ${VERIFY_SEEDS:=50} seeds per variant"
-cargo run --release -q -p kanban-harness -- verify scenarios --seeds "$VERIFY_SEEDS" --report verify-report.json
+cargo run --release -q -p kanban-harness -- verify --seeds "$VERIFY_SEEDS" --report verify-report.json
+
+step "deterministic mode: every scenario and variant replays identically (${DETERMINISM_SEEDS:=3} seeds each)"
+ci/determinism.sh "$DETERMINISM_SEEDS"
+
+step "the scheduler's token protocol under loom (its own target dir: loom's cfg rebuilds deps)"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test -q --release -p kanban-sched --test loom
 
 step "the hazard detection matrix (every hazard that kills can show must be caught)"
 cargo run --release -q -p kanban-harness -- matrix --seeds 200 --report matrix-report.json

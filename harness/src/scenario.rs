@@ -467,7 +467,7 @@ impl Scenario {
         for (i, k) in scenario.faults.phase_kills.iter().enumerate() {
             if phase_named(&k.phase).is_none() {
                 return Err(bad(format!(
-                    "`faults.phase_kills[{i}].phase`: unknown phase {:?} (commit, checkpoint, migration, journal-mode, quarantine)",
+                    "`faults.phase_kills[{i}].phase`: unknown phase {:?} (commit, checkpoint, migration, journal-mode, quarantine, repair)",
                     k.phase
                 )));
             }
@@ -560,6 +560,7 @@ pub fn phase_named(name: &str) -> Option<kanban_store::Phase> {
         Phase::Migration,
         Phase::JournalMode,
         Phase::Quarantine,
+        Phase::Repair,
     ]
     .into_iter()
     .find(|p| p.name() == name)

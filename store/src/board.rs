@@ -14,8 +14,9 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
 use crate::error::{Error, Result};
+use crate::generation::{Pool, Sessions};
 use crate::info::BoardInfo;
-use crate::open::{self, Access, Intent, Session};
+use crate::open::{self, Access, Intent};
 use crate::quarantine::{self, Quarantined};
 use crate::reads::{self, SqlResultExt};
 use crate::txn::Txn;
@@ -28,7 +29,7 @@ const SNAPSHOT_RETRIES: u32 = 5;
 
 /// A session on one board.
 pub struct Board {
-    session: Session,
+    pool: Pool<Sessions>,
     path: PathBuf,
     config: StoreConfig,
     pid: u32,
@@ -61,9 +62,10 @@ impl Board {
     }
 
     fn start(path: &Path, config: StoreConfig, intent: Intent) -> Result<Board> {
-        let session = open::open(path, &config, intent)?;
+        let mut pool = Pool::new(Sessions::new(path, config.clone(), intent)?);
+        pool.checkout()?;
         Ok(Board {
-            session,
+            pool,
             path: path.to_path_buf(),
             config,
             pid: std::process::id(),
@@ -270,14 +272,14 @@ impl Board {
     /// this session's last commit (SQLite's WAL hook reports the whole WAL, other processes'
     /// frames included). The gateway calls this on every dispatcher tick.
     pub fn checkpoint_if_due(&mut self) -> Result<Option<CheckpointReport>> {
-        let frames = self.session.wal_frames.load(Ordering::Relaxed);
+        let frames = self.pool.checkout()?.wal_frames.load(Ordering::Relaxed);
         if frames < i64::from(self.config.checkpoint_frames) {
             return Ok(None);
         }
         let report = self.checkpoint()?;
         if report.checkpointed == report.wal_frames {
             // The next writer starts the WAL over; its commit reports the new size.
-            self.session.wal_frames.store(0, Ordering::Relaxed);
+            self.pool.checkout()?.wal_frames.store(0, Ordering::Relaxed);
         }
         Ok(Some(report))
     }
@@ -299,13 +301,29 @@ impl Board {
         })
     }
 
+    /// Writes a consistent copy of the board to `dest` (a new file) with the backup API,
+    /// while other processes go on using the board.
+    pub fn backup_to(&mut self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(Error::AlreadyExists {
+                path: dest.to_path_buf(),
+            });
+        }
+        self.with_reader(|c, _| {
+            c.backup(
+                rusqlite::MAIN_DB,
+                dest,
+                None::<fn(rusqlite::backup::Progress)>,
+            )
+            .at(dest)
+        })
+    }
+
     /// Runs `f` on the read-only connection if there is one, else on the session's.
     fn with_reader<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
-        match &self.session.reader {
-            Some(reader) => {
-                self.check_process()?;
-                f(reader, &self.path)
-            }
+        self.check_process()?;
+        match &self.pool.checkout()?.reader {
+            Some(reader) => f(reader, &self.path),
             // with_conn checks the process itself.
             None => self.with_conn(|c, p| f(c, p)),
         }
@@ -318,9 +336,10 @@ impl Board {
         f: impl FnOnce(&mut Connection, &Path) -> Result<T, E>,
     ) -> Result<T, E> {
         self.check_process()?;
-        match &mut self.session.conn {
+        let session = self.pool.checkout()?;
+        match &mut session.conn {
             Some(conn) => f(conn, &self.path),
-            None if self.session.per_operation => {
+            None if session.per_operation => {
                 let mut conn = open::connect(&self.path, &self.config, Access::ReadWrite)?;
                 f(&mut conn, &self.path)
             }

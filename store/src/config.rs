@@ -86,6 +86,8 @@ pub enum Phase {
     JournalMode,
     /// A quarantine copy through the backup API.
     Quarantine,
+    /// A repair, under the maintenance lock: check, REINDEX or rebuild, and the swap.
+    Repair,
 }
 
 impl Phase {
@@ -97,6 +99,7 @@ impl Phase {
             Phase::Migration => "migration",
             Phase::JournalMode => "journal-mode",
             Phase::Quarantine => "quarantine",
+            Phase::Repair => "repair",
         }
     }
 }

@@ -107,6 +107,18 @@ pub enum Error {
         /// How long we waited.
         waited_ms: u64,
     },
+    /// A maintenance (repair) could not have the board to itself in time: another
+    /// maintenance holds it, or sessions did not let go.
+    #[error("{}: busy: another maintenance or open sessions hold the board ({}); waited {waited_ms} ms", path.display(), describe_holder(*holder))]
+    MaintenanceBusy {
+        /// The board path.
+        path: PathBuf,
+        /// The last maintenance holder noted in the lock file: process id, since (ms since
+        /// the epoch).
+        holder: Option<(u32, i64)>,
+        /// How long we waited.
+        waited_ms: u64,
+    },
     /// Another process already runs the gateway (the dispatcher singleton) for this board.
     #[error("{}: another gateway is already running on this board", path.display())]
     GatewayRunning {
@@ -228,5 +240,15 @@ impl Error {
                 | Error::NotADatabase { .. }
                 | Error::EmptyFile { .. }
         )
+    }
+}
+
+/// The holder part of [`Error::MaintenanceBusy`]'s message.
+fn describe_holder(holder: Option<(u32, i64)>) -> String {
+    match holder {
+        Some((pid, since_ms)) => {
+            format!("last maintenance: process {pid}, since {since_ms} ms after the epoch")
+        }
+        None => "no maintenance noted: sessions still open".into(),
     }
 }

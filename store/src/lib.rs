@@ -27,12 +27,14 @@
 pub mod check;
 mod config;
 mod error;
+mod generation;
 pub mod header;
 pub mod info;
 pub mod lock;
 mod open;
 pub mod quarantine;
 mod reads;
+pub mod repair;
 pub mod schema;
 pub mod selftest;
 mod txn;

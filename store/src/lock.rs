@@ -13,6 +13,12 @@
 //!   therefore runs only when no session of any process is open.
 //! - byte 1, the **gateway** lock: exclusive, held by the one gateway (dispatcher singleton).
 //!
+//! The file's *content* holds what a repair publishes (see `kanban-generations`): at byte
+//! 8, one little-endian word with the board's generation and the request bit; at byte 16,
+//! who holds the maintenance lock (process id and since when, in ms since the epoch), for
+//! the message of a second maintenance that has to wait. The lock ranges and the content
+//! are independent: locks cover bytes 0 and 1 as ranges, whatever the file holds.
+//!
 //! All attempts are non-blocking; we retry with short pauses from the configured clock and
 //! give up with [`Error::Busy`] after the timeout, so no process ever blocks in the kernel.
 //!
@@ -26,6 +32,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kanban_generations::Word;
+
 use crate::config::Clock;
 use crate::error::{Error, Result};
 
@@ -35,6 +43,11 @@ pub fn lock_path(db: &Path) -> PathBuf {
     name.push(".lock");
     PathBuf::from(name)
 }
+
+/// Where the generation word lives in the lock file.
+const WORD_AT: u64 = 8;
+/// Where the maintenance holder is noted.
+const HOLDER_AT: u64 = 16;
 
 /// Which of the lock file's ranges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +130,62 @@ impl LockFile {
         Ok(())
     }
 
+    /// The published generation word.
+    pub fn word(&self) -> Result<Word> {
+        let mut buf = [0u8; 8];
+        let n = self.read_at(&mut buf, WORD_AT)?;
+        Ok(Word::decode(if n == 8 {
+            u64::from_le_bytes(buf)
+        } else {
+            0
+        }))
+    }
+
+    /// Publishes `word` (one aligned 8-byte write).
+    pub fn publish(&self, word: Word) -> Result<()> {
+        self.write_at(&word.encode().to_le_bytes(), WORD_AT)
+    }
+
+    /// Notes this process as the maintenance holder, since `now_ms`.
+    pub fn note_holder(&self, now_ms: i64) -> Result<()> {
+        let mut buf = [0u8; 16];
+        buf[..8].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
+        buf[8..].copy_from_slice(&now_ms.to_le_bytes());
+        self.write_at(&buf, HOLDER_AT)
+    }
+
+    /// Clears the maintenance holder (the maintenance is over).
+    pub fn clear_holder(&self) -> Result<()> {
+        self.write_at(&[0u8; 16], HOLDER_AT)
+    }
+
+    /// The maintenance holder noted: process id and since when (ms since the epoch).
+    pub fn holder(&self) -> Result<Option<(u32, i64)>> {
+        let mut buf = [0u8; 16];
+        if self.read_at(&mut buf, HOLDER_AT)? < 16 {
+            return Ok(None);
+        }
+        let pid = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+        let since = i64::from_le_bytes(buf[8..].try_into().expect("8 bytes"));
+        Ok((pid != 0).then_some((pid as u32, since)))
+    }
+
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<usize> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_at(buf, at).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn write_at(&self, buf: &[u8], at: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(buf, at).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Tries once to take the session range in `mode`; false if another holder conflicts.
     pub fn try_lock_session(&mut self, mode: Mode) -> Result<bool> {
         let kind = match mode {
@@ -137,15 +206,26 @@ impl LockFile {
         Ok(())
     }
 
-    /// Takes the gateway range, once: a second gateway gets [`Error::GatewayRunning`].
-    pub fn lock_gateway(&mut self) -> Result<()> {
-        if !self.set(Range::Gateway, libc::F_WRLCK)? {
-            return Err(Error::GatewayRunning {
+    /// Takes the gateway range, waiting up to `timeout`: a second gateway gets
+    /// [`Error::GatewayRunning`]. (The wait covers a gateway that is just closing, and a
+    /// descriptor of ours briefly inherited by a child between its fork and its exec.)
+    pub fn lock_gateway(&mut self, timeout: Duration, clock: &dyn Clock) -> Result<()> {
+        match self.retry(
+            Range::Gateway,
+            libc::F_WRLCK,
+            timeout,
+            clock,
+            "the gateway lock",
+        ) {
+            Ok(()) => {
+                self.gateway = true;
+                Ok(())
+            }
+            Err(Error::Busy { .. }) => Err(Error::GatewayRunning {
                 path: self.board.clone(),
-            });
+            }),
+            Err(e) => Err(e),
         }
-        self.gateway = true;
-        Ok(())
     }
 
     /// Whether this descriptor holds the gateway range.
@@ -275,16 +355,33 @@ mod tests {
     }
 
     #[test]
+    fn the_word_and_the_holder_are_shared_through_the_file() {
+        let (_dir, db) = board();
+        let a = LockFile::open(&db).unwrap();
+        let b = LockFile::open(&db).unwrap();
+        assert_eq!(b.word().unwrap(), Word::decode(0));
+        assert_eq!(b.holder().unwrap(), None);
+        let w = Word {
+            generation: 3,
+            requested: true,
+        };
+        a.publish(w).unwrap();
+        a.note_holder(1234).unwrap();
+        assert_eq!(b.word().unwrap(), w);
+        assert_eq!(b.holder().unwrap(), Some((std::process::id(), 1234)));
+    }
+
+    #[test]
     fn one_gateway_per_board() {
         let (_dir, db) = board();
         let mut a = LockFile::open(&db).unwrap();
         let mut b = LockFile::open(&db).unwrap();
-        a.lock_gateway().unwrap();
+        a.lock_gateway(Duration::ZERO, &SystemClock).unwrap();
         assert!(matches!(
-            b.lock_gateway(),
+            b.lock_gateway(Duration::from_millis(20), &SystemClock),
             Err(Error::GatewayRunning { .. })
         ));
         drop(a);
-        b.lock_gateway().unwrap();
+        b.lock_gateway(Duration::ZERO, &SystemClock).unwrap();
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! `info` and `check` open the board read-only through the store (shared lock, no
 //! maintenance, no checkpoint on close), so they never change the file and never disturb
-//! the processes using it. Exit codes: 0 healthy, 1 damaged (findings printed), 2 a path
-//! that cannot be used (the typed error printed).
+//! the processes using it. `repair`, `backup` and `quarantine` act on it the same way: through
+//! SQLite and our lock file, never by copying or renaming its files. Exit codes: 0 healthy
+//! (or repaired), 1 damaged (findings printed), 2 a path that cannot be used (the typed error
+//! printed), 3 another maintenance or open sessions kept the board (who and since when, if
+//! known).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +42,28 @@ enum Command {
         /// The board.
         db: PathBuf,
     },
+    /// Repair a damaged board, safely while other processes use it: REINDEX when only
+    /// indexes are damaged, else rebuild what is readable (the damaged board is kept in
+    /// quarantine first). Prints what it did and what it could not save.
+    Repair {
+        /// The board.
+        db: PathBuf,
+        /// How long to wait for other sessions to let go, in seconds.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
+    /// Write a consistent copy of the board to DEST (a new file), online.
+    Backup {
+        /// The board.
+        db: PathBuf,
+        /// Where to write the copy (must not exist).
+        dest: PathBuf,
+    },
+    /// The copies of damaged boards kept in `<db>.quarantine/`.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
+    },
     /// Check that this build and this file system can run boards.
     ///
     /// Runs a throw-away board through every role in a new temporary folder, inside FOLDER
@@ -49,13 +74,32 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum QuarantineAction {
+    /// List the kept copies, with their sizes.
+    List {
+        /// The board.
+        db: PathBuf,
+    },
+    /// Remove kept copies, keeping the N oldest.
+    Prune {
+        /// The board.
+        db: PathBuf,
+        /// How many of the oldest copies to keep.
+        #[arg(long, default_value_t = 0)]
+        keep: usize,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("kanban-db: {err}");
-            if err.is_damage()
+            if matches!(err, Error::MaintenanceBusy { .. }) {
+                ExitCode::from(3)
+            } else if err.is_damage()
                 && !matches!(err, Error::NotADatabase { .. } | Error::EmptyFile { .. })
             {
                 ExitCode::from(1)
@@ -94,6 +138,47 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::from(1))
         }
+        Command::Repair { db, wait } => {
+            let mut cfg = StoreConfig::new(Role::Gateway);
+            cfg.lock_timeout = std::time::Duration::from_secs(wait);
+            let report = kanban_store::repair::repair(&db, &cfg)?;
+            print_repair(&db, &report);
+            Ok(if report.after.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Backup { db, dest } => {
+            Board::inspect(&db)?.backup_to(&dest)?;
+            println!("{} -> {}", db.display(), dest.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            action: QuarantineAction::List { db },
+        } => {
+            let copies = kanban_store::quarantine::list(&db);
+            for copy in &copies {
+                let size = std::fs::metadata(copy).map_or(0, |m| m.len());
+                println!("{}  {size} bytes", copy.display());
+            }
+            println!("{} copies", copies.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            action: QuarantineAction::Prune { db, keep },
+        } => {
+            let removed = kanban_store::quarantine::prune(&db, keep)?;
+            for copy in &removed {
+                println!("removed {}", copy.display());
+            }
+            println!(
+                "{} removed, {} kept",
+                removed.len(),
+                kanban_store::quarantine::list(&db).len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Selftest { folder } => {
             let folder = folder.unwrap_or_else(std::env::temp_dir);
             let temp = tempfile::Builder::new()
@@ -109,5 +194,33 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             println!("selftest passed");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What a repair did, for the operator.
+fn print_repair(db: &std::path::Path, report: &kanban_store::repair::RepairReport) {
+    use kanban_store::repair::RepairAction;
+    let what = match report.action {
+        RepairAction::Healthy => "healthy: nothing to repair",
+        RepairAction::Reindexed => {
+            "repaired in place: the damage was confined to indexes (REINDEX)"
+        }
+        RepairAction::Rebuilt => "rebuilt from what could be read",
+    };
+    println!("{}: {what}", db.display());
+    for finding in report.before.findings() {
+        println!("  before: {finding}");
+    }
+    for s in &report.salvaged {
+        println!(
+            "  {}: {} rows saved, {} could not be read",
+            s.table, s.copied, s.lost
+        );
+    }
+    if let Some(q) = &report.quarantined {
+        println!("  the damaged board: {q:?}");
+    }
+    for finding in report.after.findings() {
+        println!("  still: {finding}");
     }
 }

@@ -96,7 +96,7 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         }
     };
     if cfg.role == Role::Gateway && intent != Intent::Inspect {
-        lock.lock_gateway()?;
+        lock.lock_gateway(cfg.lock_timeout, cfg.clock.as_ref())?;
     }
 
     let (mut conn, reader) = match intent {

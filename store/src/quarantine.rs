@@ -81,3 +81,29 @@ pub(crate) fn keep(conn: &Connection, path: &Path, cap: usize) -> Result<Quarant
         .at(path)?;
     Ok(Quarantined::Saved(dest))
 }
+
+/// Removes quarantine copies of the board at `path`, keeping the `keep` oldest (the ones
+/// that show how the damage began); returns the removed paths. Copies are standalone files
+/// that no session opens, never a live board.
+pub fn prune(path: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let mut copies: Vec<(std::time::SystemTime, PathBuf)> = list(path)
+        .into_iter()
+        .map(|p| {
+            let at = std::fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (at, p)
+        })
+        .collect();
+    copies.sort();
+    let mut removed = Vec::new();
+    for (_, copy) in copies.into_iter().skip(keep) {
+        #[allow(clippy::disallowed_methods)] // a quarantine copy, never a live board
+        std::fs::remove_file(&copy).map_err(|source| Error::Io {
+            path: copy.clone(),
+            source,
+        })?;
+        removed.push(copy);
+    }
+    Ok(removed)
+}

@@ -511,6 +511,14 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 waited_ms: 5000,
             },
         ),
+        (
+            "MaintenanceBusy",
+            Error::MaintenanceBusy {
+                path: path(),
+                holder: Some((4242, 1_767_225_600_000)),
+                waited_ms: 10_000,
+            },
+        ),
         ("GatewayRunning", Error::GatewayRunning { path: path() }),
         (
             "WrongRole",

@@ -156,11 +156,13 @@ pub enum IoPhase {
     JournalMode,
     /// The store's quarantine copy.
     Quarantine,
+    /// The store's repair.
+    Repair,
 }
 
 impl IoPhase {
     /// Every value, in declaration order (the wire format of deterministic mode).
-    pub const ALL: [IoPhase; 9] = [
+    pub const ALL: [IoPhase; 10] = [
         IoPhase::None,
         IoPhase::CheckpointCopy,
         IoPhase::CheckpointTail,
@@ -170,6 +172,7 @@ impl IoPhase {
         IoPhase::Migration,
         IoPhase::JournalMode,
         IoPhase::Quarantine,
+        IoPhase::Repair,
     ];
 }
 
@@ -183,6 +186,7 @@ impl IoPhase {
             P::Migration => IoPhase::Migration,
             P::JournalMode => IoPhase::JournalMode,
             P::Quarantine => IoPhase::Quarantine,
+            P::Repair => IoPhase::Repair,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! A repair needs the board to itself (the exclusive maintenance lock), but gateways and
 //! dashboards keep sessions open for their whole life. So the board has a *generation*,
 //! kept with its lock file (never in the database files), and a *request* bit:
-//! 1. the repair sets the request bit, then waits for the exclusive lock;
+//! 1. the repair sets the request (the store makes it a lock range, so that a repair that
+//!    dies withdraws it), then waits for the exclusive lock;
 //! 2. every process, at its next checkout of a connection ([`Pool::checkout`]), sees the
 //!    request, drops its handle (its connections and its shared lock: the transaction it
 //!    was in has finished, since checkouts happen between transactions), and waits;
@@ -20,27 +21,14 @@
 #![deny(missing_docs)]
 
 /// The published state: a generation number and whether a maintenance wants the board.
+/// How it is kept is the backend's business (the store: the number in its lock file, the
+/// request as a lock on one of its bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Word {
     /// Bumped by every maintenance that changed the board under the sessions.
     pub generation: u64,
     /// A maintenance is waiting for every session to let go.
     pub requested: bool,
-}
-
-impl Word {
-    /// The 8-byte encoding kept in the lock file (one aligned word, written at once).
-    pub fn encode(self) -> u64 {
-        self.generation << 1 | u64::from(self.requested)
-    }
-
-    /// The word back from its encoding.
-    pub fn decode(raw: u64) -> Word {
-        Word {
-            generation: raw >> 1,
-            requested: raw & 1 == 1,
-        }
-    }
 }
 
 /// What the protocol needs from the outside world.
@@ -178,29 +166,4 @@ pub fn maintain<M: Maintenance, T>(
     })?;
     drop(exclusive);
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_survive_their_encoding() {
-        for w in [
-            Word {
-                generation: 0,
-                requested: false,
-            },
-            Word {
-                generation: 7,
-                requested: true,
-            },
-            Word {
-                generation: u64::MAX >> 1,
-                requested: true,
-            },
-        ] {
-            assert_eq!(Word::decode(w.encode()), w);
-        }
-    }
 }

@@ -49,6 +49,10 @@ pub struct Scenario {
     /// Deterministic mode, `pct`: the bug depth PCT aims at (priority change points + 1).
     #[serde(default = "defaults::pct_depth")]
     pub pct_depth: u32,
+    /// After every worker is dead and before the checks, the supervisor repairs the board
+    /// (a repair killed midway is finished by the next one; the checks see its result).
+    #[serde(default)]
+    pub repair_after: bool,
     /// The first seed (`verify` runs `first_seed..first_seed + seeds`); a regression
     /// scenario pins the seed that showed its bug.
     #[serde(default)]
@@ -139,6 +143,9 @@ pub enum WorkerKind {
     Agent,
     /// An external program.
     Command,
+    /// An operator: repairs the board now and then (after damaging it, if asked), with
+    /// the other workers running.
+    Repairer,
 }
 
 impl WorkerKind {
@@ -149,6 +156,7 @@ impl WorkerKind {
             WorkerKind::Dashboard => "dashboard",
             WorkerKind::Agent => "agent",
             WorkerKind::Command => "command",
+            WorkerKind::Repairer => "repairer",
         }
     }
 }
@@ -180,6 +188,12 @@ pub struct WorkerSpec {
     /// Agent: heartbeat interval; results come every few heartbeats.
     #[serde(default = "defaults::heartbeat_ms")]
     pub heartbeat_ms: u64,
+    /// Repairer: how often it repairs.
+    #[serde(default = "defaults::repair_ms")]
+    pub repair_ms: u64,
+    /// Repairer: damage an index (with the board to itself) before each repair.
+    #[serde(default)]
+    pub damage: bool,
     /// Connections the process uses concurrently (upstream: dispatcher and notifier
     /// threads; request handlers and websocket pollers). At least 1.
     #[serde(default = "defaults::connections")]
@@ -339,6 +353,9 @@ pub(crate) mod defaults {
     }
     pub fn edit_ms() -> u64 {
         15
+    }
+    pub fn repair_ms() -> u64 {
+        50
     }
     pub fn heartbeat_ms() -> u64 {
         10

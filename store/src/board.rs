@@ -16,7 +16,7 @@ use crate::config::{Phase, Role, StoreConfig, in_phase};
 use crate::error::{Error, Result};
 use crate::generation::{Pool, Sessions};
 use crate::info::BoardInfo;
-use crate::open::{self, Access, Intent};
+use crate::open::{self, Access, Intent, Session};
 use crate::quarantine::{self, Quarantined};
 use crate::reads::{self, SqlResultExt};
 use crate::txn::Txn;
@@ -336,7 +336,7 @@ impl Board {
         f: impl FnOnce(&mut Connection, &Path) -> Result<T, E>,
     ) -> Result<T, E> {
         self.check_process()?;
-        let session = self.pool.checkout()?;
+        let session: &mut Session = self.pool.checkout()?;
         match &mut session.conn {
             Some(conn) => f(conn, &self.path),
             None if session.per_operation => {

@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kanban_generations::{Backend, Maintenance, Word};
@@ -43,23 +44,80 @@ impl Sessions {
     }
 }
 
+/// Sessions open in this process, per board: a session that waits for a repair while
+/// another session of its process still holds the board would wait for itself.
+static OPEN_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A session, counted in [`OPEN_HERE`] while it lives.
+pub(crate) struct Counted {
+    session: Session,
+    path: PathBuf,
+}
+
+impl Counted {
+    fn new(session: Session, path: &Path) -> Counted {
+        OPEN_HERE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.to_path_buf());
+        Counted {
+            session,
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut open = OPEN_HERE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = open.iter().position(|p| *p == self.path) {
+            open.swap_remove(i);
+        }
+    }
+}
+
+impl std::ops::Deref for Counted {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for Counted {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
 impl Backend for Sessions {
-    type Handle = Session;
+    type Handle = Counted;
     type Error = Error;
 
     fn word(&self) -> Result<Word> {
         self.watch.word()
     }
 
-    fn open(&self) -> Result<Session> {
+    fn open(&self) -> Result<Counted> {
         let session = open::open(&self.path, &self.cfg, self.intent.get())?;
         if self.intent.get() == Intent::CreateNew {
             self.intent.set(Intent::Session);
         }
-        Ok(session)
+        Ok(Counted::new(session, &self.path))
     }
 
     fn pause(&self, tries: u32) -> Result<()> {
+        let others = OPEN_HERE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&self.path);
+        if others {
+            // Let the caller go on to its other sessions, which let go in turn.
+            return Err(Error::Busy {
+                path: self.path.clone(),
+                what: "the board (a repair is running; another session of this process still holds it)",
+                waited_ms: 0,
+            });
+        }
         let waited = PAUSE * tries;
         if waited >= self.cfg.lock_timeout {
             return Err(Error::Busy {
@@ -89,7 +147,17 @@ impl Maintenance for Maintainer<'_> {
     }
 
     fn publish(&self, word: Word) -> Result<()> {
-        self.lock.publish(word)
+        match self
+            .lock
+            .publish(word, self.cfg.lock_timeout, self.cfg.clock.as_ref())
+        {
+            Err(Error::Busy { waited_ms, .. }) => Err(Error::MaintenanceBusy {
+                path: self.path.to_path_buf(),
+                holder: self.lock.holder()?,
+                waited_ms,
+            }),
+            other => other,
+        }
     }
 
     fn lock_exclusive(&self) -> Result<LockFile> {

@@ -350,6 +350,17 @@ pub fn damage_index(db: &Path) -> rusqlite::Result<()> {
     set_index_sql(db, &original)
 }
 
+/// [`damage_index`] while other processes use the board: with the board to itself
+/// (sessions let go at their next operation and reopen after), as a repair has it.
+pub fn damage_index_online(db: &Path, cfg: &StoreConfig) -> Result<()> {
+    crate::repair::exclusively(db, cfg, || {
+        damage_index(db).map_err(|e| Error::Corrupt {
+            path: db.to_path_buf(),
+            detail: format!("damaging the index failed: {e}"),
+        })
+    })
+}
+
 fn set_index_sql(db: &Path, sql: &str) -> rusqlite::Result<()> {
     let conn = Connection::open(db)?;
     conn.execute_batch("PRAGMA writable_schema = ON")?;

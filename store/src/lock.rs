@@ -13,8 +13,10 @@
 //!   therefore runs only when no session of any process is open.
 //! - byte 1, the **gateway** lock: exclusive, held by the one gateway (dispatcher singleton).
 //!
-//! The file's *content* holds what a repair publishes (see `kanban-generations`): at byte
-//! 8, one little-endian word with the board's generation and the request bit; at byte 16,
+//! A third range, byte 2, is the **request**: a maintenance holds it while it waits for
+//! sessions to let go and while it works (see `kanban-generations`); sessions look for it
+//! before each operation. The file's *content* holds the board's generation (at byte 8,
+//! little-endian, bumped by every maintenance that changed the board) and, at byte 16,
 //! who holds the maintenance lock (process id and since when, in ms since the epoch), for
 //! the message of a second maintenance that has to wait. The lock ranges and the content
 //! are independent: locks cover bytes 0 and 1 as ranges, whatever the file holds.
@@ -54,6 +56,7 @@ const HOLDER_AT: u64 = 16;
 enum Range {
     Session = 0,
     Gateway = 1,
+    Request = 2,
 }
 
 /// How a range is held.
@@ -130,20 +133,53 @@ impl LockFile {
         Ok(())
     }
 
-    /// The published generation word.
+    /// The published word: the generation from the file, and whether a maintenance
+    /// (through another descriptor) holds the request range.
     pub fn word(&self) -> Result<Word> {
         let mut buf = [0u8; 8];
         let n = self.read_at(&mut buf, WORD_AT)?;
-        Ok(Word::decode(if n == 8 {
-            u64::from_le_bytes(buf)
-        } else {
-            0
-        }))
+        let generation = if n == 8 { u64::from_le_bytes(buf) } else { 0 };
+        Ok(Word {
+            generation,
+            requested: self.held_elsewhere(Range::Request)?,
+        })
     }
 
-    /// Publishes `word` (one aligned 8-byte write).
-    pub fn publish(&self, word: Word) -> Result<()> {
-        self.write_at(&word.encode().to_le_bytes(), WORD_AT)
+    /// Publishes `word`: writes the generation, then takes (waiting up to `timeout`) or
+    /// releases the request range. The request is a lock, not a bit in the file, so a
+    /// maintenance that dies withdraws it: the kernel drops its locks.
+    pub fn publish(&self, word: Word, timeout: Duration, clock: &dyn Clock) -> Result<()> {
+        self.write_at(&word.generation.to_le_bytes(), WORD_AT)?;
+        if word.requested {
+            self.retry(
+                Range::Request,
+                libc::F_WRLCK,
+                timeout,
+                clock,
+                "the maintenance request",
+            )
+        } else {
+            self.set(Range::Request, libc::F_UNLCK).map(|_| ())
+        }
+    }
+
+    /// Whether another open file description holds `range` (`F_OFD_GETLK`).
+    fn held_elsewhere(&self, range: Range) -> Result<bool> {
+        // SAFETY: `flock` is plain old data; all-zero is a valid value that we then fill in.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_start = range as libc::off_t;
+        fl.l_len = 1;
+        // SAFETY: the descriptor is open for the life of `self.file`; `fl` is a valid flock.
+        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+        if rc != 0 {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
     }
 
     /// Notes this process as the maintenance holder, since `now_ms`.
@@ -359,15 +395,30 @@ mod tests {
         let (_dir, db) = board();
         let a = LockFile::open(&db).unwrap();
         let b = LockFile::open(&db).unwrap();
-        assert_eq!(b.word().unwrap(), Word::decode(0));
+        assert_eq!(
+            b.word().unwrap(),
+            Word {
+                generation: 0,
+                requested: false
+            }
+        );
         assert_eq!(b.holder().unwrap(), None);
         let w = Word {
             generation: 3,
             requested: true,
         };
-        a.publish(w).unwrap();
+        a.publish(w, Duration::ZERO, &SystemClock).unwrap();
         a.note_holder(1234).unwrap();
         assert_eq!(b.word().unwrap(), w);
+        // The request is a lock: it goes with the descriptor that holds it.
+        drop(a);
+        assert_eq!(
+            b.word().unwrap(),
+            Word {
+                generation: 3,
+                requested: false
+            }
+        );
         assert_eq!(b.holder().unwrap(), Some((std::process::id(), 1234)));
     }
 

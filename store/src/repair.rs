@@ -75,13 +75,23 @@ pub struct RepairReport {
 pub fn repair(path: &Path, cfg: &StoreConfig) -> Result<RepairReport> {
     // A file that is no board (or whose schema cannot be read) is refused untouched.
     drop(crate::Board::inspect(path)?);
-    let lock = LockFile::open(path)?;
-    let maintainer = Maintainer { path, cfg, lock };
-    let result = kanban_generations::maintain(&maintainer, |_exclusive| {
+    exclusively(path, cfg, || {
         in_phase(cfg.observer.as_ref(), Phase::Repair, || {
             under_lock(path, cfg)
         })
-    })?;
+    })
+}
+
+/// Runs `f` with the board to itself: every session lets go at its next operation, and
+/// reopens once `f` is done and the next generation is published.
+pub(crate) fn exclusively<T>(
+    path: &Path,
+    cfg: &StoreConfig,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let lock = LockFile::open(path)?;
+    let maintainer = Maintainer { path, cfg, lock };
+    let result = kanban_generations::maintain(&maintainer, |_exclusive| f())?;
     maintainer.lock.clear_holder()?;
     result
 }

@@ -244,6 +244,14 @@ pub fn run_seed(
         }
     };
 
+    if scenario.repair_after {
+        // What an operator would do after the crash: rerun the repair (it finishes a repair
+        // that was killed midway). Every worker is dead; the checks see its result.
+        let cfg = kanban_store::StoreConfig::new(kanban_store::Role::Gateway);
+        if let Err(e) = kanban_store::repair::repair(&db, &cfg) {
+            worker_errors.push(format!("the repair after the run failed: {e}"));
+        }
+    }
     outcome.faults_landed = slots
         .iter()
         .map(|s| landed(&s.env.landed).len() as u32)

@@ -18,6 +18,7 @@
 mod agent;
 mod dashboard;
 mod gateway;
+mod repairer;
 
 use std::fs::File;
 use std::io::Write;
@@ -131,6 +132,7 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
         WorkerKind::Gateway => gateway::run(&make, &env.spec, &mut ctx, &mut rng),
         WorkerKind::Dashboard => dashboard::run(&make, &env.spec, &mut ctx, &mut rng),
         WorkerKind::Agent => agent::run(&make, &env.spec, &mut ctx, &mut rng),
+        WorkerKind::Repairer => repairer::run(&make, &env.spec, &mut ctx, &mut rng),
         WorkerKind::Command => unreachable!("command workers are exec'd, not forked"),
     };
     if shim {
@@ -195,6 +197,11 @@ impl Sessions {
         let mut cfg = self.config.clone();
         cfg.role = role;
         Board::open_with(&self.db, cfg)
+    }
+
+    /// The board and the store configuration (for maintenance calls: repairs).
+    pub(crate) fn parts(&self) -> (&std::path::Path, &StoreConfig) {
+        (&self.db, &self.config)
     }
 
     /// A second long-lived session in `role` when the worker uses several connections.
@@ -327,6 +334,7 @@ fn expected(e: &StoreError) -> bool {
             | StoreError::DiskFull { .. }
             | StoreError::IoFailure { .. }
             | StoreError::UsedAcrossFork { .. }
+            | StoreError::MaintenanceBusy { .. }
     )
 }
 

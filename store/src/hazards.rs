@@ -336,18 +336,20 @@ fn plain_copy(path: &Path, dest: &str) {
 /// back. Each step uses a fresh connection, so each reads the schema as stored. Call it only
 /// while no session is open on the board.
 pub fn damage_index(db: &Path) -> rusqlite::Result<()> {
-    let original: String = Connection::open(db)?.query_row(
+    let stored: String = Connection::open(db)?.query_row(
         "SELECT sql FROM sqlite_master WHERE name = 'idx_events_run'",
         [],
         |r| r.get(0),
     )?;
+    // A damage killed before it put the definition back left the `WHERE 0`: start over.
+    let original = stored.trim_end_matches(" WHERE 0");
     set_index_sql(db, &format!("{original} WHERE 0"))?;
     Connection::open(db)?.execute(
         "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
          VALUES ((SELECT min(id) FROM tasks), NULL, 'note', 'not in the index', 0)",
         [],
     )?;
-    set_index_sql(db, &original)
+    set_index_sql(db, original)
 }
 
 /// [`damage_index`] while other processes use the board: with the board to itself

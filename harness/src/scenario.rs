@@ -49,6 +49,10 @@ pub struct Scenario {
     /// Deterministic mode, `pct`: the bug depth PCT aims at (priority change points + 1).
     #[serde(default = "defaults::pct_depth")]
     pub pct_depth: u32,
+    /// Single-writer mode: dashboards send their writes to the gateway over the board's
+    /// socket; the gateway serves them between its other work.
+    #[serde(default)]
+    pub single_writer: bool,
     /// After every worker is dead and before the checks, the supervisor repairs the board
     /// (a repair killed midway is finished by the next one; the checks see its result).
     #[serde(default)]

@@ -19,6 +19,7 @@ use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
 use crate::quarantine::{self, Quarantined};
 use crate::reads::{self, SqlResultExt};
+use crate::single_writer::{self, Write};
 use crate::txn::Txn;
 use crate::types::{
     CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
@@ -92,6 +93,13 @@ impl Board {
     /// `f` may run again if SQLite reports `SQLITE_BUSY_SNAPSHOT`, so it must not have
     /// effects outside the transaction.
     pub fn transaction<T>(&mut self, mut f: impl FnMut(&Txn<'_>) -> Result<T>) -> Result<T> {
+        if self.forwards() {
+            return Err(Error::WrongRole {
+                path: self.path.clone(),
+                role: self.config.role,
+                operation: "a transaction of its own in single-writer mode (the write methods go to the gateway)",
+            });
+        }
         let now = self.config.clock.now_ms();
         let busy_ms = u64::try_from(self.config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
         let mut attempt = 0;
@@ -144,6 +152,9 @@ impl Board {
 
     /// Creates a task.
     pub fn create_task(&mut self, task: &NewTask) -> Result<TaskId> {
+        if self.forwards() {
+            return self.forward(&Write::CreateTask(task.clone()));
+        }
         self.transaction(|t| t.create_task(task))
     }
 
@@ -155,22 +166,56 @@ impl Board {
         body: &str,
         priority: i64,
     ) -> Result<()> {
+        if self.forwards() {
+            return self
+                .forward(&Write::UpdateTask {
+                    id,
+                    title: title.into(),
+                    body: body.into(),
+                    priority,
+                })
+                .map(|_| ());
+        }
         self.transaction(|t| t.update_task(id, title, body, priority))
     }
 
     /// A user moves a task (not into or out of `running`).
     pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<()> {
+        if self.forwards() {
+            return self.forward(&Write::MoveTask { id, to }).map(|_| ());
+        }
         self.transaction(|t| t.move_task(id, to))
     }
 
     /// Makes `child` depend on `parent`.
     pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<()> {
+        if self.forwards() {
+            return self.forward(&Write::Link { parent, child }).map(|_| ());
+        }
         self.transaction(|t| t.link(parent, child))
     }
 
     /// Adds a comment.
     pub fn comment(&mut self, task: TaskId, author: &str, body: &str) -> Result<i64> {
+        if self.forwards() {
+            return self.forward(&Write::Comment {
+                task,
+                author: author.into(),
+                body: body.into(),
+            });
+        }
         self.transaction(|t| t.comment(task, author, body))
+    }
+
+    /// Whether this session's writes go to the gateway (single-writer mode, dashboards).
+    fn forwards(&self) -> bool {
+        self.config.single_writer && self.config.role == Role::Dashboard
+    }
+
+    /// Sends a write to the gateway (single-writer mode).
+    fn forward(&self, write: &Write) -> Result<i64> {
+        self.check_process()?;
+        single_writer::forward(&self.path, &self.config, write)
     }
 
     /// Promotes waiting tasks whose parents are done.

@@ -141,6 +141,9 @@ pub struct StoreConfig {
     pub quarantine_cap: usize,
     /// Keep a quarantine copy when [`crate::Board::check`] finds structural damage.
     pub quarantine_on_damage: bool,
+    /// Single-writer mode: a dashboard sends its writes to the gateway over the board's
+    /// socket (`<db>.sock`) instead of writing the file itself (see [`crate::single_writer`]).
+    pub single_writer: bool,
     /// Timestamps and retry pauses.
     pub clock: Arc<dyn Clock>,
     /// Told when the store enters and leaves a [`Phase`] (none by default).
@@ -161,6 +164,7 @@ impl StoreConfig {
             checkpoint_frames: 1000,
             quarantine_cap: 5,
             quarantine_on_damage: false,
+            single_writer: false,
             clock: Arc::new(SystemClock),
             observer: None,
             #[cfg(feature = "hazards")]

@@ -119,6 +119,25 @@ pub enum Error {
         /// How long we waited.
         waited_ms: u64,
     },
+    /// Single-writer mode: the gateway that owns the writes is not there (or did not answer
+    /// in time); the write may not have happened.
+    #[error("{}: unavailable: {why}", path.display())]
+    Unavailable {
+        /// The board path.
+        path: PathBuf,
+        /// What went wrong with the gateway's socket.
+        why: String,
+    },
+    /// Single-writer mode: the gateway ran the write and it failed there.
+    #[error("{}: the gateway refused the write ({kind}): {message}", path.display())]
+    Remote {
+        /// The board path.
+        path: PathBuf,
+        /// The gateway's error variant (`NoSuchTask`, `Busy`, ...).
+        kind: String,
+        /// Its message.
+        message: String,
+    },
     /// Another process already runs the gateway (the dispatcher singleton) for this board.
     #[error("{}: another gateway is already running on this board", path.display())]
     GatewayRunning {

@@ -37,6 +37,7 @@ mod reads;
 pub mod repair;
 pub mod schema;
 pub mod selftest;
+pub mod single_writer;
 mod txn;
 mod types;
 pub mod version;

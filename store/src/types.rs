@@ -11,7 +11,7 @@ pub type RunId = i64;
 pub type EventId = i64;
 
 /// Where a task is on the board.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TaskStatus {
     /// Waiting for its parents.
     Todo,
@@ -106,7 +106,7 @@ impl RunOutcome {
 }
 
 /// What a caller gives to create a task.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewTask {
     /// A short title.
     pub title: String,

@@ -200,6 +200,7 @@ pub fn run_seed(
                 phase_kill: wp.phase_kill,
                 io_faults: wp.io_faults.clone(),
                 shim: scenario.shim || opts.shim,
+                single_writer: scenario.single_writer,
                 landed: dir.path().join(format!("faults-w{}.txt", wp.index)),
                 token: None,
             },

@@ -5,6 +5,7 @@
 //! own sessions, at the scenario's compressed intervals. Inside each claim transaction the
 //! [`Overlap`] may connect another session, as the notifier thread did.
 
+use kanban_store::single_writer::WriteServer;
 use kanban_store::{Board, CheckLevel, Error as StoreError, Role};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +13,9 @@ use rand_chacha::ChaCha8Rng;
 use super::{Ledgered, Overlap, Pace, Sessions, read_failed};
 use crate::ledger::Op;
 use crate::scenario::WorkerSpec;
+
+/// How often the gateway answers the dashboards' writes in single-writer mode.
+const SERVE_MS: u64 = 1;
 
 /// Runs older than this without a heartbeat are timed out by the dispatcher.
 const EXPIRE_MS: i64 = 250;
@@ -23,6 +27,11 @@ pub(super) fn run(
     rng: &mut ChaCha8Rng,
 ) -> Result<(), StoreError> {
     let mut dispatcher = sessions.open(Role::Gateway)?;
+    // Single-writer mode: the dashboards' writes come in here (we hold the gateway lock).
+    let server = match dispatcher.config().single_writer {
+        true => Some(WriteServer::bind(dispatcher.path())?),
+        false => None,
+    };
     // The owner checks the board at start-up (R7: explicit, never per request).
     if let Err(e) = dispatcher.check(CheckLevel::Full) {
         read_failed(ctx, &e);
@@ -35,10 +44,15 @@ pub(super) fn run(
         .unwrap_or(&mut dispatcher)
         .cursor(&name)
         .unwrap_or(0);
-    let mut pace = Pace::new(&[spec.tick_ms, spec.notify_ms], rng);
+    let mut pace = Pace::new(&[spec.tick_ms, spec.notify_ms, SERVE_MS], rng);
     while let Some(actor) = pace.next() {
         match actor {
             0 => tick(&mut dispatcher, ctx, rng, &overlap),
+            2 => {
+                if let Some(Err(e)) = server.as_ref().map(|s| s.serve(&mut dispatcher)) {
+                    read_failed(ctx, &e);
+                }
+            }
             _ => notify(
                 notifier.as_mut().unwrap_or(&mut dispatcher),
                 ctx,

@@ -71,6 +71,8 @@ pub struct WorkerEnv {
     pub io_faults: Vec<IoFault>,
     /// Run on the I/O shim (always when there are I/O faults).
     pub shim: bool,
+    /// Single-writer mode (dashboards' writes go to the gateway).
+    pub single_writer: bool,
     /// Where faults that act are noted (`p` for the phase kill, `i<id>` for I/O faults),
     /// written before they act.
     pub landed: PathBuf,
@@ -157,6 +159,7 @@ fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
     cfg.checkpoint_frames = 64;
     cfg.hazards = env.variant.hazards();
     cfg.quarantine_on_damage = true;
+    cfg.single_writer = env.single_writer;
     if token::connected() {
         cfg.clock = Arc::new(token::LogicalClock);
     }
@@ -335,6 +338,13 @@ fn expected(e: &StoreError) -> bool {
             | StoreError::IoFailure { .. }
             | StoreError::UsedAcrossFork { .. }
             | StoreError::MaintenanceBusy { .. }
+            | StoreError::Unavailable { .. }
+    ) || matches!(
+        e,
+        StoreError::Remote { kind, .. } if matches!(
+            kind.as_str(),
+            "Busy" | "NoSuchTask" | "InvalidMove" | "DiskFull" | "IoFailure" | "MaintenanceBusy"
+        )
     )
 }
 

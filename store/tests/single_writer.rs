@@ -1,0 +1,99 @@
+//! Single-writer mode: a dashboard's writes go to the gateway over the board's socket.
+//!
+//! In-process: the gateway serves from a thread of this test (the harness's
+//! `single-writer` scenario runs it across processes, with kills of either side).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::make_board;
+use kanban_store::single_writer::WriteServer;
+use kanban_store::{Board, Error, NewTask, Role, StoreConfig, TaskStatus};
+
+fn dashboard() -> StoreConfig {
+    let mut cfg = StoreConfig::new(Role::Dashboard);
+    cfg.single_writer = true;
+    cfg.busy_timeout = Duration::from_millis(500);
+    cfg
+}
+
+/// A gateway serving the board's socket from a thread until the returned flag is set.
+fn serve(db: &std::path::Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let db = db.to_path_buf();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut cfg = StoreConfig::new(Role::Gateway);
+        cfg.single_writer = true;
+        let mut gateway = Board::open_with(&db, cfg).unwrap();
+        let server = WriteServer::bind(&db).unwrap();
+        ready_tx.send(()).unwrap();
+        while !flag.load(Ordering::Relaxed) {
+            server.serve(&mut gateway).unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    ready_rx.recv().unwrap();
+    (stop, handle)
+}
+
+#[test]
+fn a_dashboards_writes_are_run_by_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 3);
+    let (stop, gateway) = serve(&db);
+    let mut dash = Board::open_with(&db, dashboard()).unwrap();
+    let id = dash
+        .create_task(&NewTask {
+            title: "sent to the gateway".into(),
+            ..NewTask::default()
+        })
+        .unwrap();
+    dash.comment(id, "alice", "looks good").unwrap();
+    dash.move_task(id, TaskStatus::Blocked).unwrap();
+    let task = dash
+        .list_board()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.id == id)
+        .expect("the forwarded task, read back through the dashboard's own reader");
+    assert_eq!(task.title, "sent to the gateway");
+    assert_eq!(task.status, TaskStatus::Blocked);
+    // The gateway's errors come back typed by kind.
+    let err = dash.move_task(9_999, TaskStatus::Todo).unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote { kind, .. } if kind == "NoSuchTask"),
+        "{err}"
+    );
+    // A transaction of the dashboard's own would write the file: refused in this mode.
+    assert!(matches!(
+        dash.transaction(|t| t.recompute_ready()),
+        Err(Error::WrongRole { .. })
+    ));
+    stop.store(true, Ordering::Relaxed);
+    gateway.join().unwrap();
+}
+
+#[test]
+fn without_a_gateway_a_write_is_unavailable_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 1);
+    // "At once": with an hour of busy timeout, waiting would hang this test.
+    let mut cfg = dashboard();
+    cfg.busy_timeout = Duration::from_secs(3600);
+    let mut dash = Board::open_with(&db, cfg).unwrap();
+    let err = dash.create_task(&NewTask::default()).unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    // A gateway that died leaves its socket file: still unavailable, still at once.
+    let (stop, gateway) = serve(&db);
+    stop.store(true, Ordering::Relaxed);
+    gateway.join().unwrap();
+    let err = dash.create_task(&NewTask::default()).unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+}

@@ -50,7 +50,7 @@ ci/determinism.sh "$DETERMINISM_SEEDS"
 
 step "the scheduler's token protocol under loom (its own target dir: loom's cfg rebuilds deps)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -q --release -p kanban-sched --test loom
+    cargo test -q --release -p kanban-sched -p kanban-generations --test loom
 
 step "the hazard detection matrix (every hazard that kills can show must be caught)"
 cargo run --release -q -p kanban-harness -- matrix --seeds 200 --report matrix-report.json

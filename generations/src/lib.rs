@@ -120,8 +120,8 @@ impl<B: Backend> Pool<B> {
     }
 }
 
-/// What a maintenance needs: set the request bit, take and release the exclusive lock,
-/// publish the new word.
+/// What a maintenance needs: take and withdraw the request, take the exclusive lock,
+/// publish the next generation.
 pub trait Maintenance {
     /// The exclusive lock, held while the value lives.
     type Exclusive;
@@ -129,41 +129,36 @@ pub trait Maintenance {
     type Error;
     /// Reads the published word.
     fn word(&self) -> Result<Word, Self::Error>;
-    /// Publishes `word`.
-    fn publish(&self, word: Word) -> Result<(), Self::Error>;
+    /// Takes the request (sessions see it and let go), waiting while another maintenance
+    /// holds it: maintenances run one after the other.
+    fn request(&self) -> Result<(), Self::Error>;
     /// Takes the exclusive lock (waiting for every session to let go, up to a timeout).
     fn lock_exclusive(&self) -> Result<Self::Exclusive, Self::Error>;
+    /// Publishes `generation` (when there is one) and withdraws the request.
+    fn finish(&self, generation: Option<u64>) -> Result<(), Self::Error>;
 }
 
 /// Runs `work` with the board to itself: request, exclusive lock, `work`, then publish the
 /// next generation (whether `work` succeeded or not: sessions must not wait forever) and
 /// release the lock. A failure to get the lock withdraws the request.
+///
+/// The generation is read only once the request is held: only the request's holder
+/// changes it, so two maintenances at once never publish the same number, nor an older one.
 pub fn maintain<M: Maintenance, T>(
     m: &M,
     work: impl FnOnce(&M::Exclusive) -> T,
 ) -> Result<T, M::Error> {
-    let before = m.word()?;
-    m.publish(Word {
-        requested: true,
-        ..before
-    })?;
+    m.request()?;
     let exclusive = match m.lock_exclusive() {
         Ok(x) => x,
         Err(e) => {
-            let now = m.word()?;
-            m.publish(Word {
-                requested: false,
-                ..now
-            })?;
+            m.finish(None)?;
             return Err(e);
         }
     };
     let out = work(&exclusive);
     let now = m.word()?;
-    m.publish(Word {
-        generation: now.generation + 1,
-        requested: false,
-    })?;
+    m.finish(Some(now.generation + 1))?;
     drop(exclusive);
     Ok(out)
 }

@@ -146,10 +146,10 @@ impl Maintenance for Maintainer<'_> {
         self.lock.word()
     }
 
-    fn publish(&self, word: Word) -> Result<()> {
+    fn request(&self) -> Result<()> {
         match self
             .lock
-            .publish(word, self.cfg.lock_timeout, self.cfg.clock.as_ref())
+            .request(self.cfg.lock_timeout, self.cfg.clock.as_ref())
         {
             Err(Error::Busy { waited_ms, .. }) => Err(Error::MaintenanceBusy {
                 path: self.path.to_path_buf(),
@@ -158,6 +158,10 @@ impl Maintenance for Maintainer<'_> {
             }),
             other => other,
         }
+    }
+
+    fn finish(&self, generation: Option<u64>) -> Result<()> {
+        self.lock.finish(generation)
     }
 
     fn lock_exclusive(&self) -> Result<LockFile> {

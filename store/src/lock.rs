@@ -145,22 +145,25 @@ impl LockFile {
         })
     }
 
-    /// Publishes `word`: writes the generation, then takes (waiting up to `timeout`) or
-    /// releases the request range. The request is a lock, not a bit in the file, so a
-    /// maintenance that dies withdraws it: the kernel drops its locks.
-    pub fn publish(&self, word: Word, timeout: Duration, clock: &dyn Clock) -> Result<()> {
-        self.write_at(&word.generation.to_le_bytes(), WORD_AT)?;
-        if word.requested {
-            self.retry(
-                Range::Request,
-                libc::F_WRLCK,
-                timeout,
-                clock,
-                "the maintenance request",
-            )
-        } else {
-            self.set(Range::Request, libc::F_UNLCK).map(|_| ())
+    /// Takes the request range, waiting up to `timeout` while another maintenance holds
+    /// it. The request is a lock, not a bit in the file, so a maintenance that dies
+    /// withdraws it: the kernel drops its locks.
+    pub fn request(&self, timeout: Duration, clock: &dyn Clock) -> Result<()> {
+        self.retry(
+            Range::Request,
+            libc::F_WRLCK,
+            timeout,
+            clock,
+            "the maintenance request",
+        )
+    }
+
+    /// Publishes `generation` (when given), then withdraws the request.
+    pub fn finish(&self, generation: Option<u64>) -> Result<()> {
+        if let Some(g) = generation {
+            self.write_at(&g.to_le_bytes(), WORD_AT)?;
         }
+        self.set(Range::Request, libc::F_UNLCK).map(|_| ())
     }
 
     /// Whether another open file description holds `range` (`F_OFD_GETLK`).
@@ -403,13 +406,19 @@ mod tests {
             }
         );
         assert_eq!(b.holder().unwrap(), None);
-        let w = Word {
-            generation: 3,
-            requested: true,
-        };
-        a.publish(w, Duration::ZERO, &SystemClock).unwrap();
+        a.request(Duration::ZERO, &SystemClock).unwrap();
+        a.finish(Some(3)).unwrap();
+        a.request(Duration::ZERO, &SystemClock).unwrap();
+        // A second maintenance waits for the first one's request.
+        assert!(b.request(Duration::from_millis(5), &SystemClock).is_err());
         a.note_holder(1234).unwrap();
-        assert_eq!(b.word().unwrap(), w);
+        assert_eq!(
+            b.word().unwrap(),
+            Word {
+                generation: 3,
+                requested: true
+            }
+        );
         // The request is a lock: it goes with the descriptor that holds it.
         drop(a);
         assert_eq!(

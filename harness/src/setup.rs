@@ -2,7 +2,7 @@
 //! (and closed again: no SQLite connection may be open across a fork).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kanban_store::{Board, Clock, NewTask, Role, StoreConfig};
 
@@ -23,9 +23,35 @@ impl Clock for EpochClock {
     }
 }
 
+/// Boards already made in this process, by spec: the seeds of a scenario all start from the
+/// same bytes, so the first seed makes the board through the store and the others get a
+/// copy of its file (made when nothing had it open, written where nothing exists yet).
+static MADE: Mutex<Vec<(String, Vec<u8>)>> = Mutex::new(Vec::new());
+
 /// Creates the board at `db` as `spec` says: tasks made ready, damage done. A board for a
 /// `deterministic` run has its timestamps at the logical epoch, not the real time.
 pub fn prepare(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
+    let key = format!("{spec:?} deterministic={deterministic}");
+    let made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, bytes)) = made.iter().find(|(k, _)| *k == key) {
+        return std::fs::write(db, bytes)
+            .map_err(|e| Error::system(format!("writing {}", db.display()), e));
+    }
+    drop(made);
+    make(db, spec, deterministic)?;
+    // Every connection is closed and the WAL checkpointed away: the file is the board.
+    if !kanban_store::info::wal_path(db).exists()
+        && let Ok(bytes) = std::fs::read(db)
+    {
+        MADE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, bytes));
+    }
+    Ok(())
+}
+
+/// Makes the board through the store.
+fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
     let mut cfg = StoreConfig::new(Role::Gateway);
     if deterministic {
         cfg.clock = Arc::new(EpochClock);

@@ -197,12 +197,21 @@ pub fn now_us() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
-/// Sleeps `us` microseconds: a logical sleep (a scheduling point) when connected.
+/// Sleeps `us` microseconds: a logical sleep (a scheduling point) when connected. A real
+/// sleep ends early when a signal arrives (SIGTERM: the worker is asked to stop), unlike
+/// `std::thread::sleep`, which sleeps on after it.
 pub fn sleep_us(us: u64) {
     if connected() {
         point(Point::Sleep(us));
-    } else {
-        std::thread::sleep(Duration::from_micros(us));
+        return;
+    }
+    let ts = libc::timespec {
+        tv_sec: (us / 1_000_000) as libc::time_t,
+        tv_nsec: ((us % 1_000_000) * 1000) as libc::c_long,
+    };
+    // SAFETY: a plain nanosleep with a valid timespec; an early return (EINTR) is wanted.
+    unsafe {
+        libc::nanosleep(&ts, std::ptr::null_mut());
     }
 }
 

@@ -144,7 +144,7 @@ fn stop(slots: &mut [Slot], worker_errors: &mut Vec<String>) -> Result<()> {
                 slot.stalled = false;
             }
         }
-        std::thread::sleep(Duration::from_micros(500));
+        std::thread::sleep(Duration::from_micros(100));
     }
     for slot in slots.iter() {
         if let Some(pid) = slot.pid {

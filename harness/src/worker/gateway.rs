@@ -44,7 +44,9 @@ pub(super) fn run(
         .unwrap_or(&mut dispatcher)
         .cursor(&name)
         .unwrap_or(0);
-    let mut pace = Pace::new(&[spec.tick_ms, spec.notify_ms, SERVE_MS], rng);
+    // The server's actor only exists in single-writer mode (others keep their interleaving).
+    let intervals = [spec.tick_ms, spec.notify_ms, SERVE_MS];
+    let mut pace = Pace::new(&intervals[..2 + usize::from(server.is_some())], rng);
     while let Some(actor) = pace.next() {
         match actor {
             0 => tick(&mut dispatcher, ctx, rng, &overlap),

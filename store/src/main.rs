@@ -213,8 +213,17 @@ fn print_repair(db: &std::path::Path, report: &kanban_store::repair::RepairRepor
     }
     for s in &report.salvaged {
         println!(
-            "  {}: {} rows saved, {} could not be read",
-            s.table, s.copied, s.lost
+            "  {}: {} rows saved, {} lost{}, {} changed to fit, {} restored",
+            s.table,
+            s.copied,
+            s.lost,
+            if s.uncounted {
+                " (or more: no whole index to count them by)"
+            } else {
+                ""
+            },
+            s.changed,
+            s.added
         );
     }
     if let Some(q) = &report.quarantined {

@@ -50,8 +50,16 @@ pub struct Salvaged {
     pub table: String,
     /// Rows copied into the rebuilt board.
     pub copied: u64,
-    /// Rows that could not be read (or that pointed at rows that could not).
+    /// Rows that could not be read, or that required a row that could not.
     pub lost: u64,
+    /// Rows kept but changed to fit what was lost (a reference to a lost row cleared, a
+    /// task whose run was lost back to `ready`, a cursor moved back).
+    pub changed: u64,
+    /// Rows the repair wrote back (the `claimed` event of a run that was kept).
+    pub added: u64,
+    /// More rows than `lost` may be gone: the table broke, and no index of it could be
+    /// read whole to count its rows (a table without rowids whose index is damaged too).
+    pub uncounted: bool,
 }
 
 /// The outcome of [`repair`].
@@ -161,7 +169,8 @@ fn index_only(report: &CheckReport) -> bool {
         })
 }
 
-/// Copies what can be read of `old` into a new in-memory board, table by table.
+/// Copies what can be read of `old` into a new in-memory board, table by table, then makes
+/// it hold together ([`reconcile`]).
 fn rebuild(old: &Connection, path: &Path) -> Result<(Connection, Vec<Salvaged>)> {
     let mut fresh = Connection::open_in_memory().at(path)?;
     let page_size: i64 = old
@@ -178,108 +187,279 @@ fn rebuild(old: &Connection, path: &Path) -> Result<(Connection, Vec<Salvaged>)>
         .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .at(path)?;
     let mut salvaged = Vec::new();
-    for (table, without_rowid) in tables {
-        salvaged.push(salvage(old, &fresh, &table, without_rowid, path)?);
+    for (table, without_rowid) in &tables {
+        salvaged.push(salvage(old, &fresh, table, *without_rowid).at(path)?);
     }
-    // Rows whose parent was lost cannot stay (foreign keys); they count as lost too.
-    let orphans: Vec<(String, i64)> = fresh
-        .prepare("SELECT \"table\", rowid FROM pragma_foreign_key_check WHERE rowid IS NOT NULL")
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-        .at(path)?;
-    for (table, rowid) in orphans {
-        fresh
-            .execute(
-                &format!("DELETE FROM \"{table}\" WHERE rowid = ?1"),
-                [rowid],
-            )
-            .at(path)?;
-        if let Some(s) = salvaged.iter_mut().find(|s| s.table == table) {
-            s.copied -= 1;
-            s.lost += 1;
-        }
-    }
+    reconcile(&fresh, &mut salvaged).at(path)?;
     Ok((fresh, salvaged))
 }
 
-/// Copies one table: a scan while it reads, then row by row past what breaks it.
+/// One column list of `table` (of the new board), quoted, from `pragma`'s `name` column.
+fn names(fresh: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    fresh
+        .prepare(sql)?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .map(|n| n.map(|n| format!("\"{n}\"")))
+        .collect()
+}
+
+/// Copies one table. A scan forward until it breaks, then backward from the end until it
+/// breaks: for one damaged page, that reads every other row. Between the two, rowid tables
+/// are read row by row; the rowids the table's indexes still list say which rows existed,
+/// so only those count as lost. A table without rowids is also read through its indexes
+/// (they hold every column here), forward and backward.
 fn salvage(
     old: &Connection,
     fresh: &Connection,
     table: &str,
     without_rowid: bool,
-    path: &Path,
-) -> Result<Salvaged> {
-    let columns: Vec<String> = fresh
-        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .at(path)?;
-    let list = columns
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
+) -> rusqlite::Result<Salvaged> {
+    let columns = names(
+        fresh,
+        &format!("SELECT name FROM pragma_table_info('{table}')"),
+    )?;
+    let list = columns.join(", ");
+    let (select, key) = if without_rowid {
+        let key = names(
+            fresh,
+            &format!("SELECT name FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk"),
+        )?
         .join(", ");
-    let marks = vec!["?"; columns.len() + usize::from(!without_rowid)].join(", ");
-    let (select, insert) = if without_rowid {
-        (
-            format!("SELECT {list} FROM \"{table}\""),
-            format!("INSERT OR IGNORE INTO \"{table}\" ({list}) VALUES ({marks})"),
-        )
+        (format!("SELECT {list}, NULL"), key)
     } else {
-        (
-            format!("SELECT rowid, {list} FROM \"{table}\" ORDER BY rowid"),
-            format!("INSERT OR IGNORE INTO \"{table}\" (rowid, {list}) VALUES ({marks})"),
-        )
+        (format!("SELECT {list}, rowid"), "rowid".to_string())
     };
-    let width = columns.len() + usize::from(!without_rowid);
-    let mut ins = fresh.prepare(&insert).at(path)?;
-    let mut copy = |row: &rusqlite::Row<'_>| -> rusqlite::Result<i64> {
-        let values: Vec<rusqlite::types::Value> = (0..width)
-            .map(|i| row.get(i))
-            .collect::<rusqlite::Result<_>>()?;
-        ins.execute(rusqlite::params_from_iter(values.iter()))?;
-        if without_rowid { Ok(0) } else { row.get(0) }
+    let into = if without_rowid {
+        let marks = vec!["?"; columns.len()].join(", ");
+        format!("INSERT OR IGNORE INTO \"{table}\" ({list}) VALUES ({marks})")
+    } else {
+        let marks = vec!["?"; columns.len() + 1].join(", ");
+        format!("INSERT OR IGNORE INTO \"{table}\" ({list}, rowid) VALUES ({marks})")
     };
+    let width = columns.len();
+    let mut ins = fresh.prepare(&into)?;
     let mut out = Salvaged {
         table: table.to_string(),
         copied: 0,
         lost: 0,
+        changed: 0,
+        added: 0,
+        uncounted: false,
     };
-    let mut last = None;
-    let broke = (|| -> rusqlite::Result<()> {
-        let mut stmt = old.prepare(&select)?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            last = Some(copy(row)?);
-            out.copied += 1;
-        }
-        Ok(())
-    })()
-    .is_err();
-    if broke && !without_rowid {
-        // Past the break, one row at a time up to the largest rowid the table admits to.
-        let max: Option<i64> = old
-            .query_row(&format!("SELECT max(rowid) FROM \"{table}\""), [], |r| {
-                r.get(0)
-            })
-            .unwrap_or(None);
-        let from = last.map_or(1, |l| l + 1);
-        let one = format!("SELECT rowid, {list} FROM \"{table}\" WHERE rowid = ?1");
-        for rowid in from..=max.unwrap_or(from - 1) {
-            let got = old
-                .prepare_cached(&one)
-                .and_then(|mut s| s.query_row([rowid], |row| copy(row)).map(Some))
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                    e => Err(e),
-                });
-            match got {
-                Ok(Some(_)) => out.copied += 1,
-                Ok(None) => {}
-                Err(_) => out.lost += 1,
+    // Copies the rows `sql` yields until it ends or breaks; the rowids it saw, in order.
+    let mut scan = |sql: &str, out: &mut Salvaged| -> (Vec<i64>, bool) {
+        let mut seen = Vec::new();
+        let broke = (|| -> rusqlite::Result<()> {
+            let mut stmt = old.prepare(sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let mut values: Vec<rusqlite::types::Value> = (0..width)
+                    .map(|i| row.get(i))
+                    .collect::<rusqlite::Result<_>>()?;
+                let rowid: Option<i64> = row.get(width)?;
+                if let Some(id) = rowid {
+                    values.push(rusqlite::types::Value::Integer(id));
+                    seen.push(id);
+                }
+                out.copied += ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
+            }
+            Ok(())
+        })()
+        .is_err();
+        (seen, broke)
+    };
+    let from = format!("{select} FROM \"{table}\"");
+    let desc_key = key
+        .split(", ")
+        .map(|k| format!("{k} DESC"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (forward, broke) = scan(&format!("{from} ORDER BY {key}"), &mut out);
+    if !broke {
+        return Ok(out);
+    }
+    let (backward, _) = scan(&format!("{from} ORDER BY {desc_key}"), &mut out);
+    let indexes: Vec<String> = names(
+        fresh,
+        &format!("SELECT name FROM pragma_index_list('{table}') WHERE origin = 'c'"),
+    )?;
+    if without_rowid {
+        // The indexes hold every column: read the rows through them, both ways. The rows
+        // lost are those a complete index lists that no read gave (0 if none is complete).
+        let mut listed = None;
+        for index in &indexes {
+            let via = format!("{select} FROM \"{table}\" INDEXED BY {index}");
+            let (_, broke) = scan(&via, &mut out);
+            scan(&format!("{via} ORDER BY {desc_key}"), &mut out);
+            if !broke {
+                let n: i64 = old
+                    .query_row(
+                        &format!("SELECT count(*) FROM \"{table}\" INDEXED BY {index}"),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or(0);
+                listed = Some(n as u64);
             }
         }
-    } else if broke {
-        out.lost += 1;
+        out.lost = listed.map_or(0, |n| n.saturating_sub(out.copied));
+        out.uncounted = listed.is_none();
+        return Ok(out);
+    }
+    // Rowid table: the gap between the two scans, row by row.
+    let low = forward.last().copied().unwrap_or(i64::MIN);
+    let high = backward.last().copied().unwrap_or_else(|| {
+        old.query_row(&format!("SELECT max(rowid) FROM \"{table}\""), [], |r| {
+            r.get(0)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(low)
+    });
+    let mut known = std::collections::BTreeSet::new();
+    let mut complete_index = false;
+    for index in &indexes {
+        let mut listed = |order: &str| -> bool {
+            (|| -> rusqlite::Result<()> {
+                let mut stmt = old.prepare(&format!(
+                    "SELECT rowid FROM \"{table}\" INDEXED BY {index} WHERE rowid > ?1 AND rowid < ?2 ORDER BY rowid {order}"
+                ))?;
+                let mut rows = stmt.query([low, high])?;
+                while let Some(row) = rows.next()? {
+                    known.insert(row.get::<_, i64>(0)?);
+                }
+                Ok(())
+            })()
+            .is_ok()
+        };
+        complete_index |= listed("ASC");
+        listed("DESC");
+    }
+    let one = format!("{from} WHERE rowid = ?1");
+    let first = if low == i64::MIN { 1 } else { low + 1 };
+    for rowid in first..high {
+        let got = old.prepare_cached(&one).and_then(|mut s| {
+            let mut rows = s.query([rowid])?;
+            match rows.next()? {
+                None => Ok(false),
+                Some(row) => {
+                    let mut values: Vec<rusqlite::types::Value> = (0..width)
+                        .map(|i| row.get(i))
+                        .collect::<rusqlite::Result<_>>(
+                    )?;
+                    values.push(rusqlite::types::Value::Integer(rowid));
+                    out.copied += ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
+                    Ok(true)
+                }
+            }
+        });
+        // An unreadable rowid is a lost row if an index lists it; when no index could be
+        // read whole, every unreadable rowid counts (an estimate from above).
+        if got.is_err() && (known.contains(&rowid) || !complete_index) {
+            out.lost += 1;
+        }
     }
     Ok(out)
+}
+
+/// Makes the rebuilt board hold together after rows were lost, counting per table:
+/// - a reference that may be empty (a task's current run, an event's run) to a lost row is
+///   cleared (`changed`); a row whose required parent is lost goes too (`lost`), until
+///   nothing points at a lost row (one loss can orphan rows that orphan others);
+/// - a running task whose run is lost goes back to `ready` (`changed`): it will be claimed
+///   again, as after a crash of its agent;
+/// - a run whose `claimed` event is lost gets one back (`added`), dated when the run began;
+/// - a notifier cursor past the last event left is moved back to it (`changed`).
+fn reconcile(fresh: &Connection, salvaged: &mut [Salvaged]) -> rusqlite::Result<()> {
+    use std::collections::{BTreeMap, BTreeSet};
+    // Rows changed, by table and rowid: a row changed twice counts once, and a changed row
+    // that goes after all counts as lost only.
+    let mut changed: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut lost: BTreeMap<String, u64> = BTreeMap::new();
+    let rowids = |sql: &str| -> rusqlite::Result<Vec<i64>> {
+        fresh.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
+    };
+    let fks: Vec<(String, String, String, String, bool, bool)> = fresh
+        .prepare(
+            "SELECT m.name, f.\"from\", f.\"table\", f.\"to\", i.\"notnull\",
+                    m.sql LIKE '%WITHOUT ROWID%'
+             FROM sqlite_master m, pragma_foreign_key_list(m.name) f,
+                  pragma_table_info(m.name) i
+             WHERE m.type = 'table' AND i.name = f.\"from\"",
+        )?
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    loop {
+        let mut moved = 0;
+        for (table, from, parent, to, not_null, without_rowid) in &fks {
+            let missing = format!(
+                "\"{from}\" IS NOT NULL AND \"{from}\" NOT IN (SELECT \"{to}\" FROM \"{parent}\")"
+            );
+            if *not_null && *without_rowid {
+                let n = fresh.execute(&format!("DELETE FROM \"{table}\" WHERE {missing}"), [])?;
+                *lost.entry(table.clone()).or_default() += n as u64;
+                moved += n;
+            } else if *not_null {
+                let gone = rowids(&format!(
+                    "DELETE FROM \"{table}\" WHERE {missing} RETURNING rowid"
+                ))?;
+                let was_changed = changed.entry(table.clone()).or_default();
+                for id in &gone {
+                    was_changed.remove(id);
+                }
+                *lost.entry(table.clone()).or_default() += gone.len() as u64;
+                moved += gone.len();
+            } else {
+                let ids = rowids(&format!(
+                    "UPDATE \"{table}\" SET \"{from}\" = NULL WHERE {missing} RETURNING rowid"
+                ))?;
+                moved += ids.len();
+                changed.entry(table.clone()).or_default().extend(ids);
+            }
+        }
+        if moved == 0 {
+            break;
+        }
+    }
+    let requeued = rowids(
+        "UPDATE tasks SET status = 'ready', current_run_id = NULL
+         WHERE status = 'running' AND (current_run_id IS NULL OR current_run_id NOT IN
+             (SELECT id FROM task_runs WHERE status = 'running' AND task_id = tasks.id))
+         RETURNING rowid",
+    )?;
+    changed.entry("tasks".into()).or_default().extend(requeued);
+    let restored = fresh.execute(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
+         SELECT r.task_id, r.id, 'claimed', 'restored by repair', r.started_at
+         FROM task_runs r WHERE NOT EXISTS (
+             SELECT 1 FROM task_events e WHERE e.run_id = r.id AND e.kind = 'claimed')",
+        [],
+    )?;
+    let moved_back = rowids(
+        "UPDATE notify_subs SET last_event_id = (SELECT coalesce(max(id), 0) FROM task_events)
+         WHERE last_event_id > (SELECT coalesce(max(id), 0) FROM task_events) RETURNING rowid",
+    )?;
+    changed
+        .entry("notify_subs".into())
+        .or_default()
+        .extend(moved_back);
+    for s in salvaged.iter_mut() {
+        let n = lost.get(&s.table).copied().unwrap_or(0);
+        s.copied -= n;
+        s.lost += n;
+        s.changed = changed.get(&s.table).map_or(0, |c| c.len() as u64);
+        if s.table == "task_events" {
+            s.added = restored as u64;
+        }
+    }
+    Ok(())
 }

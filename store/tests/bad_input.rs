@@ -519,6 +519,21 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 waited_ms: 10_000,
             },
         ),
+        (
+            "Unavailable",
+            Error::Unavailable {
+                path: path(),
+                why: "no gateway listens on /boards/main/kanban.db.sock: Connection refused (os error 111)".into(),
+            },
+        ),
+        (
+            "Remote",
+            Error::Remote {
+                path: path(),
+                kind: "NoSuchTask".into(),
+                message: "/boards/main/kanban.db: no task 7".into(),
+            },
+        ),
         ("GatewayRunning", Error::GatewayRunning { path: path() }),
         (
             "WrongRole",

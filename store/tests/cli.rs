@@ -9,34 +9,11 @@ mod common;
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
-use common::{bytes, bytes_via_child, damage_index, gateway, make_board, random_bytes, write};
+use common::{
+    bytes, bytes_via_child, damage_index, gateway, kanban_db, make_board, random_bytes, write,
+};
 use kanban_store::{Board, NewTask, info, schema};
-
-/// What one run of `kanban-db` did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn kanban_db<I, S>(args: I) -> Run
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let out = Command::new(env!("CARGO_BIN_EXE_kanban-db"))
-        .args(args)
-        .output()
-        .expect("run kanban-db");
-    Run {
-        code: out.status.code().expect("kanban-db exited by a signal"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
-}
 
 fn shown(db: &Path) -> String {
     db.display().to_string()

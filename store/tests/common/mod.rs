@@ -145,3 +145,96 @@ fn set_index_sql(db: &Path, sql: &str) {
 pub fn raw(db: &Path) -> Connection {
     Connection::open(db).unwrap_or_else(|e| panic!("open {} raw: {e}", db.display()))
 }
+
+/// One leaf page of a table's b-tree, as SQLite's `dbstat` table describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeafPage {
+    /// The page number (1-based, as SQLite counts).
+    pub pageno: u64,
+    /// How many rows (cells) the page holds.
+    pub cells: u64,
+}
+
+/// The leaf pages of `table` in the board at `db`, in b-tree order (lowest keys first),
+/// from the `dbstat` virtual table (compiled into the bundled SQLite). Opens and closes a
+/// raw connection, so call it only while nothing else has the board open: closing the
+/// last connection checkpoints, and afterwards the whole board is in the main file.
+pub fn leaf_pages(db: &Path, table: &str) -> Vec<LeafPage> {
+    let conn = raw(db);
+    let pages = conn
+        .prepare(
+            "SELECT pageno, ncell FROM dbstat WHERE name = ?1 AND pagetype = 'leaf'
+             ORDER BY path",
+        )
+        .and_then(|mut s| {
+            s.query_map([table], |r| {
+                let (pageno, cells): (i64, i64) = (r.get(0)?, r.get(1)?);
+                Ok(LeafPage {
+                    pageno: pageno as u64,
+                    cells: cells as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap_or_else(|e| panic!("dbstat of {table} in {}: {e}", db.display()));
+    drop(conn);
+    pages
+}
+
+/// Overwrites page `pageno` of the closed board at `db` with pseudo-random bytes from
+/// `seed` (see [`random_bytes`]), in place. The page-type byte is made invalid, so that
+/// SQLite cannot take the garbage for a b-tree page and every read of the page fails.
+/// Only while no connection to the board is open in this process, and with no `-wal`
+/// beside it (a WAL frame of the page would hide the damage).
+pub fn overwrite_page(db: &Path, pageno: u64, seed: u64) {
+    use std::os::unix::fs::FileExt;
+    assert_eq!(
+        sidecars(db),
+        Vec::<PathBuf>::new(),
+        "damage a checkpointed board only"
+    );
+    assert!(pageno > 1, "page 1 holds the header and the schema");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(db)
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let mut header = [0u8; 100];
+    file.read_exact_at(&mut header, 0).expect("read the header");
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let mut garbage = random_bytes(page_size as usize, seed);
+    if matches!(garbage[0], 2 | 5 | 10 | 13) {
+        garbage[0] ^= 0x80;
+    }
+    file.write_all_at(&garbage, (pageno - 1) * page_size)
+        .unwrap_or_else(|e| panic!("write page {pageno} of {}: {e}", db.display()));
+    file.sync_all().expect("sync");
+}
+
+/// What one run of `kanban-db` did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `kanban-db` binary of this build.
+pub fn kanban_db<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_kanban-db"))
+        .args(args)
+        .output()
+        .expect("run kanban-db");
+    Run {
+        code: out.status.code().expect("kanban-db exited by a signal"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}

@@ -119,12 +119,8 @@ def main(argv):
             ratio(f"open integrity_on_connect/hardened @ {size}",
                   f"open/integrity_on_connect/{size}", f"open/hardened/{size}")
     ratio("multi_process hardened/raw", "multi_process/hardened", "multi_process/raw", "≤", 1.10)
-    if "multi_process/single_writer" in results:
-        ratio("multi_process single_writer/hardened", "multi_process/single_writer",
-              "multi_process/hardened")
-    else:
-        rows.append(("multi_process single_writer/hardened", "not measured", "—", "—",
-                     "single-writer mode does not exist yet (issue 6)"))
+    ratio("multi_process single_writer/hardened", "multi_process/single_writer",
+          "multi_process/hardened")
     rate("harness seeds_free", "harness/seeds_free", 100)
     rate("harness seeds_deterministic", "harness/seeds_deterministic", 20)
     lock, stale = median("lock/shared_session")

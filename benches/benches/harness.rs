@@ -3,11 +3,12 @@
 //! `kanban-harness run --jobs <cores>` would). Targets on 2 cores: ≥ 100 seeds/s free-running,
 //! ≥ 20 seeds/s in deterministic mode.
 //!
-//! The scenario is `benches/scenarios/seeds.toml` (a gateway and an agent, one kill, a 20 ms
-//! budget); each seed makes its board, forks its workers, kills and restarts one, stops
-//! them, and checks the board and the ledgers. `seeds_deterministic` runs the same scenario
+//! The scenario is `benches/scenarios/seeds.toml` (a gateway and an agent, one kill, a 10 ms
+//! budget); each seed makes its board (a copy of the file the first seed of its job process
+//! made through the store), forks its workers, kills and restarts one, stops them, and
+//! checks the board and the ledgers. `seeds_deterministic` runs the same scenario
 //! with `RunOptions::deterministic`: one worker at a time, scheduled from the seed over the
-//! token protocol, in logical time (the 20 ms budget is then logical). Criterion's
+//! token protocol, in logical time (the 10 ms budget is then logical). Criterion's
 //! throughput is one element per seed, so its `elem/s` is seeds per second.
 //!
 //! Fork safety: `jobs::run` forks job processes and each job forks its workers. This bench

@@ -25,18 +25,22 @@
 //! real disk, where waiting for `fsync` is part of the cost). `multi_process` and `harness`
 //! time several processes, so they always use wall time.
 //!
-//! Fork safety: the multi-process benchmark starts its children with `fork`+`exec` of the
-//! `bench-worker` binary (never a bare `fork`), and only while no SQLite connection is open
-//! in the bench process.
+//! Fork safety: the multi-process benchmark starts its children (the single-writer
+//! gateway among them) with `fork`+`exec` of the `bench-worker` binary (never a bare
+//! `fork`), and only while no SQLite connection is open in the bench process.
 
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 
+use kanban_store::single_writer::WriteServer;
 use kanban_store::{Board, Event, EventId, NewTask, Role, StoreConfig, TaskId};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 /// The board sizes of the `open` group: (criterion parameter, bytes). `MB` means MiB.
 pub const SIZES: [(&str, u64); 3] = [("1MB", 1 << 20), ("10MB", 10 << 20), ("50MB", 50 << 20)];
@@ -295,6 +299,45 @@ pub fn raw_claim_task(
     Ok(claim)
 }
 
+/// The body of the comments the `multi_process` writers post (64 bytes, varying by task).
+pub fn comment_body(task: TaskId) -> String {
+    filler(64, task.unsigned_abs())
+}
+
+/// The raw baseline of `Board::comment`: the same statements, through the same rusqlite
+/// calls, in one `BEGIN IMMEDIATE` transaction (see `store/src/txn.rs`): look the task up
+/// (the store's cached `task_status` statement), insert the comment, insert the `commented`
+/// event. Returns the comment's id, or `None` when there is no such task.
+pub fn raw_comment(
+    conn: &mut Connection,
+    task: TaskId,
+    author: &str,
+    body: &str,
+) -> rusqlite::Result<Option<i64>> {
+    let now = now_ms();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let status: Option<String> = tx
+        .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?
+        .query_row([task], |r| r.get(0))
+        .optional()?;
+    if status.is_none() {
+        return Ok(None); // rolled back on drop, as the store's error rolls back
+    }
+    tx.execute(
+        "INSERT INTO task_comments (task_id, author, body, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![task, author, body, now],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![task, None::<i64>, "commented", author, now],
+    )?;
+    tx.commit()?;
+    Ok(Some(id))
+}
+
 /// The raw baseline of `Board::events_since`: the same statement (cached, as the store
 /// caches it) mapped into the same [`Event`] values.
 pub fn raw_events_since(
@@ -329,21 +372,56 @@ pub fn last_event_id(conn: &Connection) -> rusqlite::Result<EventId> {
 /// Untimed setup of the write benchmarks: `n` claimable (`ready`) tasks, in one
 /// transaction; returns their ids (consecutive).
 pub fn add_ready_tasks(conn: &mut Connection, n: u64) -> rusqlite::Result<Vec<TaskId>> {
+    add_tasks(conn, n, "ready")
+}
+
+/// Untimed setup: `n` tasks in `status`, in one transaction; returns their ids (consecutive).
+pub fn add_tasks(conn: &mut Connection, n: u64, status: &str) -> rusqlite::Result<Vec<TaskId>> {
     let now = now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut ids = Vec::new();
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO tasks (title, body, status, priority, created_at, updated_at)
-             VALUES ('bench', '', 'ready', 0, ?1, ?1)",
+             VALUES ('bench', '', ?2, 0, ?1, ?1)",
         )?;
         for _ in 0..n {
-            insert.execute([now])?;
+            insert.execute(params![now, status])?;
             ids.push(tx.last_insert_rowid());
         }
     }
     tx.commit()?;
     Ok(ids)
+}
+
+/// The highest comment and event ids on a board: what [`retire_since`] goes back to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// The last comment's id (0 when there are none).
+    pub comment: i64,
+    /// The last event's id (0 when there are none).
+    pub event: EventId,
+}
+
+/// The board's [`Mark`] now.
+pub fn mark(conn: &Connection) -> rusqlite::Result<Mark> {
+    Ok(Mark {
+        comment: conn.query_row("SELECT coalesce(max(id), 0) FROM task_comments", [], |r| {
+            r.get(0)
+        })?,
+        event: last_event_id(conn)?,
+    })
+}
+
+/// Untimed clean-up of the `multi_process` benchmark: removes every comment and event newer
+/// than `mark` (so the board stays the same size however many iterations ran), then
+/// truncates the WAL.
+pub fn retire_since(conn: &mut Connection, mark: Mark) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute("DELETE FROM task_comments WHERE id > ?1", [mark.comment])?;
+    tx.execute("DELETE FROM task_events WHERE id > ?1", [mark.event])?;
+    tx.commit()?;
+    truncate_wal(conn)
 }
 
 /// Untimed clean-up of the write benchmarks: removes every claimed task with its run and
@@ -371,37 +449,55 @@ pub fn truncate_wal(conn: &Connection) -> rusqlite::Result<()> {
 /// Which implementation a `bench-worker` child uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
-    /// Hand-written rusqlite ([`raw_open`], [`raw_claim_task`], [`raw_events_since`]).
+    /// Hand-written rusqlite ([`raw_open`], [`raw_comment`], [`raw_events_since`]).
     Raw,
-    /// The hardened store (`Board`).
+    /// The hardened store (`Board`): every writer writes the file itself.
     Hardened,
+    /// The hardened store in single-writer mode: a gateway process serves the writes
+    /// ([`Part::Gateway`]), the writers are dashboards whose writes go to it over the
+    /// board's socket.
+    SingleWriter,
 }
 
 impl Flavor {
-    /// The name on the `bench-worker` command line.
+    /// The name on the `bench-worker` command line (and the bench id).
     pub fn name(self) -> &'static str {
         match self {
             Flavor::Raw => "raw",
             Flavor::Hardened => "hardened",
+            Flavor::SingleWriter => "single_writer",
         }
     }
 
     fn parse(s: &str) -> Option<Flavor> {
-        [Flavor::Raw, Flavor::Hardened]
+        [Flavor::Raw, Flavor::Hardened, Flavor::SingleWriter]
             .into_iter()
             .find(|f| f.name() == s)
+    }
+
+    /// The store configuration of a `role` session of this flavour.
+    fn config(self, role: Role) -> StoreConfig {
+        let mut cfg = StoreConfig::new(role);
+        cfg.single_writer = self == Flavor::SingleWriter;
+        cfg
     }
 }
 
 /// What a `bench-worker` child does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
-    /// `count` claim transactions, of tasks `first..first + count` (a worker process,
-    /// `Role::Worker`).
+    /// `count` comment transactions, one on each of tasks `first..first + count`, authored
+    /// `NAME`, body [`comment_body`] (`Role::Worker`; `Role::Dashboard` in single-writer
+    /// mode, so that its writes are forwarded).
     Writer,
     /// `count` polls of the event log, 100 events at most each, from cursor `first` on,
     /// moving its cursor like a websocket poller (a dashboard process, `Role::Dashboard`).
     Reader,
+    /// Single-writer mode only: the gateway (`Role::Gateway`). Opens its session, binds the
+    /// board's [`WriteServer`], prints `ready`, then serves (non-blocking `serve`, a pause
+    /// of [`SERVE_PAUSE`] when nothing was waiting) until its standard input is closed;
+    /// prints `served N` (requests answered) and exits. `FIRST` and `COUNT` are unused.
+    Gateway,
 }
 
 impl Part {
@@ -410,11 +506,12 @@ impl Part {
         match self {
             Part::Writer => "writer",
             Part::Reader => "reader",
+            Part::Gateway => "gateway",
         }
     }
 
     fn parse(s: &str) -> Option<Part> {
-        [Part::Writer, Part::Reader]
+        [Part::Writer, Part::Reader, Part::Gateway]
             .into_iter()
             .find(|p| p.name() == s)
     }
@@ -423,13 +520,16 @@ impl Part {
 /// Events a reader asks for per poll.
 pub const POLL_LIMIT: u32 = 100;
 
+/// How long the single-writer gateway pauses when no request was waiting.
+pub const SERVE_PAUSE: Duration = Duration::from_micros(50);
+
 /// The `bench-worker` child: `bench-worker FLAVOR PART DB FIRST COUNT NAME` (see [`Part`]).
 /// Opens its session, does its `COUNT` operations, closes; returns a message on any error
-/// (a claim that finds its task not ready is one: the parent made them ready).
+/// (a comment that finds no task is one: the parent made them).
 pub fn worker_main(args: &[String]) -> Result<(), String> {
     let [flavor, part, db, first, count, name] = args else {
         return Err(format!(
-            "usage: bench-worker raw|hardened writer|reader DB FIRST COUNT NAME (got {args:?})"
+            "usage: bench-worker raw|hardened|single_writer writer|reader|gateway DB FIRST COUNT NAME (got {args:?})"
         ));
     };
     let flavor = Flavor::parse(flavor).ok_or_else(|| format!("unknown flavor {flavor:?}"))?;
@@ -437,15 +537,16 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
     let first: i64 = first.parse().map_err(|e| format!("FIRST {first:?}: {e}"))?;
     let count: i64 = count.parse().map_err(|e| format!("COUNT {count:?}: {e}"))?;
     let db = Path::new(db);
-    let not_ready = |task| format!("{name}: task {task} was not ready");
+    let no_task = |task| format!("{name}: task {task} does not exist");
     let tasks = first..first + count;
+    let err = |e: kanban_store::Error| e.to_string();
     match (flavor, part) {
         (Flavor::Raw, Part::Writer) => {
             let mut conn = raw_open(db).map_err(|e| e.to_string())?;
             for task in tasks {
-                raw_claim_task(&mut conn, task, name)
+                raw_comment(&mut conn, task, name, &comment_body(task))
                     .map_err(|e| e.to_string())?
-                    .ok_or_else(|| not_ready(task))?;
+                    .ok_or_else(|| no_task(task))?;
             }
         }
         (Flavor::Raw, Part::Reader) => {
@@ -457,27 +558,67 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
                 cursor = events.last().map_or(cursor, |e| e.id);
             }
         }
-        (Flavor::Hardened, Part::Writer) => {
-            let mut board = Board::open(db, Role::Worker).map_err(|e| e.to_string())?;
+        (Flavor::Hardened | Flavor::SingleWriter, Part::Writer) => {
+            let role = match flavor {
+                Flavor::SingleWriter => Role::Dashboard,
+                _ => Role::Worker,
+            };
+            let mut board = Board::open_with(db, flavor.config(role)).map_err(err)?;
             for task in tasks {
                 board
-                    .claim_task(task, name)
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| not_ready(task))?;
+                    .comment(task, name, &comment_body(task))
+                    .map_err(err)?;
             }
         }
-        (Flavor::Hardened, Part::Reader) => {
-            let mut board = Board::open(db, Role::Dashboard).map_err(|e| e.to_string())?;
+        (Flavor::Hardened | Flavor::SingleWriter, Part::Reader) => {
+            let mut board = Board::open_with(db, flavor.config(Role::Dashboard)).map_err(err)?;
             let mut cursor = first;
             for _ in 0..count {
-                let events = board
-                    .events_since(cursor, POLL_LIMIT)
-                    .map_err(|e| e.to_string())?;
+                let events = board.events_since(cursor, POLL_LIMIT).map_err(err)?;
                 cursor = events.last().map_or(cursor, |e| e.id);
             }
         }
+        (Flavor::SingleWriter, Part::Gateway) => {
+            let served = gateway(db, flavor.config(Role::Gateway))?;
+            println!("served {served}");
+        }
+        (_, Part::Gateway) => {
+            return Err(format!(
+                "a gateway is for {} only",
+                Flavor::SingleWriter.name()
+            ));
+        }
     }
     Ok(())
+}
+
+/// The single-writer gateway of [`Part::Gateway`]; returns how many requests it answered.
+fn gateway(db: &Path, cfg: StoreConfig) -> Result<usize, String> {
+    let mut board = Board::open_with(db, cfg).map_err(|e| e.to_string())?;
+    let server = WriteServer::bind(db).map_err(|e| e.to_string())?;
+    // Told to stop by the end of standard input (the parent closes its end, or dies); a
+    // thread blocks on it so that the serving loop never does.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().lock().read_to_end(&mut sink);
+        flag.store(true, Ordering::Release);
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("telling the parent: {e}"))?;
+    drop(out);
+    let mut served = 0;
+    while !stop.load(Ordering::Acquire) {
+        let n = server.serve(&mut board).map_err(|e| e.to_string())?;
+        served += n;
+        if n == 0 {
+            std::thread::sleep(SERVE_PAUSE);
+        }
+    }
+    Ok(served)
 }
 
 #[cfg(test)]
@@ -520,5 +661,53 @@ mod tests {
             )
             .unwrap();
         assert_eq!(running, 0);
+    }
+
+    #[test]
+    fn raw_comment_matches_the_store() {
+        // The multi_process writers' baseline: same rows, same events, same clean-up.
+        let dir = scratch("kanban-bench-test-");
+        let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+        let mut ids = Vec::new();
+        let mut marks = Vec::new();
+        for db in [&a, &b] {
+            build_board(db, 0);
+            let mut conn = raw_open(db).unwrap();
+            ids = add_tasks(&mut conn, 3, "todo").unwrap();
+            marks.push(mark(&conn).unwrap());
+        }
+        assert_eq!(marks[0], marks[1]);
+        let mut raw = raw_open(&a).unwrap();
+        let mut board = Board::open(&b, Role::Worker).unwrap();
+        for &task in &ids {
+            let body = comment_body(task);
+            let r = raw_comment(&mut raw, task, "w", &body).unwrap().unwrap();
+            let s = board.comment(task, "w", &body).unwrap();
+            assert_eq!(r, s);
+        }
+        let nowhere = ids[2] + 1;
+        assert_eq!(raw_comment(&mut raw, nowhere, "w", "x").unwrap(), None);
+        assert!(board.comment(nowhere, "w", "x").is_err());
+        let comments = |conn: &Connection| -> Vec<(i64, i64, String, String)> {
+            conn.prepare("SELECT id, task_id, author, body FROM task_comments ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let store_conn = raw_open(&b).unwrap();
+        assert_eq!(comments(&raw), comments(&store_conn));
+        let tail = marks[0].event;
+        let mut from_raw = raw_events_since(&raw, tail, 10).unwrap();
+        let mut from_store = board.events_since(tail, 10).unwrap();
+        assert_eq!(from_raw.len(), 3);
+        for e in from_raw.iter_mut().chain(from_store.iter_mut()) {
+            e.created_at = 0;
+        }
+        assert_eq!(from_raw, from_store);
+        drop(board);
+        retire_since(&mut raw, marks[0]).unwrap();
+        assert_eq!(mark(&raw).unwrap(), marks[0]);
     }
 }

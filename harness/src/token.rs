@@ -246,6 +246,10 @@ impl kanban_store::Clock for LogicalClock {
     fn yield_now(&self) {
         point(Point::Lock);
     }
+
+    fn wait_readable(&self, _fd: std::os::fd::RawFd, max: Duration) {
+        sleep_us(max.as_micros() as u64);
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,21 @@ pub trait Clock: Send + Sync {
     /// deterministic scheduler may let another process run first. The real clock does
     /// nothing.
     fn yield_now(&self) {}
+    /// Waits until `fd` has something to read, or `max` has passed (single-writer mode: a
+    /// dashboard waiting for the gateway's answer). The real clock polls the descriptor, so
+    /// the answer is read the moment it arrives; a simulation lets others run for `max`.
+    fn wait_readable(&self, fd: std::os::fd::RawFd, max: Duration) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(max.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd; an early return (EINTR, readiness) is what we want.
+        unsafe {
+            libc::poll(&mut pfd, 1, ms);
+        }
+    }
 }
 
 /// The real clock.

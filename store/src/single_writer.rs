@@ -8,12 +8,13 @@
 //!
 //! No process blocks in the kernel waiting for another: the server is polled between the
 //! gateway's other work ([`WriteServer::serve`], non-blocking), and the client waits for
-//! its answer with short pauses of the configured clock, so the deterministic scheduler
-//! sees every wait. A gateway that is down gives [`Error::Unavailable`] at once (nobody
+//! its answer through the configured clock (`Clock::wait_readable`: a `poll` of the socket
+//! for real, a logical sleep under the deterministic scheduler, which sees every wait). A gateway that is down gives [`Error::Unavailable`] at once (nobody
 //! listens); one that does not answer within the busy timeout gives it too, and the write
 //! may or may not have happened (like a commit whose process died before it returned).
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write as _};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,7 +26,8 @@ use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::types::{NewTask, TaskId, TaskStatus};
 
-/// How long the client waits between two looks for its answer.
+/// The longest the client waits at once for its answer (the real clock wakes it as soon
+/// as the answer arrives; a simulated one lets others run this long).
 const PAUSE: Duration = Duration::from_micros(200);
 
 /// The socket of the board at `db`.
@@ -214,7 +216,7 @@ pub(crate) fn forward(db: &Path, cfg: &StoreConfig, write: &Write) -> Result<i64
                         waited.as_millis()
                     )));
                 }
-                cfg.clock.sleep(PAUSE);
+                cfg.clock.wait_readable(stream.as_raw_fd(), PAUSE);
                 waited += PAUSE;
             }
             Err(e) => return Err(unavailable(format!("reading the answer: {e}"))),

@@ -168,12 +168,7 @@ impl LockFile {
 
     /// Whether another open file description holds `range` (`F_OFD_GETLK`).
     fn held_elsewhere(&self, range: Range) -> Result<bool> {
-        // SAFETY: `flock` is plain old data; all-zero is a valid value that we then fill in.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        fl.l_start = range as libc::off_t;
-        fl.l_len = 1;
+        let mut fl = one_byte(range, libc::F_WRLCK);
         // SAFETY: the descriptor is open for the life of `self.file`; `fl` is a valid flock.
         let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
         if rc != 0 {
@@ -302,13 +297,7 @@ impl LockFile {
 
     /// One non-blocking `F_OFD_SETLK`; `Ok(false)` when another holder conflicts.
     fn set(&self, range: Range, kind: libc::c_int) -> Result<bool> {
-        // SAFETY: `flock` is plain old data; all-zero is a valid value that we then fill in.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = kind as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        fl.l_start = range as libc::off_t;
-        fl.l_len = 1;
-        // l_pid must be 0 for OFD locks (it is, from zeroed()).
+        let fl = one_byte(range, kind);
         // SAFETY: the descriptor is open for the life of `self.file`; `fl` is a valid flock.
         let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
         if rc == 0 {
@@ -323,6 +312,18 @@ impl LockFile {
             }),
         }
     }
+}
+
+/// The `flock` for one byte-range `range` of kind `kind` (`l_pid` stays 0, as OFD locks
+/// require).
+fn one_byte(range: Range, kind: libc::c_int) -> libc::flock {
+    // SAFETY: `flock` is plain old data; all-zero is a valid value that we then fill in.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = range as libc::off_t;
+    fl.l_len = 1;
+    fl
 }
 
 #[cfg(test)]

@@ -14,11 +14,13 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
 use crate::error::{Error, Result};
-use crate::generation::{Pool, Sessions};
+use crate::generation::{self, Pool, Sessions};
 use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
+use crate::policy::{OnDamage, StartCheck};
 use crate::quarantine::{self, Quarantined};
 use crate::reads::{self, SqlResultExt};
+use crate::repair;
 use crate::single_writer::{self, Write};
 use crate::txn::Txn;
 use crate::types::{
@@ -286,6 +288,68 @@ impl Board {
             report.quarantined = Some(self.quarantine()?);
         }
         Ok(report)
+    }
+
+    /// The gateway's check at start-up (R7: explicit, once), then its
+    /// [`StoreConfig::on_damage`] policy: by default, damage confined to indexes is repaired
+    /// (`REINDEX`, nothing lost) and anything else gives [`Error::Corrupt`] so the gateway
+    /// stops until an operator runs `kanban-db repair`.
+    ///
+    /// Call it before the process opens its other sessions on the board: a repair waits for
+    /// every session to let go, and those of the calling thread cannot; with one open, a
+    /// repair is refused at once with [`Error::Busy`].
+    pub fn check_at_start(&mut self) -> Result<StartCheck> {
+        if !self.config.role.owns_checkpoints() {
+            return Err(Error::WrongRole {
+                path: self.path.clone(),
+                role: self.config.role,
+                operation: "the start-up check (the gateway's)",
+            });
+        }
+        let check = self.check(CheckLevel::Full)?;
+        let policy = self.config.on_damage;
+        let scope = match policy.other {
+            OnDamage::Repair => repair::Scope::Rebuild,
+            OnDamage::Stop | OnDamage::Continue => repair::Scope::Indexes,
+        };
+        match policy.reaction(&check) {
+            None | Some(OnDamage::Continue) => Ok(StartCheck {
+                check,
+                repaired: None,
+            }),
+            Some(OnDamage::Stop) => Err(Error::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "the gateway stops; run `kanban-db repair`: {}",
+                    check.findings().next().unwrap_or_default()
+                ),
+            }),
+            Some(OnDamage::Repair) => {
+                // Our own session lets go first; any other of this process would not.
+                self.pool.release();
+                if generation::open_here(&self.path) {
+                    return Err(Error::Busy {
+                        path: self.path.clone(),
+                        what: "the board for a repair (another session of this process holds it; check before opening it)",
+                        waited_ms: 0,
+                    });
+                }
+                match repair::repair_within(&self.path, &self.config, scope) {
+                    Ok(report) => Ok(StartCheck {
+                        check,
+                        repaired: Some(report),
+                    }),
+                    // The damage grew beyond indexes before the repair had the board.
+                    Err(Error::Corrupt { .. }) if policy.other == OnDamage::Continue => {
+                        Ok(StartCheck {
+                            check,
+                            repaired: None,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
     }
 
     /// R6: a PASSIVE checkpoint, by the owner only; the busy flag is returned, not dropped.

@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::DamagePolicy;
+
 /// What a process is to the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -159,6 +161,9 @@ pub struct StoreConfig {
     /// Single-writer mode: a dashboard sends its writes to the gateway over the board's
     /// socket (`<db>.sock`) instead of writing the file itself (see [`crate::single_writer`]).
     pub single_writer: bool,
+    /// The gateway's reaction to damage its start-up check finds
+    /// ([`crate::Board::check_at_start`]): repair index-only damage, stop on anything else.
+    pub on_damage: DamagePolicy,
     /// Timestamps and retry pauses.
     pub clock: Arc<dyn Clock>,
     /// Told when the store enters and leaves a [`Phase`] (none by default).
@@ -180,6 +185,7 @@ impl StoreConfig {
             quarantine_cap: 5,
             quarantine_on_damage: false,
             single_writer: false,
+            on_damage: DamagePolicy::default(),
             clock: Arc::new(SystemClock),
             observer: None,
             #[cfg(feature = "hazards")]
@@ -209,6 +215,8 @@ impl fmt::Debug for StoreConfig {
             .field("checkpoint_frames", &self.checkpoint_frames)
             .field("quarantine_cap", &self.quarantine_cap)
             .field("quarantine_on_damage", &self.quarantine_on_damage)
+            .field("single_writer", &self.single_writer)
+            .field("on_damage", &self.on_damage)
             .field("observer", &self.observer.is_some());
         #[cfg(feature = "hazards")]
         s.field("hazards", &self.hazards);

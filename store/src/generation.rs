@@ -48,6 +48,15 @@ impl Sessions {
 /// another session of its process still holds the board would wait for itself.
 static OPEN_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// Whether a session of this process is open on `path`.
+pub(crate) fn open_here(path: &Path) -> bool {
+    OPEN_HERE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|p| p == path)
+}
+
 /// A session, counted in [`OPEN_HERE`] while it lives.
 pub(crate) struct Counted {
     session: Session,
@@ -106,11 +115,7 @@ impl Backend for Sessions {
     }
 
     fn pause(&self, tries: u32) -> Result<()> {
-        let others = OPEN_HERE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&self.path);
-        if others {
+        if open_here(&self.path) {
             // Let the caller go on to its other sessions, which let go in turn.
             return Err(Error::Busy {
                 path: self.path.clone(),

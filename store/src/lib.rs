@@ -32,6 +32,7 @@ pub mod header;
 pub mod info;
 pub mod lock;
 mod open;
+pub mod policy;
 pub mod quarantine;
 mod reads;
 pub mod repair;
@@ -51,6 +52,7 @@ pub use check::{CheckLevel, CheckReport};
 pub use config::{Clock, Phase, PhaseObserver, Role, StoreConfig, SystemClock};
 pub use error::{Error, Result};
 pub use info::BoardInfo;
+pub use policy::{DamagePolicy, OnDamage, StartCheck};
 pub use quarantine::Quarantined;
 pub use txn::Txn;
 pub use types::{

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::generation::Maintainer;
 use crate::lock::LockFile;
 use crate::open::{self, Access};
+use crate::policy::index_only;
 use crate::quarantine::{self, Quarantined};
 use crate::reads::SqlResultExt;
 use crate::schema;
@@ -81,11 +82,25 @@ pub struct RepairReport {
 /// same typed errors as opening; gives [`Error::MaintenanceBusy`] when the board cannot be
 /// had to itself within the configured lock timeout.
 pub fn repair(path: &Path, cfg: &StoreConfig) -> Result<RepairReport> {
+    repair_within(path, cfg, Scope::Rebuild)
+}
+
+/// How far a repair may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Only `REINDEX`, which loses nothing; damage beyond indexes is [`Error::Corrupt`].
+    Indexes,
+    /// A rebuild too, when `REINDEX` is not enough.
+    Rebuild,
+}
+
+/// [`repair`], going no further than `scope`.
+pub(crate) fn repair_within(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairReport> {
     // A file that is no board (or whose schema cannot be read) is refused untouched.
     drop(crate::Board::inspect(path)?);
     exclusively(path, cfg, || {
         in_phase(cfg.observer.as_ref(), Phase::Repair, || {
-            under_lock(path, cfg)
+            under_lock(path, cfg, scope)
         })
     })
 }
@@ -105,7 +120,7 @@ pub(crate) fn exclusively<T>(
 }
 
 /// The repair proper; the caller holds the exclusive maintenance lock.
-fn under_lock(path: &Path, cfg: &StoreConfig) -> Result<RepairReport> {
+fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairReport> {
     let mut owner = cfg.clone();
     owner.role = Role::Gateway;
     let mut conn = open::connect(path, &owner, Access::ReadWrite)?;
@@ -132,6 +147,15 @@ fn under_lock(path: &Path, cfg: &StoreConfig) -> Result<RepairReport> {
             });
         }
     }
+    if scope == Scope::Indexes {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "damage beyond indexes, left for `kanban-db repair`: {}",
+                before.findings().next().unwrap_or_default()
+            ),
+        });
+    }
     let quarantined = in_phase(cfg.observer.as_ref(), Phase::Quarantine, || {
         quarantine::keep(&conn, path, cfg.quarantine_cap)
     })?;
@@ -156,17 +180,6 @@ fn under_lock(path: &Path, cfg: &StoreConfig) -> Result<RepairReport> {
         salvaged,
         quarantined: Some(quarantined),
     })
-}
-
-/// Whether every finding of the check is about an index (its entries), not a table.
-fn index_only(report: &CheckReport) -> bool {
-    report.foreign_keys.is_empty()
-        && !report.integrity.is_empty()
-        && report.integrity.iter().all(|line| {
-            line.starts_with("wrong # of entries in index")
-                || (line.starts_with("row ") && line.contains(" missing from index "))
-                || line.starts_with("non-unique entry in index")
-        })
 }
 
 /// Copies what can be read of `old` into a new in-memory board, table by table, then makes

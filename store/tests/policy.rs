@@ -1,0 +1,190 @@
+//! The gateway's damage policy at start-up ([`Board::check_at_start`]).
+//!
+//! - By default, index-only damage is repaired in place (every row kept) and the board is
+//!   healthy afterwards; damage to a table stops the gateway with `Corrupt` and leaves the
+//!   file as it was.
+//! - Each reaction can be chosen per kind of damage: go on (upstream's), stop, or repair
+//!   (a table rebuilt when the operator allows it).
+//! - A repair the calling thread would block (another session of this process open) is
+//!   refused at once with `Busy`, and only the gateway has a start-up check.
+//!
+//! Board files are damaged (and read with `std::fs`) only while nothing has them open in
+//! this process (see `common`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{bytes, damage_index, gateway, leaf_pages, make_board, overwrite_page, raw};
+use kanban_store::repair::RepairAction;
+use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role};
+
+fn new_path() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    (dir, db)
+}
+
+/// A board whose `idx_events_run` misses an entry.
+fn index_damaged() -> (tempfile::TempDir, PathBuf) {
+    let (dir, db) = new_path();
+    make_board(&db, 100);
+    damage_index(&db);
+    (dir, db)
+}
+
+/// A board with a leaf of `task_events` overwritten with garbage.
+fn table_damaged() -> (tempfile::TempDir, PathBuf) {
+    let (dir, db) = new_path();
+    make_board(&db, 600);
+    let leaves = leaf_pages(&db, "task_events");
+    overwrite_page(&db, leaves[leaves.len() / 2].pageno, 7);
+    (dir, db)
+}
+
+/// A gateway session on `db` with `policy`.
+fn gateway_with(db: &Path, policy: DamagePolicy) -> Board {
+    let mut cfg = gateway();
+    cfg.on_damage = policy;
+    Board::open_with(db, cfg).unwrap()
+}
+
+/// [`gateway_with`] the same reaction to either kind of damage.
+fn gateway_on_any(db: &Path, on: OnDamage) -> Board {
+    gateway_with(
+        db,
+        DamagePolicy {
+            index_only: on,
+            other: on,
+        },
+    )
+}
+
+/// Events in the table (a table scan: a damaged index cannot hide a row).
+fn events(db: &Path) -> i64 {
+    raw(db)
+        .query_row("SELECT count(*) FROM task_events NOT INDEXED", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
+fn full_check_ok(db: &Path) -> bool {
+    let mut board = Board::inspect(db).unwrap();
+    board.check(CheckLevel::Full).unwrap().is_ok()
+}
+
+#[test]
+fn the_default_repairs_index_damage_and_keeps_every_row() {
+    let (_dir, db) = index_damaged();
+    let rows = events(&db);
+    assert!(!full_check_ok(&db), "the damage is there");
+
+    let mut board = Board::open_with(&db, gateway()).unwrap();
+    let start = board.check_at_start().unwrap();
+    assert!(
+        start
+            .check
+            .integrity
+            .iter()
+            .any(|f| f.contains("idx_events_run")),
+        "{start:?}"
+    );
+    let repaired = start.repaired.expect("repaired");
+    assert_eq!(repaired.action, RepairAction::Reindexed, "{repaired:?}");
+    assert!(repaired.after.is_ok(), "{repaired:?}");
+    // The session goes on, on the next generation.
+    assert!(board.check(CheckLevel::Full).unwrap().is_ok());
+    drop(board);
+
+    assert!(full_check_ok(&db));
+    assert_eq!(events(&db), rows);
+}
+
+#[test]
+fn the_default_stops_on_table_damage_and_leaves_the_file_as_it_was() {
+    let (_dir, db) = table_damaged();
+    let before = bytes(&db);
+
+    let mut board = Board::open_with(&db, gateway()).unwrap();
+    match board.check_at_start() {
+        Err(Error::Corrupt { detail, .. }) => {
+            assert!(detail.contains("kanban-db repair"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    drop(board);
+    assert!(bytes(&db) == before, "the file changed");
+}
+
+#[test]
+fn an_operator_may_let_the_gateway_rebuild_a_damaged_table() {
+    let (_dir, db) = table_damaged();
+    let mut board = gateway_on_any(&db, OnDamage::Repair);
+    let repaired = board.check_at_start().unwrap().repaired.expect("repaired");
+    assert_eq!(repaired.action, RepairAction::Rebuilt, "{repaired:?}");
+    drop(board);
+    assert!(full_check_ok(&db));
+}
+
+#[test]
+fn upstreams_policy_reports_and_goes_on() {
+    for (_dir, db) in [index_damaged(), table_damaged()] {
+        let mut board = gateway_with(&db, DamagePolicy::UPSTREAM);
+        let start = board.check_at_start().unwrap();
+        assert!(start.check.is_corrupt(), "{start:?}");
+        assert!(start.repaired.is_none());
+        drop(board);
+        assert!(!full_check_ok(&db), "nothing was repaired");
+    }
+}
+
+#[test]
+fn index_damage_can_stop_the_gateway_too() {
+    let (_dir, db) = index_damaged();
+    let mut board = gateway_on_any(&db, OnDamage::Stop);
+    assert!(
+        matches!(board.check_at_start(), Err(Error::Corrupt { .. })),
+        "stop on index damage"
+    );
+}
+
+#[test]
+fn a_healthy_board_is_left_alone() {
+    let (_dir, db) = new_path();
+    make_board(&db, 20);
+    let before = bytes(&db);
+    let mut board = Board::open_with(&db, gateway()).unwrap();
+    let start = board.check_at_start().unwrap();
+    assert!(start.check.is_ok() && start.repaired.is_none(), "{start:?}");
+    drop(board);
+    assert!(bytes(&db) == before);
+}
+
+#[test]
+fn another_session_of_this_process_makes_the_repair_refuse_at_once() {
+    let (_dir, db) = index_damaged();
+    let mut board = Board::open_with(&db, gateway()).unwrap();
+    let other = Board::open(&db, Role::Worker).unwrap();
+    let started = std::time::Instant::now();
+    match board.check_at_start() {
+        Err(Error::Busy { waited_ms: 0, .. }) => {}
+        other => panic!("expected Busy at once, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < gateway().lock_timeout,
+        "it did not wait for the lock"
+    );
+    drop((board, other));
+    assert!(!full_check_ok(&db), "nothing was repaired");
+}
+
+#[test]
+fn only_the_gateway_has_a_start_up_check() {
+    let (_dir, db) = index_damaged();
+    let mut board = Board::open(&db, Role::Dashboard).unwrap();
+    assert!(matches!(
+        board.check_at_start(),
+        Err(Error::WrongRole { .. })
+    ));
+}

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use kanban_store::OnDamage;
 use kanban_store::hazards::{Hazard, HazardSet};
 use serde::Deserialize;
 
@@ -214,6 +215,14 @@ pub struct WorkerSpec {
     /// inherits (0: never). The hardened store refuses a session used across a fork.
     #[serde(default)]
     pub fork_every: u32,
+    /// Gateway: its reaction to index-only damage at start-up (`repair`, `stop` or
+    /// `continue`; default: the store's, `repair`; `naive`: `continue`, as upstream).
+    #[serde(default)]
+    pub on_index_damage: Option<OnDamage>,
+    /// Gateway: its reaction to any other damage at start-up (default: the store's,
+    /// `stop`; `naive`: `continue`, as upstream).
+    #[serde(default)]
+    pub on_other_damage: Option<OnDamage>,
     /// Command: the program and its arguments.
     #[serde(default)]
     pub command: Vec<String>,

@@ -16,11 +16,21 @@ fn workspace() -> PathBuf {
 /// Runs `scenario` for `variant` over `seeds` seeds; returns the report's run and the
 /// binary's exit code.
 fn run(scenario: &str, variant: &str, seeds: u64) -> (Value, i32) {
+    run_file(
+        &workspace().join(format!("scenarios/{scenario}.toml")),
+        variant,
+        seeds,
+    )
+}
+
+/// [`run`] of the scenario file at `path`.
+fn run_file(path: &Path, variant: &str, seeds: u64) -> (Value, i32) {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
         .current_dir(workspace())
-        .args(["run", &format!("scenarios/{scenario}.toml")])
+        .arg("run")
+        .arg(path)
         .args([
             "--variant",
             variant,
@@ -42,7 +52,7 @@ fn run(scenario: &str, variant: &str, seeds: u64) -> (Value, i32) {
     });
     let mut parsed: Value = serde_json::from_str(&text).unwrap();
     let run = parsed["runs"][0].take();
-    eprintln!("{scenario} {variant}: {run}");
+    eprintln!("{} {variant}: {run}", path.display());
     (run, out.status.code().unwrap())
 }
 
@@ -91,6 +101,33 @@ fn backup_storm_caps_the_hardened_quarantine_and_shows_the_naive_storm() {
     assert!(n(&hardened, "backups_max") >= 1, "{hardened}");
     let (naive, _) = run("backup-storm", "naive", 10);
     assert!(n(&naive, "backups_max") >= 20, "{naive}");
+}
+
+#[test]
+fn the_gateway_repairs_index_damage_at_start_even_when_killed_inside_the_repair() {
+    let (run, code) = run("index-damage-at-start", "hardened", 60);
+    assert_eq!(n(&run, "failed"), 0, "{run}");
+    assert_eq!(
+        n(&run, "faults_landed"),
+        60,
+        "a kill inside each repair: {run}"
+    );
+    assert_eq!(code, 0);
+    // The same board with the gateway told to go on, as upstream's did: every seed ends
+    // with the damage still there.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario =
+        std::fs::read_to_string(workspace().join("scenarios/index-damage-at-start.toml"))
+            .unwrap()
+            .replacen(
+                "kind = \"gateway\"\n",
+                "kind = \"gateway\"\non_index_damage = \"continue\"\n",
+                1,
+            );
+    let path = dir.path().join("continue.toml");
+    std::fs::write(&path, scenario).unwrap();
+    let (run, _) = run_file(&path, "hardened", 20);
+    assert_eq!(n(&run, "corrupt"), 20, "{run}");
 }
 
 #[test]

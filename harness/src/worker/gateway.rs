@@ -6,7 +6,7 @@
 //! [`Overlap`] may connect another session, as the notifier thread did.
 
 use kanban_store::single_writer::WriteServer;
-use kanban_store::{Board, CheckLevel, Error as StoreError, Role};
+use kanban_store::{Board, Error as StoreError, Role};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -32,9 +32,15 @@ pub(super) fn run(
         true => Some(WriteServer::bind(dispatcher.path())?),
         false => None,
     };
-    // The owner checks the board at start-up (R7: explicit, never per request).
-    if let Err(e) = dispatcher.check(CheckLevel::Full) {
-        read_failed(ctx, &e);
+    // The owner checks the board at start-up (R7: explicit, never per request), before its
+    // other sessions open: index-only damage is repaired, other damage stops it (by default).
+    match dispatcher.check_at_start() {
+        Ok(_) => {}
+        Err(e @ StoreError::Corrupt { .. }) => {
+            read_failed(ctx, &e);
+            return Ok(());
+        }
+        Err(e) => read_failed(ctx, &e),
     }
     let mut notifier = sessions.second(spec, Role::Worker)?;
     let overlap = sessions.overlap(spec, Role::Worker);

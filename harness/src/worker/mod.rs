@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use kanban_store::{Board, Error as StoreError, Phase, Role, StoreConfig};
+use kanban_store::{Board, DamagePolicy, Error as StoreError, Phase, Role, StoreConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -160,6 +160,7 @@ fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
     cfg.hazards = env.variant.hazards();
     cfg.quarantine_on_damage = true;
     cfg.single_writer = env.single_writer;
+    cfg.on_damage = on_damage(env);
     if token::connected() {
         cfg.clock = Arc::new(token::LogicalClock);
     }
@@ -186,6 +187,19 @@ fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
         }
     }));
     cfg
+}
+
+/// The gateway's damage policy: the scenario's, else the store's default (upstream's
+/// for `naive`, which had no repair).
+fn on_damage(env: &WorkerEnv) -> DamagePolicy {
+    let base = match env.variant {
+        Variant::Naive => DamagePolicy::UPSTREAM,
+        Variant::Hardened | Variant::Hazard(_) => DamagePolicy::default(),
+    };
+    DamagePolicy {
+        index_only: env.spec.on_index_damage.unwrap_or(base.index_only),
+        other: env.spec.on_other_damage.unwrap_or(base.other),
+    }
 }
 
 /// Opens sessions of one worker process, each a separate connection.

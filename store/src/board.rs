@@ -474,7 +474,7 @@ impl Board {
         #[cfg(feature = "hazards")]
         return self.config.hazards;
         #[cfg(not(feature = "hazards"))]
-        return ();
+        return Hazards;
     }
 }
 
@@ -482,7 +482,8 @@ impl Board {
 #[cfg(feature = "hazards")]
 type Hazards = crate::hazards::HazardSet;
 #[cfg(not(feature = "hazards"))]
-type Hazards = ();
+#[derive(Clone, Copy)]
+struct Hazards;
 
 /// Refuses use of a session opened by process `opened_by` in any other process (a fork).
 fn same_process(opened_by: u32, path: &Path, hazards: Hazards) -> Result<()> {

@@ -18,9 +18,12 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy (default features, then all)"
+# The store alone last: in the workspace the harness turns the store's hazards on, so only
+# this lints the store as its users build it.
+step "clippy (default features, all features, the store alone)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo clippy -p kanban-store --all-targets -- -D warnings
 
 step "a release build without the feature carries no hazard"
 # The library (not a binary, where unused code is dropped anyway) is searched for the hazard

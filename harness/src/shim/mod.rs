@@ -388,8 +388,10 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
     if let Some(id) = first_time
         && let Some(landed) = state.landed.as_mut()
     {
-        // Written before the fault acts: a kill leaves no later chance.
-        let _ = writeln!(landed, "i{id}");
+        // Written before the fault acts: a kill leaves no later chance. One write(2), so a
+        // kill (or the final SIGTERM) never leaves half a line (`writeln!` writes in pieces:
+        // a torn `i` once made a fault count as landed twice, 2001 of 2000).
+        let _ = landed.write_all(format!("i{id}\n").as_bytes());
     }
     drop(guard);
     // In deterministic mode every file operation is a scheduling point, reached before the

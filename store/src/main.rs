@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kanban_store::{Board, CheckLevel, Error, Role, StoreConfig};
+use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role, StoreConfig};
 
 /// Operator tool for kanban board databases.
 #[derive(Debug, Parser)]
@@ -110,6 +110,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// What an operator can do about what a check found (and what a gateway would do).
+fn next_step(report: &kanban_store::CheckReport) -> &'static str {
+    match DamagePolicy::default().reaction(report) {
+        Some(OnDamage::Repair) => {
+            "next: only indexes are damaged: `kanban-db repair` rebuilds them (REINDEX), losing \
+             nothing; a gateway does it at its start"
+        }
+        _ => {
+            "next: `kanban-db repair` rebuilds what can be read and keeps a copy of this board \
+             in quarantine; a gateway stops on this damage until then"
+        }
+    }
+}
+
 fn run(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Init { db } => {
@@ -136,6 +150,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             for finding in report.findings() {
                 println!("  {finding}");
             }
+            println!("{}", next_step(&report));
             Ok(ExitCode::from(1))
         }
         Command::Repair { db, wait } => {

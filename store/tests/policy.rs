@@ -2,7 +2,7 @@
 //!
 //! - By default, index-only damage is repaired in place (every row kept) and the board is
 //!   healthy afterwards; damage to a table stops the gateway with `Corrupt` and leaves the
-//!   file as it was.
+//!   file as it was; `kanban-db check` says what to do about either.
 //! - Each reaction can be chosen per kind of damage: go on (upstream's), stop, or repair
 //!   (a table rebuilt when the operator allows it).
 //! - A repair the calling thread would block (another session of this process open) is
@@ -13,9 +13,12 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use common::{bytes, damage_index, gateway, leaf_pages, make_board, overwrite_page, raw};
+use common::{
+    bytes, damage_index, gateway, kanban_db, leaf_pages, make_board, overwrite_page, raw,
+};
 use kanban_store::repair::RepairAction;
 use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role};
 
@@ -115,6 +118,14 @@ fn the_default_stops_on_table_damage_and_leaves_the_file_as_it_was() {
     }
     drop(board);
     assert!(bytes(&db) == before, "the file changed");
+    // The operator's check says what to do.
+    let run = kanban_db([OsStr::new("check"), OsStr::new("--full"), db.as_os_str()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let next = run.stdout.lines().last().unwrap_or_default();
+    assert!(
+        next.starts_with("next: `kanban-db repair` rebuilds") && next.contains("stops"),
+        "{run:?}"
+    );
 }
 
 #[test]

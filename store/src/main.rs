@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kanban_store::repair::{Scope, repair_within};
 use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role, StoreConfig};
 
 /// Operator tool for kanban board databases.
@@ -51,6 +52,10 @@ enum Command {
         /// How long to wait for other sessions to let go, in seconds.
         #[arg(long, default_value_t = 30)]
         wait: u64,
+        /// Only REINDEX, which loses nothing: damage beyond indexes is reported (exit 1) and
+        /// the board left as it was.
+        #[arg(long)]
+        indexes_only: bool,
     },
     /// Write a consistent copy of the board to DEST (a new file), online.
     Backup {
@@ -153,10 +158,18 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             println!("{}", next_step(&report));
             Ok(ExitCode::from(1))
         }
-        Command::Repair { db, wait } => {
+        Command::Repair {
+            db,
+            wait,
+            indexes_only,
+        } => {
             let mut cfg = StoreConfig::new(Role::Gateway);
             cfg.lock_timeout = std::time::Duration::from_secs(wait);
-            let report = kanban_store::repair::repair(&db, &cfg)?;
+            let scope = match indexes_only {
+                true => Scope::Indexes,
+                false => Scope::Rebuild,
+            };
+            let report = repair_within(&db, &cfg, scope)?;
             print_repair(&db, &report);
             Ok(if report.after.is_ok() {
                 ExitCode::SUCCESS

@@ -87,15 +87,17 @@ pub fn repair(path: &Path, cfg: &StoreConfig) -> Result<RepairReport> {
 
 /// How far a repair may go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Scope {
+pub enum Scope {
     /// Only `REINDEX`, which loses nothing; damage beyond indexes is [`Error::Corrupt`].
     Indexes,
     /// A rebuild too, when `REINDEX` is not enough.
     Rebuild,
 }
 
-/// [`repair`], going no further than `scope`.
-pub(crate) fn repair_within(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairReport> {
+/// [`repair`], going no further than `scope`: with [`Scope::Indexes`], damage beyond
+/// indexes is [`Error::Corrupt`] and the board is left as it was (what the gateway's
+/// default policy uses, and `kanban-db repair --indexes-only`).
+pub fn repair_within(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairReport> {
     // A file that is no board (or whose schema cannot be read) is refused untouched.
     drop(crate::Board::inspect(path)?);
     exclusively(path, cfg, || {

@@ -5,6 +5,8 @@
 //!   file as it was; `kanban-db check` says what to do about either.
 //! - Each reaction can be chosen per kind of damage: go on (upstream's), stop, or repair
 //!   (a table rebuilt when the operator allows it).
+//! - A repair held to indexes (the policy's, `kanban-db repair --indexes-only`) leaves a
+//!   damaged table as it was.
 //! - A repair the calling thread would block (another session of this process open) is
 //!   refused at once with `Busy`, and only the gateway has a start-up check.
 //!
@@ -19,8 +21,8 @@ use std::path::{Path, PathBuf};
 use common::{
     bytes, damage_index, gateway, kanban_db, leaf_pages, make_board, overwrite_page, raw,
 };
-use kanban_store::repair::RepairAction;
-use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role};
+use kanban_store::repair::{RepairAction, Scope, repair_within};
+use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role, quarantine};
 
 fn new_path() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -198,4 +200,38 @@ fn only_the_gateway_has_a_start_up_check() {
         board.check_at_start(),
         Err(Error::WrongRole { .. })
     ));
+}
+
+#[test]
+fn a_repair_held_to_indexes_leaves_a_damaged_table_as_it_was() {
+    let (_dir, db) = table_damaged();
+    let before = bytes(&db);
+    match repair_within(&db, &gateway(), Scope::Indexes) {
+        Err(Error::Corrupt { detail, .. }) => {
+            assert!(detail.contains("beyond indexes"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(bytes(&db) == before, "the file changed");
+    let run = kanban_db([
+        OsStr::new("repair"),
+        OsStr::new("--indexes-only"),
+        db.as_os_str(),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("beyond indexes"), "{run:?}");
+    assert!(bytes(&db) == before, "the file changed");
+    assert!(quarantine::list(&db).is_empty(), "no copy was needed");
+}
+
+#[test]
+fn a_repair_held_to_indexes_reindexes() {
+    let (_dir, db) = index_damaged();
+    let run = kanban_db([
+        OsStr::new("repair"),
+        OsStr::new("--indexes-only"),
+        db.as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(full_check_ok(&db));
 }

@@ -154,10 +154,7 @@ impl Board {
 
     /// Creates a task.
     pub fn create_task(&mut self, task: &NewTask) -> Result<TaskId> {
-        if self.forwards() {
-            return self.forward(&Write::CreateTask(task.clone()));
-        }
-        self.transaction(|t| t.create_task(task))
+        self.write(Write::CreateTask(task.clone()))
     }
 
     /// Changes a task's title, body and priority.
@@ -168,56 +165,48 @@ impl Board {
         body: &str,
         priority: i64,
     ) -> Result<()> {
-        if self.forwards() {
-            return self
-                .forward(&Write::UpdateTask {
-                    id,
-                    title: title.into(),
-                    body: body.into(),
-                    priority,
-                })
-                .map(|_| ());
-        }
-        self.transaction(|t| t.update_task(id, title, body, priority))
+        self.write(Write::UpdateTask {
+            id,
+            title: title.into(),
+            body: body.into(),
+            priority,
+        })
+        .map(|_| ())
     }
 
     /// A user moves a task (not into or out of `running`).
     pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<()> {
-        if self.forwards() {
-            return self.forward(&Write::MoveTask { id, to }).map(|_| ());
-        }
-        self.transaction(|t| t.move_task(id, to))
+        self.write(Write::MoveTask { id, to }).map(|_| ())
     }
 
     /// Makes `child` depend on `parent`.
     pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<()> {
-        if self.forwards() {
-            return self.forward(&Write::Link { parent, child }).map(|_| ());
-        }
-        self.transaction(|t| t.link(parent, child))
+        self.write(Write::Link { parent, child }).map(|_| ())
     }
 
     /// Adds a comment.
     pub fn comment(&mut self, task: TaskId, author: &str, body: &str) -> Result<i64> {
+        self.write(Write::Comment {
+            task,
+            author: author.into(),
+            body: body.into(),
+        })
+    }
+
+    /// Runs a user's write in a transaction of its own; a dashboard in single-writer mode
+    /// sends it to the gateway instead, whose [`crate::single_writer::WriteServer`] runs it
+    /// here.
+    pub(crate) fn write(&mut self, write: Write) -> Result<i64> {
         if self.forwards() {
-            return self.forward(&Write::Comment {
-                task,
-                author: author.into(),
-                body: body.into(),
-            });
+            self.check_process()?;
+            return single_writer::forward(&self.path, &self.config, &write);
         }
-        self.transaction(|t| t.comment(task, author, body))
+        self.transaction(|t| write.apply(t))
     }
 
     /// Whether this session's writes go to the gateway (single-writer mode, dashboards).
     fn forwards(&self) -> bool {
         self.config.single_writer && self.config.role == Role::Dashboard
-    }
-
-    /// Sends a write to the gateway (single-writer mode).
-    fn forward(&self, write: &Write) -> Result<i64> {
-        self.check_process()?;
-        single_writer::forward(&self.path, &self.config, write)
     }
 
     /// Promotes waiting tasks whose parents are done.
@@ -308,10 +297,6 @@ impl Board {
         }
         let check = self.check(CheckLevel::Full)?;
         let policy = self.config.on_damage;
-        let scope = match policy.other {
-            OnDamage::Repair => repair::Scope::Rebuild,
-            OnDamage::Stop | OnDamage::Continue => repair::Scope::Indexes,
-        };
         match policy.reaction(&check) {
             None | Some(OnDamage::Continue) => Ok(StartCheck {
                 check,
@@ -334,6 +319,11 @@ impl Board {
                         waited_ms: 0,
                     });
                 }
+                // A rebuild only if the policy allows one for damage beyond indexes.
+                let scope = match policy.other {
+                    OnDamage::Repair => repair::Scope::Rebuild,
+                    OnDamage::Stop | OnDamage::Continue => repair::Scope::Indexes,
+                };
                 match repair::repair_within(&self.path, &self.config, scope) {
                     Ok(report) => Ok(StartCheck {
                         check,
@@ -431,10 +421,10 @@ impl Board {
     /// Runs `f` on the read-only connection if there is one, else on the session's.
     fn with_reader<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
         self.check_process()?;
-        match &self.pool.checkout()?.reader {
+        let session: &mut Session = self.pool.checkout()?;
+        match &session.reader {
             Some(reader) => f(reader, &self.path),
-            // with_conn checks the process itself.
-            None => self.with_conn(|c, p| f(c, p)),
+            None => read_write(session, &self.path, &self.config, |c, p| f(c, p)),
         }
     }
 
@@ -446,22 +436,7 @@ impl Board {
     ) -> Result<T, E> {
         self.check_process()?;
         let session: &mut Session = self.pool.checkout()?;
-        match &mut session.conn {
-            Some(conn) => f(conn, &self.path),
-            None if session.per_operation => {
-                let mut conn = open::connect(&self.path, &self.config, Access::ReadWrite)?;
-                f(&mut conn, &self.path)
-            }
-            None => Err(self.read_only_error().into()),
-        }
-    }
-
-    fn read_only_error(&self) -> Error {
-        Error::WrongRole {
-            path: self.path.clone(),
-            role: self.config.role,
-            operation: "writing through an inspection session",
-        }
+        read_write(session, &self.path, &self.config, f)
     }
 
     /// Refuses a session used in a process other than the one that opened it.
@@ -484,6 +459,29 @@ type Hazards = crate::hazards::HazardSet;
 #[cfg(not(feature = "hazards"))]
 #[derive(Clone, Copy)]
 struct Hazards;
+
+/// Runs `f` on `session`'s read-write connection (the caller checked the process and
+/// checked the session out, once).
+fn read_write<T, E: From<Error>>(
+    session: &mut Session,
+    path: &Path,
+    config: &StoreConfig,
+    f: impl FnOnce(&mut Connection, &Path) -> Result<T, E>,
+) -> Result<T, E> {
+    match &mut session.conn {
+        Some(conn) => f(conn, path),
+        None if session.per_operation => {
+            let mut conn = open::connect(path, config, Access::ReadWrite)?;
+            f(&mut conn, path)
+        }
+        None => Err(Error::WrongRole {
+            path: path.to_path_buf(),
+            role: config.role,
+            operation: "writing through an inspection session",
+        }
+        .into()),
+    }
+}
 
 /// Refuses use of a session opened by process `opened_by` in any other process (a fork).
 fn same_process(opened_by: u32, path: &Path, hazards: Hazards) -> Result<()> {

@@ -143,6 +143,21 @@ pub(crate) struct Maintainer<'a> {
     pub(crate) lock: LockFile,
 }
 
+impl Maintainer<'_> {
+    /// A lock that could not be had in time, told as [`Error::MaintenanceBusy`] with the
+    /// holder noted in the lock file.
+    fn busy_as_maintenance(&self, result: Result<()>) -> Result<()> {
+        match result {
+            Err(Error::Busy { waited_ms, .. }) => Err(Error::MaintenanceBusy {
+                path: self.path.to_path_buf(),
+                holder: self.lock.holder()?,
+                waited_ms,
+            }),
+            other => other,
+        }
+    }
+}
+
 impl Maintenance for Maintainer<'_> {
     type Exclusive = LockFile;
     type Error = Error;
@@ -152,17 +167,10 @@ impl Maintenance for Maintainer<'_> {
     }
 
     fn request(&self) -> Result<()> {
-        match self
+        let requested = self
             .lock
-            .request(self.cfg.lock_timeout, self.cfg.clock.as_ref())
-        {
-            Err(Error::Busy { waited_ms, .. }) => Err(Error::MaintenanceBusy {
-                path: self.path.to_path_buf(),
-                holder: self.lock.holder()?,
-                waited_ms,
-            }),
-            other => other,
-        }
+            .request(self.cfg.lock_timeout, self.cfg.clock.as_ref());
+        self.busy_as_maintenance(requested)
     }
 
     fn finish(&self, generation: Option<u64>) -> Result<()> {
@@ -171,21 +179,13 @@ impl Maintenance for Maintainer<'_> {
 
     fn lock_exclusive(&self) -> Result<LockFile> {
         let mut exclusive = LockFile::open(self.path)?;
-        match exclusive.lock_session(
+        let locked = exclusive.lock_session(
             Mode::Exclusive,
             self.cfg.lock_timeout,
             self.cfg.clock.as_ref(),
-        ) {
-            Ok(()) => {
-                exclusive.note_holder(self.cfg.clock.now_ms())?;
-                Ok(exclusive)
-            }
-            Err(Error::Busy { waited_ms, .. }) => Err(Error::MaintenanceBusy {
-                path: self.path.to_path_buf(),
-                holder: self.lock.holder()?,
-                waited_ms,
-            }),
-            Err(e) => Err(e),
-        }
+        );
+        self.busy_as_maintenance(locked)?;
+        exclusive.note_holder(self.cfg.clock.now_ms())?;
+        Ok(exclusive)
     }
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::board::Board;
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
+use crate::txn::Txn;
 use crate::types::{NewTask, TaskId, TaskStatus};
 
 /// The longest the client waits at once for its answer (the real clock wakes it as soon
@@ -86,19 +87,19 @@ enum Answer {
 }
 
 impl Write {
-    /// Runs the write on `board` (the gateway's session).
-    fn apply(&self, board: &mut Board) -> Result<i64> {
+    /// Runs the write in `t` (the dashboard's own transaction, or the gateway's for it).
+    pub(crate) fn apply(&self, t: &Txn<'_>) -> Result<i64> {
         match self {
-            Write::CreateTask(task) => board.create_task(task),
+            Write::CreateTask(task) => t.create_task(task),
             Write::UpdateTask {
                 id,
                 title,
                 body,
                 priority,
-            } => board.update_task(*id, title, body, *priority).map(|()| 0),
-            Write::MoveTask { id, to } => board.move_task(*id, *to).map(|()| 0),
-            Write::Link { parent, child } => board.link(*parent, *child).map(|()| 0),
-            Write::Comment { task, author, body } => board.comment(*task, author, body),
+            } => t.update_task(*id, title, body, *priority).map(|()| 0),
+            Write::MoveTask { id, to } => t.move_task(*id, *to).map(|()| 0),
+            Write::Link { parent, child } => t.link(*parent, *child).map(|()| 0),
+            Write::Comment { task, author, body } => t.comment(*task, author, body),
         }
     }
 }
@@ -158,7 +159,7 @@ fn answer(stream: UnixStream, board: &mut Board) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
     let answer = match serde_json::from_str::<Write>(&line) {
-        Ok(write) => match write.apply(board) {
+        Ok(write) => match board.write(write) {
             Ok(value) => Answer::Done(value),
             Err(e) => Answer::Failed {
                 kind: kind_of(&e),

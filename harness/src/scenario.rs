@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use kanban_store::OnDamage;
 use kanban_store::hazards::{Hazard, HazardSet};
+use kanban_store::{DamagePolicy, OnDamage};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -110,7 +110,7 @@ impl StrategyName {
 pub const QUANTUM_US: u64 = 10;
 
 /// The starting board.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoardSpec {
     /// Tasks created (and made ready) before the workers start.
@@ -497,8 +497,9 @@ impl Scenario {
         for (i, k) in scenario.faults.phase_kills.iter().enumerate() {
             if phase_named(&k.phase).is_none() {
                 return Err(bad(format!(
-                    "`faults.phase_kills[{i}].phase`: unknown phase {:?} (commit, checkpoint, migration, journal-mode, quarantine, repair)",
-                    k.phase
+                    "`faults.phase_kills[{i}].phase`: unknown phase {:?} ({})",
+                    k.phase,
+                    kanban_store::Phase::ALL.map(|p| p.name()).join(", ")
                 )));
             }
             if k.delay_us[0] > k.delay_us[1] {
@@ -583,17 +584,9 @@ impl Scenario {
 
 /// The store phase with this name.
 pub fn phase_named(name: &str) -> Option<kanban_store::Phase> {
-    use kanban_store::Phase;
-    [
-        Phase::Commit,
-        Phase::Checkpoint,
-        Phase::Migration,
-        Phase::JournalMode,
-        Phase::Quarantine,
-        Phase::Repair,
-    ]
-    .into_iter()
-    .find(|p| p.name() == name)
+    kanban_store::Phase::ALL
+        .into_iter()
+        .find(|p| p.name() == name)
 }
 
 /// Which store a run uses.
@@ -636,6 +629,15 @@ impl Variant {
                     .ok_or_else(unknown)?;
                 Ok(Variant::Hazard(HazardKey(i)))
             }
+        }
+    }
+
+    /// The gateway's damage policy: the store's, or upstream's for `naive` (it had no
+    /// repair). A scenario's gateway keys override it.
+    pub fn damage_policy(self) -> DamagePolicy {
+        match self {
+            Variant::Naive => DamagePolicy::UPSTREAM,
+            Variant::Hardened | Variant::Hazard(_) => DamagePolicy::default(),
         }
     }
 

@@ -26,12 +26,15 @@ impl Clock for EpochClock {
 /// Boards already made in this process, by spec: the seeds of a scenario all start from the
 /// same bytes, so the first seed makes the board through the store and the others get a
 /// copy of its file (made when nothing had it open, written where nothing exists yet).
-static MADE: Mutex<Vec<(String, Vec<u8>)>> = Mutex::new(Vec::new());
+static MADE: Mutex<Vec<(MadeFor, Vec<u8>)>> = Mutex::new(Vec::new());
+
+/// What a made board is for: its spec, and whether it is for a deterministic run.
+type MadeFor = (BoardSpec, bool);
 
 /// Creates the board at `db` as `spec` says: tasks made ready, damage done. A board for a
 /// `deterministic` run has its timestamps at the logical epoch, not the real time.
 pub fn prepare(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
-    let key = format!("{spec:?} deterministic={deterministic}");
+    let key = (spec.clone(), deterministic);
     let made = MADE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, bytes)) = made.iter().find(|(k, _)| *k == key) {
         return std::fs::write(db, bytes)

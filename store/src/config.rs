@@ -108,6 +108,16 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order of the enum.
+    pub const ALL: [Phase; 6] = [
+        Phase::Commit,
+        Phase::Checkpoint,
+        Phase::Migration,
+        Phase::JournalMode,
+        Phase::Quarantine,
+        Phase::Repair,
+    ];
+
     /// The phase's name, as written in scenarios.
     pub fn name(self) -> &'static str {
         match self {

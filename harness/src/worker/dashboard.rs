@@ -59,28 +59,19 @@ fn edit(
     match (roll, pick) {
         (0..40, _) | (_, None) => {
             let priority = rng.random_range(0..5);
-            if board.config().single_writer {
-                // The gateway runs it: no transaction of our own, so no overlap inside it.
-                ctx.write(Op::CreateTask, 0, |token| {
-                    board
-                        .create_task(&NewTask {
-                            title: token.to_string(),
-                            body: "from the dashboard".into(),
-                            priority,
-                            parents: Vec::new(),
-                        })
-                        .map(Some)
-                });
-                return;
-            }
             ctx.write(Op::CreateTask, 0, |token| {
+                let task = NewTask {
+                    title: token.to_string(),
+                    body: "from the dashboard".into(),
+                    priority,
+                    parents: Vec::new(),
+                };
+                if board.config().single_writer {
+                    // The gateway runs it: no transaction of our own, so no overlap inside it.
+                    return board.create_task(&task).map(Some);
+                }
                 board.transaction(|t| {
-                    let id = t.create_task(&NewTask {
-                        title: token.to_string(),
-                        body: "from the dashboard".into(),
-                        priority,
-                        parents: Vec::new(),
-                    })?;
+                    let id = t.create_task(&task)?;
                     overlap.maybe(rng);
                     Ok(Some(id))
                 })

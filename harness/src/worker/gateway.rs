@@ -28,10 +28,9 @@ pub(super) fn run(
 ) -> Result<(), StoreError> {
     let mut dispatcher = sessions.open(Role::Gateway)?;
     // Single-writer mode: the dashboards' writes come in here (we hold the gateway lock).
-    let server = match dispatcher.config().single_writer {
-        true => Some(WriteServer::bind(dispatcher.path())?),
-        false => None,
-    };
+    let server = (dispatcher.config().single_writer)
+        .then(|| WriteServer::bind(dispatcher.path()))
+        .transpose()?;
     // The owner checks the board at start-up (R7: explicit, never per request), before its
     // other sessions open: index-only damage is repaired, other damage stops it (by default).
     match dispatcher.check_at_start() {

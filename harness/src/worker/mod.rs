@@ -189,13 +189,9 @@ fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
     cfg
 }
 
-/// The gateway's damage policy: the scenario's, else the store's default (upstream's
-/// for `naive`, which had no repair).
+/// The gateway's damage policy: the scenario's, else its variant's.
 fn on_damage(env: &WorkerEnv) -> DamagePolicy {
-    let base = match env.variant {
-        Variant::Naive => DamagePolicy::UPSTREAM,
-        Variant::Hardened | Variant::Hazard(_) => DamagePolicy::default(),
-    };
+    let base = env.variant.damage_policy();
     DamagePolicy {
         index_only: env.spec.on_index_damage.unwrap_or(base.index_only),
         other: env.spec.on_other_damage.unwrap_or(base.other),

@@ -55,8 +55,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use kanban_benches::{
-    Flavor, Part, add_tasks, build_board, last_event_id, mark, raw_open, retire_since, scratch,
-    truncate_wal,
+    Flavor, Mark, Part, add_tasks, build_board, mark, raw_open, retire_since, scratch, truncate_wal,
 };
 use kanban_store::TaskId;
 
@@ -128,15 +127,10 @@ impl Gateway {
 
 /// One run: 2 writers and 1 reader, from the first spawn to the last exit (the gateway, in
 /// single-writer mode, around that and untimed). The writers comment on tasks
-/// `first..first + TXNS` and `first + TXNS..first + 2 × TXNS`.
-fn one_run(flavor: Flavor, db: &Path, first: TaskId) -> Duration {
-    let (before, cursor) = {
-        let conn = raw_open(db).expect("the set-up connection");
-        (
-            mark(&conn).expect("the board's mark"),
-            last_event_id(&conn).expect("the last event"),
-        )
-    }; // closed: no SQLite connection is open in this process while children start
+/// `first..first + TXNS` and `first + TXNS..first + 2 × TXNS`; the reader starts after the
+/// last event of `before`, the board's mark, which every run restores at its end.
+fn one_run(flavor: Flavor, db: &Path, first: TaskId, before: Mark) -> Duration {
+    let cursor = before.event;
     let second = first + TXNS as TaskId;
     let gateway = (flavor == Flavor::SingleWriter).then(|| Gateway::start(db));
     let start = Instant::now();
@@ -170,14 +164,18 @@ fn multi_process(c: &mut Criterion) {
     for flavor in [Flavor::Raw, Flavor::Hardened, Flavor::SingleWriter] {
         let db = dir.path().join(format!("{}.db", flavor.name()));
         build_board(&db, 1 << 20);
-        let first = {
+        let (first, before) = {
             let mut conn = raw_open(&db).expect("the set-up connection");
             let tasks = add_tasks(&mut conn, 2 * TXNS, "todo").expect("the writers' tasks");
             truncate_wal(&conn).expect("truncating the WAL");
-            tasks[0]
+            (tasks[0], mark(&conn).expect("the board's mark"))
         }; // closed before any child starts
         group.bench_function(flavor.name(), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| one_run(flavor, &db, first)).sum());
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| one_run(flavor, &db, first, before))
+                    .sum()
+            });
         });
     }
     group.finish();

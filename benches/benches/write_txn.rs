@@ -86,32 +86,28 @@ fn write_txn(c: &mut Criterion<BenchClock>) {
     });
     drop(conn);
 
-    let db = board("hardened");
-    let mut session = Board::open_with(&db, StoreConfig::new(Role::Worker)).expect("open");
-    group.bench_function("hardened", |b| {
-        b.iter_custom(|iters| {
-            timed_claims(&clock, &db, iters, |task| {
-                session.claim_task(task, "bench").expect("claim").is_some()
-            })
-        });
-    });
-    drop(session);
-
-    let db = board("naive");
     let mut naive = StoreConfig::new(Role::Worker);
     naive.hazards = HazardSet::naive();
-    let mut session = Board::open_with(&db, naive).expect("open (naive)");
-    group.bench_function("naive", |b| {
-        b.iter_custom(|iters| {
-            timed_claims(&clock, &db, iters, |task| {
-                session
-                    .claim_task(task, "bench")
-                    .expect("claim (naive)")
-                    .is_some()
-            })
+    for (name, config) in [
+        ("hardened", StoreConfig::new(Role::Worker)),
+        ("naive", naive),
+    ] {
+        let db = board(name);
+        let mut session =
+            Board::open_with(&db, config).unwrap_or_else(|e| panic!("open ({name}): {e:?}"));
+        let claim_failed = format!("claim ({name})");
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                timed_claims(&clock, &db, iters, |task| {
+                    session
+                        .claim_task(task, "bench")
+                        .expect(&claim_failed)
+                        .is_some()
+                })
+            });
         });
-    });
-    drop(session);
+        drop(session);
+    }
     group.finish();
 }
 

@@ -33,12 +33,15 @@ use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 
+use kanban_harness::supervisor::RunOptions;
 use kanban_store::single_writer::WriteServer;
-use kanban_store::{Board, Event, EventId, NewTask, Role, StoreConfig, TaskId};
+use kanban_store::{
+    Board, Clock as _, Event, EventId, NewTask, Role, StoreConfig, SystemClock, TaskId,
+};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
@@ -144,15 +147,7 @@ pub fn processes_criterion() -> criterion::Criterion {
 /// Where benchmark boards are made: `KANBAN_BENCH_DIR`, else `/dev/shm`, else the temporary
 /// folder.
 pub fn work_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KANBAN_BENCH_DIR") {
-        return PathBuf::from(dir);
-    }
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
+    std::env::var_os("KANBAN_BENCH_DIR").map_or_else(RunOptions::default_work_dir, PathBuf::from)
 }
 
 /// A fresh folder under [`work_dir`], removed when dropped.
@@ -161,14 +156,6 @@ pub fn scratch(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir_in(work_dir())
         .expect("a scratch folder for benchmark boards")
-}
-
-/// Milliseconds since the Unix epoch (the store's own clock does the same).
-pub fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Text of `len` bytes that varies with `seed` (task bodies and comments).
@@ -213,14 +200,13 @@ pub fn build_board(path: &Path, bytes: u64) {
             })
             .expect("filling the board");
         n += 200;
-        board.checkpoint().expect("a checkpoint while filling");
+        let report = board.checkpoint().expect("a checkpoint while filling");
         let info = board.info().expect("board info");
         if u64::try_from(info.page_count * info.page_size).unwrap_or(0) >= bytes {
+            assert!(!report.busy, "nothing else has the board open");
             break;
         }
     }
-    let report = board.checkpoint().expect("the last checkpoint");
-    assert!(!report.busy, "nothing else has the board open");
     // The gateway (checkpoint owner) checkpoints on close and removes the WAL.
     drop(board);
 }
@@ -264,7 +250,7 @@ pub fn raw_claim_task(
     task: TaskId,
     worker: &str,
 ) -> rusqlite::Result<Option<(TaskId, i64)>> {
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let swapped = tx.execute(
         "UPDATE tasks SET status = 'running', updated_at = ?2
@@ -314,7 +300,7 @@ pub fn raw_comment(
     author: &str,
     body: &str,
 ) -> rusqlite::Result<Option<i64>> {
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let status: Option<String> = tx
         .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?
@@ -377,7 +363,7 @@ pub fn add_ready_tasks(conn: &mut Connection, n: u64) -> rusqlite::Result<Vec<Ta
 
 /// Untimed setup: `n` tasks in `status`, in one transaction; returns their ids (consecutive).
 pub fn add_tasks(conn: &mut Connection, n: u64, status: &str) -> rusqlite::Result<Vec<TaskId>> {
-    let now = now_ms();
+    let now = SystemClock.now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut ids = Vec::new();
     {

@@ -63,15 +63,6 @@ impl<B: Backend> Pool<B> {
         }
     }
 
-    /// A pool holding `handle`, opened in `generation`.
-    pub fn with_handle(backend: B, generation: u64, handle: B::Handle) -> Pool<B> {
-        Pool {
-            backend,
-            handle: Some((generation, handle)),
-            reopens: 0,
-        }
-    }
-
     /// The backend.
     pub fn backend(&self) -> &B {
         &self.backend

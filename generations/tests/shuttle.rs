@@ -22,8 +22,7 @@
 //! - a process that panics with a checked-out handle has let go of its shared lock: the
 //!   maintenance that waits for its death still gets the exclusive lock;
 //! - a maintenance that cannot get the lock withdraws its request, and the sessions carry
-//!   on in the same generation.
-//!
+//!   on in the same generation;
 //! - two maintenances at once run one after the other: each takes the request before it
 //!   reads the generation, so the generation never goes back and none is published twice.
 //!
@@ -31,11 +30,11 @@
 //! several lines); replay it, deterministically, with
 //! `SHUTTLE_PLAN=<test name> SHUTTLE_REPLAY='<schedule>' cargo test -p kanban-generations
 //! --test shuttle replay -- --ignored --exact` (the `replay` test calls `shuttle::replay`
-//! on the named test's plan, whichever of `check_random`/`check_pct` found the schedule,
-//! and ignores the line breaks). A `check_random` failure also prints its seed:
-//! `SHUTTLE_RANDOM_SEED=<seed> cargo test -p kanban-generations --test shuttle -- --exact
-//! <test name>` runs the same schedules again. `SHUTTLE_ITERATIONS` sets how many
-//! schedules of each kind a test runs.
+//! on the named test's plan, whichever of `check_random`/`check_pct` found the schedule;
+//! shuttle ignores the line breaks, as any whitespace in a schedule). A `check_random`
+//! failure also prints its seed: `SHUTTLE_RANDOM_SEED=<seed> cargo test -p
+//! kanban-generations --test shuttle -- --exact <test name>` runs the same schedules again.
+//! `SHUTTLE_ITERATIONS` sets how many schedules of each kind a test runs.
 
 #![cfg(not(loom))]
 
@@ -174,9 +173,8 @@ fn two_maintainers_at_once_lock() {
 #[ignore = "replays SHUTTLE_REPLAY on SHUTTLE_PLAN; run by hand"]
 fn replay() {
     let test = std::env::var("SHUTTLE_PLAN").expect("SHUTTLE_PLAN=<test name>");
+    // Shuttle prints the schedule over several lines; `shuttle::replay` ignores whitespace.
     let schedule = std::env::var("SHUTTLE_REPLAY").expect("SHUTTLE_REPLAY=<schedule>");
-    // Shuttle prints the schedule over several lines.
-    let schedule: String = schedule.split_whitespace().collect();
     let p = plan(&test);
     shuttle::replay(move || run(&p), &schedule);
 }

@@ -19,16 +19,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use common::{
-    bytes, damage_index, gateway, kanban_db, leaf_pages, make_board, overwrite_page, raw,
+    bytes, damage_index, full_check, gateway, kanban_db, leaf_pages, make_board, new_path,
+    overwrite_page, raw,
 };
 use kanban_store::repair::{RepairAction, Scope, repair_within};
 use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role, quarantine};
-
-fn new_path() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("kanban.db");
-    (dir, db)
-}
 
 /// A board whose `idx_events_run` misses an entry.
 fn index_damaged() -> (tempfile::TempDir, PathBuf) {
@@ -74,16 +69,11 @@ fn events(db: &Path) -> i64 {
         .unwrap()
 }
 
-fn full_check_ok(db: &Path) -> bool {
-    let mut board = Board::inspect(db).unwrap();
-    board.check(CheckLevel::Full).unwrap().is_ok()
-}
-
 #[test]
 fn the_default_repairs_index_damage_and_keeps_every_row() {
     let (_dir, db) = index_damaged();
     let rows = events(&db);
-    assert!(!full_check_ok(&db), "the damage is there");
+    assert!(!full_check(&db).is_ok(), "the damage is there");
 
     let mut board = Board::open_with(&db, gateway()).unwrap();
     let start = board.check_at_start().unwrap();
@@ -102,7 +92,7 @@ fn the_default_repairs_index_damage_and_keeps_every_row() {
     assert!(board.check(CheckLevel::Full).unwrap().is_ok());
     drop(board);
 
-    assert!(full_check_ok(&db));
+    assert!(full_check(&db).is_ok());
     assert_eq!(events(&db), rows);
 }
 
@@ -137,7 +127,7 @@ fn an_operator_may_let_the_gateway_rebuild_a_damaged_table() {
     let repaired = board.check_at_start().unwrap().repaired.expect("repaired");
     assert_eq!(repaired.action, RepairAction::Rebuilt, "{repaired:?}");
     drop(board);
-    assert!(full_check_ok(&db));
+    assert!(full_check(&db).is_ok());
 }
 
 #[test]
@@ -148,7 +138,7 @@ fn upstreams_policy_reports_and_goes_on() {
         assert!(start.check.is_corrupt(), "{start:?}");
         assert!(start.repaired.is_none());
         drop(board);
-        assert!(!full_check_ok(&db), "nothing was repaired");
+        assert!(!full_check(&db).is_ok(), "nothing was repaired");
     }
 }
 
@@ -189,7 +179,7 @@ fn another_session_of_this_process_makes_the_repair_refuse_at_once() {
         "it did not wait for the lock"
     );
     drop((board, other));
-    assert!(!full_check_ok(&db), "nothing was repaired");
+    assert!(!full_check(&db).is_ok(), "nothing was repaired");
 }
 
 #[test]
@@ -233,5 +223,5 @@ fn a_repair_held_to_indexes_reindexes() {
         db.as_os_str(),
     ]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(full_check_ok(&db));
+    assert!(full_check(&db).is_ok());
 }

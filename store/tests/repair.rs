@@ -31,26 +31,20 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    LeafPage, bytes, bytes_via_child, damage_index, gateway, kanban_db, leaf_pages, make_board,
-    overwrite_page, random_bytes, raw, write,
+    LeafPage, bytes, bytes_via_child, damage_index, full_check, gateway, kanban_db, leaf_pages,
+    make_board, new_path, overwrite_page, random_bytes, raw, write,
 };
+use kanban_store::header::Header;
 use kanban_store::lock::LockFile;
 use kanban_store::repair::{RepairAction, RepairReport, Salvaged, repair};
 use kanban_store::{Board, CheckLevel, Error, NewTask, Quarantined, Role, info, quarantine};
 
 // ------------------------------------------------------------------------------ helpers
-
-/// A temporary folder with the path of a board (not yet made) in it.
-fn new_path() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("kanban.db");
-    (dir, db)
-}
 
 /// Every row of every table of the board, as text, per table. Read with a raw connection
 /// and `NOT INDEXED` (a table scan), so that a damaged index cannot hide or add a row.
@@ -85,14 +79,6 @@ fn contents(db: &Path) -> BTreeMap<String, BTreeSet<String>> {
 /// The total number of rows of each table.
 fn counts(c: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<&str, usize> {
     c.iter().map(|(t, rows)| (t.as_str(), rows.len())).collect()
-}
-
-/// The full check of the board through the store (a read-only inspection).
-fn full_check(db: &Path) -> kanban_store::CheckReport {
-    let mut board = Board::inspect(db).expect("inspect after the repair");
-    let report = board.check(CheckLevel::Full).unwrap();
-    drop(board);
-    report
 }
 
 /// The salvage figures of `table`.
@@ -384,10 +370,10 @@ fn a_row_with_two_lost_parents_counts_once() {
     assert_rebuilt_from(&before, &contents(&db), &report);
 }
 
-/// The rowids of the first and the last row on the table leaf `pageno` of the closed
-/// board, decoded from its bytes (cell pointers are in key order; a cell starts with the
-/// payload size and the rowid, two varints).
-fn leaf_rowid_range(db: &Path, pageno: u64) -> (i64, i64) {
+/// The rowids of the first and the last row on the table leaf `pageno` of a closed board
+/// whose bytes are `file` (see [`bytes`]), decoded from them (cell pointers are in key
+/// order; a cell starts with the payload size and the rowid, two varints).
+fn leaf_rowid_range(file: &[u8], pageno: u64) -> (i64, i64) {
     fn varint(b: &[u8]) -> (u64, usize) {
         let mut v = 0u64;
         for (i, &byte) in b.iter().take(8).enumerate() {
@@ -398,11 +384,10 @@ fn leaf_rowid_range(db: &Path, pageno: u64) -> (i64, i64) {
         }
         ((v << 8) | u64::from(b[8]), 9)
     }
-    let file = bytes(db);
-    let page_size = match u16::from_be_bytes([file[16], file[17]]) {
-        1 => 65_536,
-        n => usize::from(n),
+    let header = Header {
+        bytes: file[..100].try_into().expect("a 100-byte header"),
     };
+    let page_size = header.page_size().expect("a valid page size") as usize;
     let page = &file[(pageno as usize - 1) * page_size..][..page_size];
     assert_eq!(page[0], 13, "page {pageno} is a table leaf");
     let cells = usize::from(u16::from_be_bytes([page[3], page[4]]));
@@ -427,7 +412,7 @@ fn rows_lost_by_an_earlier_repair_are_not_counted_again() {
     make_board(&db, 2000);
     let leaves = leaf_pages(&db, "task_events");
     let first = leaves[middle(&leaves)];
-    let (gap_from, gap_to) = leaf_rowid_range(&db, first.pageno);
+    let (gap_from, gap_to) = leaf_rowid_range(&bytes(&db), first.pageno);
     overwrite_page(&db, first.pageno, 21);
     let report = repair(&db, &gateway()).unwrap();
     assert_eq!(report.action, RepairAction::Rebuilt, "{report:?}");
@@ -435,11 +420,13 @@ fn rows_lost_by_an_earlier_repair_are_not_counted_again() {
 
     // Rowid lookups in the gap now lead to the first leaf whose last rowid is past it.
     let before = contents(&db);
-    let covering = leaf_pages(&db, "task_events")
+    let leaves = leaf_pages(&db, "task_events");
+    let file = bytes(&db);
+    let covering = leaves
         .into_iter()
-        .find(|leaf| leaf_rowid_range(&db, leaf.pageno).1 >= gap_from)
+        .find(|leaf| leaf_rowid_range(&file, leaf.pageno).1 >= gap_from)
         .expect("a leaf past the gap");
-    let (from, to) = leaf_rowid_range(&db, covering.pageno);
+    let (from, to) = leaf_rowid_range(&file, covering.pageno);
     overwrite_page(&db, covering.pageno, 22);
     let report = repair(&db, &gateway()).unwrap();
     let events = salvaged(&report, "task_events");

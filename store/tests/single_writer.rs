@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::make_board;
+use common::{make_board, new_path};
 use kanban_store::single_writer::WriteServer;
 use kanban_store::{Board, Error, NewTask, Role, StoreConfig, TaskStatus};
 
@@ -43,8 +43,7 @@ fn serve(db: &std::path::Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>)
 
 #[test]
 fn a_dashboards_writes_are_run_by_the_gateway() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("kanban.db");
+    let (_dir, db) = new_path();
     make_board(&db, 3);
     let (stop, gateway) = serve(&db);
     let mut dash = Board::open_with(&db, dashboard()).unwrap();
@@ -81,8 +80,7 @@ fn a_dashboards_writes_are_run_by_the_gateway() {
 
 #[test]
 fn without_a_gateway_a_write_is_unavailable_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("kanban.db");
+    let (_dir, db) = new_path();
     make_board(&db, 1);
     // "At once": with an hour of busy timeout, waiting would hang this test.
     let mut cfg = dashboard();

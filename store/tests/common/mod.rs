@@ -13,12 +13,20 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kanban_store::{Board, NewTask, Role, RunOutcome, StoreConfig, info};
+use kanban_store::header::Header;
+use kanban_store::{Board, CheckLevel, CheckReport, NewTask, Role, RunOutcome, StoreConfig, info};
 use rusqlite::Connection;
 
 /// The configuration every test opens boards with.
 pub fn gateway() -> StoreConfig {
     StoreConfig::new(Role::Gateway)
+}
+
+/// A temporary folder with the path of a board (not yet made) in it.
+pub fn new_path() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    (dir, db)
 }
 
 /// Creates a board at `db` with `tasks` tasks (some claimed and completed, so that the
@@ -55,6 +63,14 @@ pub fn make_board(db: &Path, tasks: usize) {
         Vec::<PathBuf>::new(),
         "the gateway checkpoints on close"
     );
+}
+
+/// The full check of the board through the store (a read-only inspection).
+pub fn full_check(db: &Path) -> CheckReport {
+    let mut board = Board::inspect(db).expect("inspect the board");
+    let report = board.check(CheckLevel::Full).unwrap();
+    drop(board);
+    report
 }
 
 /// The board's bytes. Only while no connection to it is open in this process.
@@ -199,12 +215,10 @@ pub fn overwrite_page(db: &Path, pageno: u64, seed: u64) {
         .write(true)
         .open(db)
         .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
-    let mut header = [0u8; 100];
-    file.read_exact_at(&mut header, 0).expect("read the header");
-    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-        1 => 65_536,
-        n => u64::from(n),
-    };
+    let mut header = Header { bytes: [0u8; 100] };
+    file.read_exact_at(&mut header.bytes, 0)
+        .expect("read the header");
+    let page_size = header.page_size().expect("a valid page size");
     let mut garbage = random_bytes(page_size as usize, seed);
     if matches!(garbage[0], 2 | 5 | 10 | 13) {
         garbage[0] ^= 0x80;

@@ -4,7 +4,9 @@
 //! report. Errors are for bad input (a scenario that does not parse, an unknown variant)
 //! and for the machine refusing (no fork, no temporary folder).
 
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Result alias for the harness.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,6 +48,62 @@ pub enum Error {
     /// The store refused to set up a board for a seed.
     #[error("setting up the board: {0}")]
     Store(#[from] kanban_store::Error),
+    /// Job processes that died, exited non-zero, or ended without reporting every seed
+    /// they owned: those seeds were never judged, so the run has no verdict.
+    #[error("{}", join(.0))]
+    Jobs(Vec<JobFailure>),
+    /// Runs that judged fewer seeds than were planned for them (or whose seeds could not
+    /// run), one line per run: a run with seeds missing has no verdict.
+    #[error("seeds planned but not judged: {}", .0.join("; "))]
+    SeedsNotJudged(Vec<String>),
+    /// Deterministic mode: a worker held the token for the wall-clock cap (`--stuck-ms`)
+    /// without reaching a scheduling point. Wall time is no part of a verdict, so this is
+    /// no finding: the seed could not be run.
+    #[error(
+        "worker {worker} ({kind}) held the token for {waited:?} without reaching a scheduling point (blocked outside the scheduler); the seed could not be run; the trace's last lines:\n{tail}"
+    )]
+    Blocked {
+        /// The worker's slot.
+        worker: usize,
+        /// Its kind.
+        kind: String,
+        /// The wall-clock cap it reached.
+        waited: Duration,
+        /// The trace's last lines.
+        tail: String,
+    },
+}
+
+/// A job process of [`crate::jobs::run`] that did not end cleanly with every item reported.
+#[derive(Debug)]
+pub struct JobFailure {
+    /// The job's index (job `j` owns the items `i` with `i % jobs == j`).
+    pub job: usize,
+    /// How it ended: `exited with 70`, `was killed by SIGKILL`, ...
+    pub status: String,
+    /// The items it owned and never reported, as `scenario variant seed N`.
+    pub missing: Vec<String>,
+}
+
+impl fmt::Display for JobFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (job, status) = (self.job, &self.status);
+        if self.missing.is_empty() {
+            write!(f, "job {job} {status} after reporting all its seeds")
+        } else {
+            write!(
+                f,
+                "job {job} {status} without reporting {} of its seeds: {}",
+                self.missing.len(),
+                self.missing.join(", ")
+            )
+        }
+    }
+}
+
+fn join(failures: &[JobFailure]) -> String {
+    let lines: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    lines.join("; ")
 }
 
 impl Error {

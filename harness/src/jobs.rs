@@ -4,16 +4,26 @@
 //! or opens any board. Job `j` runs the items `i` with `i % jobs == j`, one after another,
 //! and writes one JSON line per finished item to its pipe; the top process reads the pipes
 //! as lines arrive. A job ends with `_exit`, never returning into the top process's code.
+//!
+//! A job can die with seeds still to run (a panic in the supervisor is `_exit(70)`, an OOM
+//! kill is SIGKILL): its pipe then closes early, just as when it is done. So the end of a
+//! pipe proves nothing; the top process waits for every job and checks that it exited 0
+//! *and* reported every item it owned. Anything else is [`Error::Jobs`], naming the job,
+//! how it ended and the seeds it never reported: a run with seeds missing has no verdict.
+//!
+//! Control: [`RunOptions::control_job_dies_after`] (`--control-job-dies-after N`, hidden)
+//! makes job 0 `_exit(70)` after reporting N items, so a test can check that lost seeds
+//! make the run an error.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, fork, pipe};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, pipe};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JobFailure, Result};
 use crate::scenario::{Scenario, Variant};
 use crate::supervisor::{Outcome, RunOptions, run_seed};
 
@@ -35,8 +45,12 @@ struct Line {
     result: Result<Outcome, String>,
 }
 
+/// How a job leaves when it panics, or when the control makes it die.
+const EXIT_JOB_DIED: i32 = 70;
+
 /// Runs `items` in `jobs` parallel processes; calls `done` as each finishes (in the order
-/// they finish). `before_wait` runs once every job is forked (start progress output there).
+/// they finish). Fails with [`Error::Jobs`] when a job did not exit 0 having reported every
+/// item it owned (after `done` saw every item that was reported).
 pub fn run<'a>(
     items: &[Item<'a>],
     jobs: usize,
@@ -56,7 +70,7 @@ pub fn run<'a>(
                 drop(readers);
                 let code = match std::panic::catch_unwind(|| run_job(items, j, jobs, opts, write)) {
                     Ok(()) => 0,
-                    Err(_) => 70,
+                    Err(_) => EXIT_JOB_DIED,
                 };
                 // SAFETY: leave the job without unwinding into the caller.
                 unsafe { libc::_exit(code) }
@@ -68,6 +82,7 @@ pub fn run<'a>(
             }
         }
     }
+    let mut reported = vec![false; items.len()];
     let mut open = readers.len();
     while open > 0 {
         let ready: Vec<usize> = {
@@ -99,13 +114,15 @@ pub fn run<'a>(
                 let n = reader
                     .read_line(&mut line)
                     .map_err(|e| Error::system("reading a job's results", e))?;
-                if n == 0 {
+                // A line without its newline is all a job that died mid-write left.
+                if n == 0 || !line.ends_with('\n') {
                     readers[i] = None;
                     open -= 1;
                     break;
                 }
                 let parsed: Line = serde_json::from_str(&line)
                     .map_err(|e| Error::system("a job's result line", std::io::Error::other(e)))?;
+                reported[parsed.item] = true;
                 done(&items[parsed.item], parsed.result);
                 if !reader.buffer().contains(&b'\n') {
                     break;
@@ -113,15 +130,65 @@ pub fn run<'a>(
             }
         }
     }
-    for pid in pids {
-        let _ = waitpid(pid, None);
+    let failures: Vec<JobFailure> = pids
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, pid)| {
+            let status = wait(pid);
+            let missing: Vec<String> = (j..items.len())
+                .step_by(jobs)
+                .filter(|&i| !reported[i])
+                .map(|i| describe(&items[i]))
+                .collect();
+            (status.is_some() || !missing.is_empty()).then(|| JobFailure {
+                job: j,
+                status: status.unwrap_or_else(|| "exited with 0".into()),
+                missing,
+            })
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Jobs(failures))
     }
-    Ok(())
+}
+
+/// Waits for job `pid`: `None` when it exited 0, else how it ended.
+fn wait(pid: Pid) -> Option<String> {
+    loop {
+        return match waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(WaitStatus::Exited(_, 0)) => None,
+            Ok(WaitStatus::Exited(_, EXIT_JOB_DIED)) => {
+                Some(format!("exited with {EXIT_JOB_DIED} (a panic)"))
+            }
+            Ok(WaitStatus::Exited(_, code)) => Some(format!("exited with {code}")),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Some(format!("was killed by {sig}")),
+            Ok(other) => Some(format!("ended as {other:?}")),
+            Err(e) => Some(format!("could not be waited for ({e})")),
+        };
+    }
+}
+
+/// An item as an error names it.
+fn describe(item: &Item<'_>) -> String {
+    format!(
+        "{} {} seed {}",
+        item.scenario.name(),
+        item.variant,
+        item.seed
+    )
 }
 
 fn run_job(items: &[Item<'_>], j: usize, jobs: usize, opts: &RunOptions, out: OwnedFd) {
     let mut out = std::fs::File::from(out);
-    for (i, item) in items.iter().enumerate().filter(|(i, _)| i % jobs == j) {
+    let dies_after = opts.control_job_dies_after.filter(|_| j == 0);
+    for (n, (i, item)) in items.iter().enumerate().skip(j).step_by(jobs).enumerate() {
+        if dies_after == Some(n) {
+            // SAFETY: the control's death: leave at once, as a panicking job does.
+            unsafe { libc::_exit(EXIT_JOB_DIED) }
+        }
         let result =
             run_seed(item.scenario, item.variant, item.seed, opts).map_err(|e| e.to_string());
         let line = serde_json::to_string(&Line { item: i, result }).expect("serialisable");

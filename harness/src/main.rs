@@ -1,7 +1,8 @@
 //! `kanban-harness`: run seeded multi-process fault scenarios against the kanban store.
 //!
 //! Exit codes: 0 when every seed passed (or, for `verify`, every expectation held), 1 when
-//! any failed, 2 for bad usage or an unreadable scenario.
+//! any failed, 2 for bad usage, an unreadable scenario, or a run that could not judge every
+//! seed planned for it (a job that died, a seed that could not run).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -63,7 +64,7 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Deterministic mode: run the seed twice; exit 0 only if both runs give the same
-        /// trace digest and the same database digest.
+        /// trace digest, the same database digest and the same findings.
         #[arg(long)]
         check: bool,
     },
@@ -162,6 +163,10 @@ struct Common {
     shim: bool,
     #[command(flatten)]
     schedule: ScheduleArgs,
+    /// Control (for tests): job 0 dies (`_exit(70)`) after reporting N seeds; the run
+    /// must then end in an error (exit 2) naming the seeds lost.
+    #[arg(long, hide = true)]
+    control_job_dies_after: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -176,8 +181,9 @@ struct ScheduleArgs {
     /// Deterministic mode, PCT: the depth, instead of the scenario's `pct_depth`.
     #[arg(long)]
     pct_depth: Option<u32>,
-    /// Deterministic mode: report (and kill) a worker that holds the token this long, in
-    /// wall-clock milliseconds, without reaching a scheduling point.
+    /// Deterministic mode: give up a seed (an error, exit 2, never a finding) when a worker
+    /// holds the token this long, in wall-clock milliseconds, without reaching a
+    /// scheduling point.
     #[arg(long, default_value_t = 10_000)]
     stuck_ms: u64,
 }
@@ -295,19 +301,26 @@ fn dispatch(command: Command) -> Result<bool> {
             let outcome = run_seed(&s, variant, seed, &opts)?;
             if check {
                 let again = run_seed(&s, variant, seed, &opts)?;
-                let same = outcome.trace_digest == again.trace_digest
-                    && outcome.db_digest == again.db_digest;
+                let diff = outcome.replay_diff(&again);
                 for (run, o) in [("run 1", &outcome), ("run 2", &again)] {
                     println!(
-                        "{run}: {} steps, trace {}, database {}, {}",
+                        "{run}: {} steps, trace {}, database {}, {} findings, {}",
                         o.steps,
                         o.trace_digest.as_deref().unwrap_or("-"),
                         o.db_digest.as_deref().unwrap_or("-"),
+                        o.findings.lines().len(),
                         if o.failed() { "failed" } else { "passed" }
                     );
                 }
-                println!("{}", if same { "identical" } else { "DIFFERENT" });
-                return Ok(same);
+                if diff.is_empty() {
+                    println!("identical");
+                } else {
+                    println!("DIFFERENT");
+                    for line in &diff {
+                        println!("  {line}");
+                    }
+                }
+                return Ok(diff.is_empty());
             }
             println!(
                 "seed {seed}: {} kills, {} stalls, {} of {} planned faults landed, {} restarts, {} backups, {} ms",
@@ -469,6 +482,7 @@ fn run_options(common: &Common, verbose: bool) -> RunOptions {
     opts.artifacts = common.artifacts.clone();
     opts.verbose = verbose;
     opts.shim = common.shim;
+    opts.control_job_dies_after = common.control_job_dies_after;
     common.schedule.apply(&mut opts);
     opts
 }
@@ -536,6 +550,15 @@ fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<V
         .iter()
         .map(|(s, v, _)| runs[&key(s, *v)].0.clone())
         .collect();
+    let planned: Vec<u64> = plan
+        .iter()
+        .map(|(s, v, _)| {
+            items
+                .iter()
+                .filter(|i| key(i.scenario, i.variant) == key(s, *v))
+                .count() as u64
+        })
+        .collect();
     if let Some(path) = &common.report {
         let report = Report {
             runs: ordered.clone(),
@@ -544,7 +567,31 @@ fn execute(plan: &[(&Scenario, Variant, Vec<u64>)], common: &Common) -> Result<V
         std::fs::write(path, json + "\n")
             .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
     }
+    let unjudged = unjudged(&ordered, &planned);
+    if !unjudged.is_empty() {
+        print!("{}", table(&ordered));
+        return Err(Error::SeedsNotJudged(unjudged));
+    }
     Ok(ordered)
+}
+
+/// The runs that did not judge every seed planned for them (`planned[i]` for `runs[i]`),
+/// one line each with the seeds' errors: such a run has no verdict, pass or fail.
+fn unjudged(runs: &[RunSummary], planned: &[u64]) -> Vec<String> {
+    runs.iter()
+        .zip(planned)
+        .filter(|(run, planned)| run.seeds != **planned || !run.errors.is_empty())
+        .map(|(run, planned)| {
+            let mut line = format!(
+                "{} {}: {} of {planned} planned seeds judged",
+                run.scenario, run.variant, run.seeds
+            );
+            for e in &run.errors {
+                line.push_str(&format!("; {e}"));
+            }
+            line
+        })
+        .collect()
 }
 
 /// Prints the replay command of every failing seed (the first few per run).
@@ -680,4 +727,25 @@ fn parse_shard(text: &str) -> Result<(usize, usize)> {
         return Err(bad());
     }
     Ok((k, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_short_of_its_planned_seeds_is_unjudged() {
+        let mut run = RunSummary::new("s", Variant::Hardened);
+        run.add(&kanban_harness::supervisor::Outcome::default());
+        assert!(unjudged(std::slice::from_ref(&run), &[1]).is_empty());
+        assert_eq!(
+            unjudged(std::slice::from_ref(&run), &[2]),
+            ["s hardened: 1 of 2 planned seeds judged"]
+        );
+        run.add_error(7, "no board".into());
+        assert_eq!(
+            unjudged(&[run], &[1]),
+            ["s hardened: 1 of 1 planned seeds judged; seed 7: no board"]
+        );
+    }
 }

@@ -161,6 +161,9 @@ impl RunSummary {
     /// Where this summary misses `expect` (empty: it holds).
     pub fn misses(&self, expect: &Expect) -> Vec<String> {
         let mut misses = Vec::new();
+        if self.seeds == 0 {
+            misses.push("0 seeds run".to_string());
+        }
         let rate = self.failure_rate();
         if let Some(max) = expect.max_failure_rate.filter(|&max| rate > max) {
             misses.push(format!("failure rate {rate:.3} > max {max}"));

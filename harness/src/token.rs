@@ -11,6 +11,11 @@
 //! SQLite's sleeps (the busy handler's `xSleep` becomes a logical sleep), and SQLite's
 //! randomness (seeded). Free-running workers never call [`connect`], and every function
 //! here then falls back to the real thing.
+//!
+//! Control: with [`CONTROL_IGNORE_STOP`] set in the environment, a connected worker never
+//! sees the stop flag ([`stop_requested`] stays false): it runs on after the budget, as a
+//! livelocked worker would, so a test can check that the supervisor's budget of logical
+//! steps reports it as `stuck`.
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
@@ -30,6 +35,9 @@ pub const EPOCH_MS: i64 = 1_767_225_600_000;
 
 /// Grant flag: the run's budget is spent; finish the current operation and exit.
 const FLAG_STOP: u64 = 1;
+
+/// Control (test-only): the environment variable that makes workers ignore the stop flag.
+pub const CONTROL_IGNORE_STOP: &str = "KANBAN_HARNESS_CONTROL_IGNORE_STOP";
 
 /// Where a worker is when it hands the token back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +128,7 @@ static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
 static CONNECTED: AtomicBool = AtomicBool::new(false);
 static NOW_US: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
+static IGNORE_STOP: AtomicBool = AtomicBool::new(false);
 /// A kill armed at a logical time (a phase kill with a delay), 0 for none.
 static KILL_AT_US: AtomicU64 = AtomicU64::new(0);
 
@@ -134,6 +143,10 @@ pub fn connect(fd: RawFd, seed: u64) {
         rng: ChaCha8Rng::seed_from_u64(seed),
     });
     CONNECTED.store(true, Ordering::Relaxed);
+    IGNORE_STOP.store(
+        std::env::var_os(CONTROL_IGNORE_STOP).is_some(),
+        Ordering::Relaxed,
+    );
     wait_for_grant();
 }
 
@@ -144,7 +157,7 @@ pub fn connected() -> bool {
 
 /// Whether the supervisor asked this worker to stop.
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed)
+    STOP.load(Ordering::Relaxed) && !IGNORE_STOP.load(Ordering::Relaxed)
 }
 
 /// Hands the token back at `point` and waits for it again. Does nothing when not connected.

@@ -1,5 +1,6 @@
 //! Deterministic mode, through the `kanban-harness` binary: same seed, same trace, same
-//! bytes; the naive store caught; failing seeds shrunk; stuck workers reported.
+//! bytes, same findings; the naive store caught; failing seeds shrunk; stuckness judged in
+//! logical steps (a livelock is a finding, a worker blocked in wall time an error).
 //!
 //! The test process never forks (it is multi-threaded): it runs the binary, whose
 //! single-threaded supervisor forks the workers.
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use kanban_harness::supervisor::Outcome;
 use serde_json::Value;
 
 fn workspace() -> PathBuf {
@@ -216,10 +218,89 @@ fn command_workers_are_refused_deterministic_mode() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be scheduled deterministically"));
 }
 
-/// A worker blocked outside a scheduling point (here: stopped by the test) is reported
-/// with the trace's tail and killed; the run ends instead of hanging.
+/// `replay --check` compares findings too: two runs with the same digests but different
+/// findings are not identical (the old check compared the digests only).
 #[test]
-fn a_worker_stuck_outside_the_scheduler_is_reported_not_waited_for() {
+fn replay_check_catches_findings_that_differ() {
+    let digest = Some("ab".to_string());
+    let one = Outcome {
+        trace_digest: digest.clone(),
+        db_digest: digest,
+        ..Outcome::default()
+    };
+    assert!(one.replay_diff(&one.clone()).is_empty());
+    let mut two = one.clone();
+    two.findings.lost_acked.push("task 3 moved to done".into());
+    assert_eq!(
+        one.replay_diff(&two),
+        ["only in run 2: lost_acked: task 3 moved to done"]
+    );
+}
+
+/// A deterministic scenario of `budget_ms` with a gateway and a dashboard, and `extra`
+/// lines (faults), in `dir`.
+fn short_scenario(dir: &Path, budget_ms: u64, extra: &str) -> PathBuf {
+    let path = dir.join("short.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "description = \"a short deterministic run\"\nbudget_ms = {budget_ms}\n\
+             schedule = \"deterministic\"\n{extra}\n\
+             [[workers]]\nkind = \"gateway\"\n[[workers]]\nkind = \"dashboard\"\n\
+             [expect.hardened]\nmax_failure_rate = 0.0\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A worker stalled past the budget takes no steps, so it is not stuck: it stops when it
+/// wakes. (The old detector counted logical *time* after the budget and called it stuck.)
+#[test]
+fn a_stall_that_outlasts_the_budget_is_not_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = short_scenario(
+        dir.path(),
+        300,
+        "[faults]\nstalls = 2\nstall_ms = [3000, 3000]",
+    );
+    let out = harness(&["run", scenario.to_str().unwrap(), "--seeds", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+/// A worker that never stops (the control makes every worker ignore the stop flag) is a
+/// `stuck` finding once the budget's margin of logical steps is spent.
+#[test]
+fn a_worker_that_never_stops_is_stuck_after_the_step_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = short_scenario(dir.path(), 100, "");
+    let report = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
+        .current_dir(workspace())
+        .env(kanban_harness::token::CONTROL_IGNORE_STOP, "1")
+        .args(["run", scenario.to_str().unwrap(), "--seeds", "2"])
+        .args(["--report", report.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let parsed: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let run = &parsed["runs"][0];
+    assert_eq!(run["failed"], 2, "{run}");
+    assert!(
+        run["sample_findings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("worker_error: stuck: worker "),
+        "{run}"
+    );
+}
+
+/// A worker blocked outside a scheduling point (here: stopped by the test) holds the token
+/// past the wall-clock cap: the seed could not be run, so the run is an error (exit 2) with
+/// the trace's tail, not a finding (wall time is no part of a verdict), and it ends
+/// instead of hanging.
+#[test]
+fn a_worker_stuck_outside_the_scheduler_is_an_error_not_waited_for() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("long.toml");
     std::fs::write(
@@ -256,9 +337,21 @@ fn a_worker_stuck_outside_the_scheduler_is_reported_not_waited_for() {
     // SAFETY: plain kill(2) of a process this test started (indirectly).
     unsafe { libc::kill(worker as i32, libc::SIGSTOP) };
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1));
-    let text = std::fs::read_to_string(&report).unwrap();
-    assert!(text.contains("held the token for 300ms"), "{text}");
+    assert_eq!(status.code(), Some(2));
+    let parsed: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let run = &parsed["runs"][0];
+    assert_eq!(
+        (&run["seeds"], &run["failed"]),
+        (&0.into(), &0.into()),
+        "{run}"
+    );
+    assert!(
+        run["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("held the token for 300ms"),
+        "{run}"
+    );
 }
 
 /// Processes below `root`, with their depth (1: children).

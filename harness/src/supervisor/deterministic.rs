@@ -12,9 +12,20 @@
 //!
 //! Each step and each supervisor event is one line of the trace (written to `--trace`,
 //! and hashed either way): the same seed gives the same trace digest and, after a clean
-//! close, the same database digest. A worker that does not come back to a scheduling point
-//! within `RunOptions::stuck` of wall time is blocked outside the scheduler (a bug): it is
-//! reported with the trace's last lines, and killed, instead of hanging the run.
+//! close, the same database digest.
+//!
+//! Stuckness is judged in logical steps, never in wall time, so a loaded machine cannot
+//! change a verdict: once the budget is spent, the workers together get [`GRACE_STEPS`]
+//! more steps to stop; a worker still running then (a livelock: it keeps reaching points
+//! but never stops) is a `worker_error` finding starting with `stuck:`, and is killed. A
+//! worker waiting (a stall, a sleep) takes no steps, so a stall that outlasts the budget
+//! is no livelock. A worker that does not come back to a scheduling point at all within
+//! `RunOptions::stuck` of *wall* time is blocked outside the scheduler (a bug of the
+//! harness or of a shim): no step count can see that, so the wall-clock cap stays, but as
+//! [`Error::Blocked`] (the seed could not be run, the run is an error), never a finding.
+//!
+//! Control: with `KANBAN_HARNESS_CONTROL_IGNORE_STOP` set, workers never see the stop flag
+//! (see [`crate::token`]), so every seed must end in a `stuck:` finding.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -35,8 +46,10 @@ use crate::plan::{FaultAction, Plan};
 use crate::scenario::{QUANTUM_US, Scenario};
 use crate::token::{self, Point};
 
-/// Logical time workers get to finish after the budget is spent.
-const GRACE_US: u64 = 1_500_000;
+/// Scheduling steps the workers get, together, to stop once the budget is spent. A worker
+/// finishing its operation needs tens of steps (hundreds when it waits on a busy lock);
+/// the margin is wide so that only a worker that never stops reaches it.
+const GRACE_STEPS: u64 = 20_000;
 
 /// Trace lines kept for a report of a stuck worker.
 const TAIL: usize = 20;
@@ -64,8 +77,11 @@ pub(super) fn run(
         trace,
         worker_errors,
         stuck: opts.stuck,
+        blocked: None,
     };
     let budget_us = scenario.budget_ms * 1000;
+    // The step at which the budget was spent.
+    let mut stopped_at: Option<u64> = None;
     let mut faults = plan.faults.iter().peekable();
     loop {
         let now = sched.now_us();
@@ -91,6 +107,7 @@ pub(super) fn run(
         }
         if !procs.stopping && now >= budget_us {
             procs.stopping = true;
+            stopped_at = Some(sched.steps());
             procs.trace.line(format_args!("{now} budget spent"));
             for unit in 0..procs.slots.len() {
                 if procs.slots[unit].pid.is_none() {
@@ -98,14 +115,14 @@ pub(super) fn run(
                 }
             }
         }
-        if now >= budget_us + GRACE_US {
+        if stopped_at.is_some_and(|at| sched.steps() >= at + GRACE_STEPS) {
             for unit in 0..procs.slots.len() {
                 if procs.slots[unit].pid.is_some() {
+                    procs.trace.line(format_args!("{now} stuck w{unit}"));
                     let slot = &procs.slots[unit];
                     procs.worker_errors.push(format!(
-                        "worker {unit} ({}) did not stop within {} ms of logical time",
+                        "stuck: worker {unit} ({}) still running {GRACE_STEPS} scheduling steps after the budget was spent",
                         slot.kind.name(),
-                        GRACE_US / 1000
                     ));
                     procs.kill(unit);
                     sched.remove(unit);
@@ -115,6 +132,13 @@ pub(super) fn run(
         let Some((unit, event)) = step(&mut sched, &mut procs) else {
             break;
         };
+        if let Some(blocked) = procs.blocked.take() {
+            for unit in 0..procs.slots.len() {
+                procs.kill(unit);
+            }
+            reap_all(procs.slots);
+            return Err(blocked);
+        }
         let (step_no, now) = (sched.steps(), sched.now_us());
         match event {
             Event::Point { at, .. } => procs
@@ -164,6 +188,8 @@ struct Procs<'a> {
     trace: Trace,
     worker_errors: &'a mut Vec<String>,
     stuck: Duration,
+    /// A worker that reached the wall-clock cap: the seed cannot go on.
+    blocked: Option<Error>,
 }
 
 impl Procs<'_> {
@@ -277,12 +303,12 @@ impl Transport for Procs<'_> {
                 }
             },
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                self.worker_errors.push(format!(
-                    "worker {unit} ({}) held the token for {:?} without reaching a scheduling point (blocked outside the scheduler); the trace's last lines:\n{}",
-                    self.slots[unit].kind.name(),
-                    self.stuck,
-                    self.trace.tail()
-                ));
+                self.blocked = Some(Error::Blocked {
+                    worker: unit,
+                    kind: self.slots[unit].kind.name().to_string(),
+                    waited: self.stuck,
+                    tail: self.trace.tail(),
+                });
                 self.kill(unit);
                 Event::Gone
             }

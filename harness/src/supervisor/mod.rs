@@ -57,8 +57,12 @@ pub struct RunOptions {
     /// Deterministic mode: write one line per scheduling point here.
     pub trace: Option<PathBuf>,
     /// Deterministic mode: how long (wall time) a worker may hold the token without
-    /// reaching a scheduling point before it is reported as stuck and killed.
+    /// reaching a scheduling point before the seed is given up as one that could not be
+    /// run ([`Error::Blocked`]): a wall-clock cap is never a finding.
     pub stuck: Duration,
+    /// Control (test-only): job 0 of [`crate::jobs::run`] `_exit(70)`s after reporting
+    /// this many items, so the run loses seeds on purpose (`--control-job-dies-after`).
+    pub control_job_dies_after: Option<usize>,
 }
 
 impl RunOptions {
@@ -75,6 +79,7 @@ impl RunOptions {
             pct_depth: None,
             trace: None,
             stuck: Duration::from_secs(10),
+            control_job_dies_after: None,
         }
     }
 
@@ -134,6 +139,38 @@ impl Outcome {
     /// Whether the seed failed.
     pub fn failed(&self) -> bool {
         !self.findings.is_clean()
+    }
+
+    /// How `again`, a second deterministic run of the same seed, differs from this one:
+    /// the trace digest, the database digest and the findings must all be the same (a
+    /// verdict that changes between two runs is no verdict). Empty when they are.
+    pub fn replay_diff(&self, again: &Outcome) -> Vec<String> {
+        let mut diff = Vec::new();
+        let show = |d: &Option<String>| d.clone().unwrap_or_else(|| "-".into());
+        for (what, a, b) in [
+            ("trace", &self.trace_digest, &again.trace_digest),
+            ("database", &self.db_digest, &again.db_digest),
+        ] {
+            if a != b {
+                diff.push(format!("{what} digest: {} != {}", show(a), show(b)));
+            }
+        }
+        let (first, second) = (self.findings.lines(), again.findings.lines());
+        if first != second {
+            let only = |run: &str, of: &[String], not_in: &[String]| -> Vec<String> {
+                of.iter()
+                    .filter(|l| !not_in.contains(l))
+                    .map(|l| format!("only in {run}: {l}"))
+                    .collect()
+            };
+            let mut lines = only("run 1", &first, &second);
+            lines.extend(only("run 2", &second, &first));
+            if lines.is_empty() {
+                lines.push("findings: the same lines, in another order or number".into());
+            }
+            diff.extend(lines);
+        }
+        diff
     }
 }
 

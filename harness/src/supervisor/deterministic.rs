@@ -35,7 +35,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use kanban_sched::{Event, Scheduler, Strategy, Transport, Unit, step};
+use kanban_sched::{Event, Scheduler, State, Strategy, Transport, Unit, step};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::waitpid;
 use sha2::{Digest, Sha256};
@@ -117,16 +117,19 @@ pub(super) fn run(
         }
         if stopped_at.is_some_and(|at| sched.steps() >= at + GRACE_STEPS) {
             for unit in 0..procs.slots.len() {
-                if procs.slots[unit].pid.is_some() {
+                if procs.slots[unit].pid.is_none() {
+                    continue;
+                }
+                // One that waits (a stall) took none of those steps: it is killed, not stuck.
+                if !matches!(sched.state(unit), State::Waiting { .. }) {
                     procs.trace.line(format_args!("{now} stuck w{unit}"));
-                    let slot = &procs.slots[unit];
                     procs.worker_errors.push(format!(
                         "stuck: worker {unit} ({}) still running {GRACE_STEPS} scheduling steps after the budget was spent",
-                        slot.kind.name(),
+                        procs.slots[unit].kind.name(),
                     ));
-                    procs.kill(unit);
-                    sched.remove(unit);
                 }
+                procs.kill(unit);
+                sched.remove(unit);
             }
         }
         let Some((unit, event)) = step(&mut sched, &mut procs) else {

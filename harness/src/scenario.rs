@@ -54,8 +54,10 @@ pub struct Scenario {
     /// socket; the gateway serves them between its other work.
     #[serde(default)]
     pub single_writer: bool,
-    /// After every worker is dead and before the checks, the supervisor repairs the board
-    /// (a repair killed midway is finished by the next one; the checks see its result).
+    /// After every worker is dead, the supervisor checks the board, then repairs it, as an
+    /// operator would (a repair killed midway is finished by the next one). Damage it finds
+    /// fails the seed unless a repairer injected it and was killed before undoing it
+    /// ([`crate::supervisor::FinalRepair`]).
     #[serde(default)]
     pub repair_after: bool,
     /// The first seed (`verify` runs `first_seed..first_seed + seeds`); a regression

@@ -89,6 +89,13 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run the controls: runs of this binary built so that one figure or verdict must come
+    /// out a known way (a kill that cannot fire counts 0 landed, a lost ack is found...);
+    /// exit 0 only if every one does.
+    Controls {
+        /// Control files or folders (default: scenarios/controls/).
+        paths: Vec<PathBuf>,
+    },
     /// List scenarios with their descriptions.
     List {
         /// Scenario files or folders (default: scenarios/ and scenarios/regressions/).
@@ -380,6 +387,7 @@ fn dispatch(command: Command) -> Result<bool> {
             shape,
             common,
         } => matrix(seeds, shape, &common),
+        Command::Controls { paths } => controls(paths),
         Command::List { paths } => {
             for s in load_all(&default_paths(paths))? {
                 println!("{:<28} {}", s.name(), s.description);
@@ -457,6 +465,38 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
         .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
     }
     Ok(lines.iter().all(|l| !l.detectable || l.detected))
+}
+
+/// Runs every control through this binary; prints a verdict per control.
+fn controls(paths: Vec<PathBuf>) -> Result<bool> {
+    let exe = std::env::current_exe().map_err(|e| Error::system("finding this binary", e))?;
+    let paths = match paths.is_empty() {
+        true => vec![PathBuf::from("scenarios/controls")],
+        false => paths,
+    };
+    let mut files = Vec::new();
+    for path in &paths {
+        match path.is_dir() {
+            true => files.extend(kanban_harness::controls::load_dir(path)?),
+            false => files.push(kanban_harness::controls::ControlFile::load(path)?),
+        }
+    }
+    let mut failed = 0;
+    for file in &files {
+        let misses = file.run(&exe)?;
+        let verdict = if misses.is_empty() { "PASS" } else { "FAIL" };
+        println!("{verdict} {}: {}", file.name(), file.control.what);
+        for miss in &misses {
+            println!("    {miss}");
+        }
+        failed += usize::from(!misses.is_empty());
+    }
+    println!(
+        "{} controls: {} held, {failed} failed",
+        files.len(),
+        files.len() - failed
+    );
+    Ok(failed == 0)
 }
 
 fn run_options(common: &Common, verbose: bool) -> RunOptions {

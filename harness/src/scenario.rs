@@ -70,6 +70,10 @@ pub struct Scenario {
     pub pin_seeds: bool,
     /// The variants to run, with the outcome each must show.
     pub expect: BTreeMap<String, Expect>,
+    /// In a control file (`scenarios/controls/`): what `kanban-harness controls` demands
+    /// of the run ([`crate::controls`]); nothing else reads it.
+    #[serde(default)]
+    pub control: Option<toml::Table>,
     /// Where the file was read from (not in the file).
     #[serde(skip)]
     pub path: PathBuf,

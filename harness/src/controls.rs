@@ -223,21 +223,6 @@ fn compare(
     misses
 }
 
-/// The control files under `dir` (sorted).
-pub fn load_dir(dir: &Path) -> Result<Vec<ControlFile>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::ReadScenario {
-            path: dir.to_path_buf(),
-            source,
-        })?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    paths.iter().map(|p| ControlFile::load(p)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

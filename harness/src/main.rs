@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use kanban_harness::controls::ControlFile;
 use kanban_harness::jobs::{self, Item};
 use kanban_harness::report::{Report, RunSummary, table};
 use kanban_harness::scenario::{Scenario, StrategyName, Variant};
@@ -474,13 +475,10 @@ fn controls(paths: Vec<PathBuf>) -> Result<bool> {
         true => vec![PathBuf::from("scenarios/controls")],
         false => paths,
     };
-    let mut files = Vec::new();
-    for path in &paths {
-        match path.is_dir() {
-            true => files.extend(kanban_harness::controls::load_dir(path)?),
-            false => files.push(kanban_harness::controls::ControlFile::load(path)?),
-        }
-    }
+    let files = kanban_harness::scenario::toml_files(&paths)?
+        .iter()
+        .map(|p| ControlFile::load(p))
+        .collect::<Result<Vec<_>>>()?;
     let mut failed = 0;
     for file in &files {
         let misses = file.run(&exe)?;
@@ -673,24 +671,7 @@ fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
 
 /// Loads scenario files, expanding folders to their `*.toml` files (sorted).
 fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| Error::ReadScenario {
-                    path: path.clone(),
-                    source,
-                })?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
-    }
+    let files = kanban_harness::scenario::toml_files(paths)?;
     files.iter().map(|f| Scenario::load(f)).collect()
 }
 

@@ -588,6 +588,30 @@ impl Scenario {
     }
 }
 
+/// The TOML files named by `paths`: files as they are, folders expanded to their `*.toml`
+/// files (sorted).
+pub fn toml_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| Error::ReadScenario {
+                path: path.clone(),
+                source,
+            })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
 /// The store phase with this name.
 pub fn phase_named(name: &str) -> Option<kanban_store::Phase> {
     kanban_store::Phase::ALL

@@ -35,8 +35,10 @@ macro_rules! controls {
 
 controls!(
     damaged_start_repair_after,
+    job_dies_mid_run,
     phase_kill_cannot_fire,
     phase_kill_must_fire,
+    worker_never_stops,
 );
 
 #[test]

@@ -185,3 +185,41 @@ fn forked_of_kind(workers: &[WorkerPlan], kind: Option<WorkerKind>) -> Vec<usize
 pub fn incarnation_seed(worker_seed: u64, incarnation: u32) -> u64 {
     worker_seed ^ u64::from(incarnation).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every declared phase kill is planned, even two on the same worker (one slot per
+    /// worker once kept the last: restart-storm planned 87 of its 100 over 50 seeds).
+    #[test]
+    fn every_declared_phase_kill_is_planned() {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/restart-storm.toml"
+        ));
+        let scenario = Scenario::load(path).unwrap();
+        let declared = scenario.faults.phase_kills.len();
+        let mut shared = 0;
+        for seed in 0..50 {
+            let plan = Plan::new(&scenario, seed);
+            let mut ids: Vec<usize> = plan
+                .workers
+                .iter()
+                .flat_map(|w| w.phase_kills.iter().map(|k| k.id))
+                .collect();
+            ids.sort_unstable();
+            assert_eq!(ids, (0..declared).collect::<Vec<_>>(), "seed {seed}");
+            assert_eq!(plan.faults_planned() as usize, declared, "seed {seed}");
+            shared += plan
+                .workers
+                .iter()
+                .filter(|w| w.phase_kills.len() > 1)
+                .count();
+        }
+        assert!(
+            shared > 0,
+            "no seed put two kills on one worker: the test shows nothing"
+        );
+    }
+}

@@ -423,11 +423,24 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
 
 /// Called by the VFS after an operation that a fault acts on afterwards.
 pub(crate) fn after(action: IoAction, ok: bool) {
-    let id = STATE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_mut()
-        .and_then(|s| s.acting_after.take());
+    let id = {
+        let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        let state = guard.as_mut();
+        let id = state.as_ref().and_then(|s| s.acting_after);
+        if let Some(state) = state {
+            state.acting_after = None;
+            if action == IoAction::Stop && !ok {
+                // A stop holds what the operation took (the WAL write lock): after a failed
+                // one it would hold nothing, so it waits for the next match instead.
+                for (fault, seen) in &mut state.faults {
+                    if Some(fault.id) == id {
+                        *seen = fault.nth - 1;
+                    }
+                }
+            }
+        }
+        id
+    };
     match action {
         IoAction::KillAfter => {
             note_landed(id);

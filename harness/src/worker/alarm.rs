@@ -58,8 +58,7 @@ pub(super) fn install(kills: &[PhaseKillPlan], landed: File) {
 /// The store entered (`true`) or left `phase`: arms the kills due at this entry, or
 /// cancels the armed kills of the phase that ends.
 pub(super) fn phase(phase: Phase, entering: bool) {
-    // SAFETY: getpid(2) cannot fail.
-    if unsafe { libc::getpid() } != OWNER.load(Ordering::Relaxed) {
+    if !owner() {
         return;
     }
     let mut changed = false;
@@ -108,13 +107,23 @@ fn is_due(kill: &Kill, now: u64) -> bool {
     at != 0 && at <= now
 }
 
-/// Notes the kill as landed, then sends it.
+/// Notes the kill as landed, then sends it (only in the worker that carries it).
 fn fire(kill: &Kill) {
+    if !owner() {
+        return;
+    }
     note(b'p', kill.plan.id);
     // SAFETY: kill(2) and getpid(2) are async-signal-safe.
     unsafe {
         libc::kill(libc::getpid(), libc::SIGKILL);
     }
+}
+
+/// Whether this is the worker process the kills were installed in (getpid(2) is
+/// async-signal-safe).
+fn owner() -> bool {
+    // SAFETY: getpid(2) cannot fail.
+    unsafe { libc::getpid() == OWNER.load(Ordering::Relaxed) }
 }
 
 /// Writes `<tag><id>\n` to the landed file in one write(2), without allocating.

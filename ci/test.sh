@@ -48,6 +48,9 @@ cargo run --release -q -p kanban-store --bin kanban-db -- selftest
 step "the main job (README), at CI size: every scenario, ${VERIFY_SEEDS:=50} seeds per variant"
 cargo run --release -q -p kanban-harness -- verify --seeds "$VERIFY_SEEDS" --report verify-report.json
 
+step "the controls: runs whose figures and verdicts must come out a known way"
+cargo run --release -q -p kanban-harness -- controls
+
 step "deterministic mode: every scenario and variant replays identically (${DETERMINISM_SEEDS:=3} seeds each)"
 ci/determinism.sh "$DETERMINISM_SEEDS"
 

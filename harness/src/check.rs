@@ -9,12 +9,14 @@
 //! - `worker_error`: a worker panicked or met an error a correct store does not return.
 //!
 //! The checks run after every worker is dead, on a plain connection (not through the store,
-//! which would refuse a broken board instead of describing it).
+//! which would refuse a broken board instead of describing it) that changes nothing: see
+//! [`open_as_left`]. The supervisor keeps artifacts and digests before the checks anyway.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use kanban_store::CheckLevel;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
@@ -95,9 +97,7 @@ pub fn check(db: &Path, ledgers: &[Ledger], worker_errors: Vec<String>) -> Findi
                 .extend(errors.iter().map(|e| format!("text ledger {e}"))),
         }
     }
-    // Never create a board that is not there: a missing board is a finding.
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match Connection::open_with_flags(db, flags) {
+    let conn = match open_as_left(db) {
         Ok(c) => c,
         Err(e) => {
             findings.corrupt.push(format!("cannot open the board: {e}"));
@@ -121,6 +121,29 @@ pub fn check(db: &Path, ledgers: &[Ledger], worker_errors: Vec<String>) -> Findi
             .push(format!("cannot read the board for the ledger check: {e}")),
     }
     findings
+}
+
+/// A connection that reads the board without changing it: read-only, and never the
+/// checkpoint-and-delete of the WAL that SQLite's last connection does on close. Only a hot
+/// rollback journal (a worker killed inside a commit of a rollback-mode board) needs a
+/// writer: SQLite refuses to read past it, and rolling it back is what any next opener
+/// does. It never creates a board that is not there: a missing board is a finding.
+pub fn open_as_left(db: &Path) -> rusqlite::Result<Connection> {
+    let open = |write: bool| -> rusqlite::Result<Connection> {
+        let access = match write {
+            true => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            false => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        };
+        let conn = Connection::open_with_flags(db, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        // Reading the schema is the first read: a hot journal shows here, not at open.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(conn)
+    };
+    match open(false) {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) => open(true),
+        other => other,
+    }
 }
 
 /// What the ledger check needs from the board.
@@ -267,7 +290,7 @@ impl Board {
                 .get(&cursor_name(r.worker))
                 .is_some_and(|&at| at >= r.a),
             Op::Heartbeat => self.runs.contains(&r.a),
-            Op::Move | Op::Open | Op::Read => true,
+            Op::Move | Op::Open | Op::Read | Op::Damage | Op::Repair => true,
         }
     }
 }

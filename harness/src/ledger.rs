@@ -56,6 +56,12 @@ pub enum Op {
     Open = 9,
     /// A read (only in error records).
     Read = 10,
+    /// The repairer damaging an index on purpose (`damage = true`): the intent before it
+    /// starts, the ack once the damage is done. No effect to find on the board.
+    Damage = 20,
+    /// A repair that left the board healthy (acked only then). After a `Damage`, it says
+    /// the injected damage was undone.
+    Repair = 21,
 }
 
 impl Op {
@@ -71,6 +77,8 @@ impl Op {
             Op::Heartbeat,
             Op::Open,
             Op::Read,
+            Op::Damage,
+            Op::Repair,
         ]
         .into_iter()
         .find(|o| *o as u8 == v)

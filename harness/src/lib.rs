@@ -7,10 +7,13 @@
 //! The data flows as the modules are listed: a [`scenario`] file and a seed become a
 //! [`plan`]; the [`supervisor`] forks [`worker`]s that write a [`ledger`], delivers the
 //! plan's faults, stops everything, and hands the board and ledgers to [`check`]; the
-//! [`report`] gathers outcomes over seeds, run in parallel by [`jobs`].
+//! [`report`] gathers outcomes over seeds, run in parallel by [`jobs`]. The [`controls`]
+//! are runs built so that each of the harness's figures and verdicts must come out a known
+//! way: the proof that the verdicts can fail.
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod controls;
 pub mod error;
 pub mod jobs;
 pub mod ledger;

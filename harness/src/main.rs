@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use kanban_harness::controls::ControlFile;
 use kanban_harness::jobs::{self, Item};
 use kanban_harness::report::{Report, RunSummary, table};
 use kanban_harness::scenario::{Scenario, StrategyName, Variant};
@@ -88,6 +89,13 @@ enum Command {
         shape: bool,
         #[command(flatten)]
         common: Common,
+    },
+    /// Run the controls: runs of this binary built so that one figure or verdict must come
+    /// out a known way (a kill that cannot fire counts 0 landed, a lost ack is found...);
+    /// exit 0 only if every one does.
+    Controls {
+        /// Control files or folders (default: scenarios/controls/).
+        paths: Vec<PathBuf>,
     },
     /// List scenarios with their descriptions.
     List {
@@ -381,6 +389,7 @@ fn dispatch(command: Command) -> Result<bool> {
             shape,
             common,
         } => matrix(seeds, shape, &common),
+        Command::Controls { paths } => controls(paths),
         Command::List { paths } => {
             for s in load_all(&default_paths(paths))? {
                 println!("{:<28} {}", s.name(), s.description);
@@ -458,6 +467,35 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
         .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
     }
     Ok(lines.iter().all(|l| !l.detectable || l.detected))
+}
+
+/// Runs every control through this binary; prints a verdict per control.
+fn controls(paths: Vec<PathBuf>) -> Result<bool> {
+    let exe = std::env::current_exe().map_err(|e| Error::system("finding this binary", e))?;
+    let paths = match paths.is_empty() {
+        true => vec![PathBuf::from("scenarios/controls")],
+        false => paths,
+    };
+    let files = kanban_harness::scenario::toml_files(&paths)?
+        .iter()
+        .map(|p| ControlFile::load(p))
+        .collect::<Result<Vec<_>>>()?;
+    let mut failed = 0;
+    for file in &files {
+        let misses = file.run(&exe)?;
+        let verdict = if misses.is_empty() { "PASS" } else { "FAIL" };
+        println!("{verdict} {}: {}", file.name(), file.control.what);
+        for miss in &misses {
+            println!("    {miss}");
+        }
+        failed += usize::from(!misses.is_empty());
+    }
+    println!(
+        "{} controls: {} held, {failed} failed",
+        files.len(),
+        files.len() - failed
+    );
+    Ok(failed == 0)
 }
 
 fn run_options(common: &Common, verbose: bool) -> RunOptions {
@@ -634,24 +672,7 @@ fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
 
 /// Loads scenario files, expanding folders to their `*.toml` files (sorted).
 fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|source| Error::ReadScenario {
-                    path: path.clone(),
-                    source,
-                })?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
-    }
+    let files = kanban_harness::scenario::toml_files(paths)?;
     files.iter().map(|f| Scenario::load(f)).collect()
 }
 

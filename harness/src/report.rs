@@ -65,6 +65,10 @@ pub struct RunSummary {
     pub restarts: u64,
     /// Commits acknowledged to the workers, over all seeds.
     pub acked: u64,
+    /// Seeds whose repair after the run (`repair_after`) undid damage the scenario injected
+    /// (a repairer killed between its damage and its repair); any other damage it found
+    /// failed the seed instead.
+    pub repaired_injected: u64,
     /// Acknowledged commits per second of seed time (the workers' throughput).
     pub acked_per_s: f64,
     /// Deterministic mode: scheduling steps, over all seeds.
@@ -112,6 +116,8 @@ impl RunSummary {
         self.faults_landed += u64::from(o.faults_landed);
         self.restarts += u64::from(o.restarts);
         self.acked += o.acked;
+        self.repaired_injected +=
+            u64::from(o.final_repair.as_ref().is_some_and(|r| r.undid_injected()));
         self.steps += o.steps;
         self.seed_time_s += o.elapsed_ms as f64 / 1000.0;
     }

@@ -54,8 +54,10 @@ pub struct Scenario {
     /// socket; the gateway serves them between its other work.
     #[serde(default)]
     pub single_writer: bool,
-    /// After every worker is dead and before the checks, the supervisor repairs the board
-    /// (a repair killed midway is finished by the next one; the checks see its result).
+    /// After every worker is dead, the supervisor checks the board, then repairs it, as an
+    /// operator would (a repair killed midway is finished by the next one). Damage it finds
+    /// fails the seed unless a repairer injected it and was killed before undoing it
+    /// ([`crate::supervisor::FinalRepair`]).
     #[serde(default)]
     pub repair_after: bool,
     /// The first seed (`verify` runs `first_seed..first_seed + seeds`); a regression
@@ -68,6 +70,10 @@ pub struct Scenario {
     pub pin_seeds: bool,
     /// The variants to run, with the outcome each must show.
     pub expect: BTreeMap<String, Expect>,
+    /// In a control file (`scenarios/controls/`): what `kanban-harness controls` demands
+    /// of the run ([`crate::controls`]); nothing else reads it.
+    #[serde(default)]
+    pub control: Option<toml::Table>,
     /// Where the file was read from (not in the file).
     #[serde(skip)]
     pub path: PathBuf,
@@ -624,6 +630,30 @@ impl Scenario {
             .flat_map(|w| std::iter::repeat_n(w, w.count as usize))
             .collect()
     }
+}
+
+/// The TOML files named by `paths`: files as they are, folders expanded to their `*.toml`
+/// files (sorted).
+pub fn toml_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| Error::ReadScenario {
+                path: path.clone(),
+                source,
+            })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
 }
 
 /// The store phase with this name.

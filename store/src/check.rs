@@ -41,6 +41,12 @@ impl CheckReport {
         !self.integrity.is_empty()
     }
 
+    /// True when every finding is about an index's entries (what `REINDEX` fixes without
+    /// losing anything), and there is at least one.
+    pub fn is_index_only(&self) -> bool {
+        crate::policy::index_only(self)
+    }
+
     /// Every finding, one per line, with its kind.
     pub fn findings(&self) -> impl Iterator<Item = String> + '_ {
         let tag = |kind: &'static str| move |f: &String| format!("{kind}: {f}");

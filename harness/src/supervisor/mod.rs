@@ -37,8 +37,12 @@ use crate::scenario::{Scenario, ScheduleMode, StrategyName, Variant, WorkerKind}
 use crate::setup;
 use crate::worker::{self, EXIT_OK, EXIT_PANIC, EXIT_SETUP, WorkerEnv};
 
+mod aftermath;
 mod deterministic;
 mod free;
+
+use aftermath::AsLeft;
+pub use aftermath::FinalRepair;
 
 /// Where and how seeds run.
 #[derive(Clone, Debug)]
@@ -134,9 +138,12 @@ pub struct Outcome {
     /// Deterministic mode: sha256 of the trace (one line per step and supervisor event).
     #[serde(default)]
     pub trace_digest: Option<String>,
-    /// Deterministic mode: sha256 of the database file after a clean close.
+    /// Deterministic mode: sha256 of the db and WAL files as the workers left them.
     #[serde(default)]
     pub db_digest: Option<String>,
+    /// With `repair_after`: what the supervisor's repair after the run found and did.
+    #[serde(default)]
+    pub final_repair: Option<FinalRepair>,
 }
 
 impl Outcome {
@@ -254,14 +261,8 @@ pub fn run_seed(
         }
     };
 
-    if scenario.repair_after {
-        // What an operator would do after the crash: rerun the repair (it finishes a repair
-        // that was killed midway). Every worker is dead; the checks see its result.
-        let cfg = kanban_store::StoreConfig::new(kanban_store::Role::Gateway);
-        if let Err(e) = kanban_store::repair::repair(&db, &cfg) {
-            worker_errors.push(format!("the repair after the run failed: {e}"));
-        }
-    }
+    // Every worker is dead. The files as they left them come first (see `aftermath`).
+    let as_left = AsLeft::take(dir.path(), &db, opts.artifacts.is_some(), digests.is_some())?;
     for slot in &slots {
         let notes = FaultNotes::read(&slot.env.landed);
         outcome.faults_armed += notes.armed();
@@ -282,18 +283,24 @@ pub fn run_seed(
                 .count(),
         } as u64)
         .sum();
+    let final_repair = scenario
+        .repair_after
+        .then(|| FinalRepair::run(&db, &ledgers));
     outcome.findings = check::check(&db, &ledgers, worker_errors);
+    if let Some(repair) = &final_repair {
+        repair.judge(&mut outcome.findings);
+    }
+    outcome.final_repair = final_repair;
     outcome.backups = count_backups(dir.path());
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;
     if (outcome.failed() || opts.verbose)
         && let Some(artifacts) = &opts.artifacts
     {
-        keep_artifacts(dir.path(), artifacts, scenario, variant, seed)?;
+        as_left.keep(artifacts, scenario, variant, seed)?;
     }
     if let Some(trace_digest) = digests {
         outcome.trace_digest = Some(trace_digest);
-        // Last: it checkpoints the board, which the checks and artifacts must see as left.
-        outcome.db_digest = Some(db_digest(&db)?);
+        outcome.db_digest = as_left.digest;
     }
     if opts.verbose {
         for slot in &slots {
@@ -412,23 +419,6 @@ fn reap_all(slots: &[Slot]) {
     }
 }
 
-/// sha256 of the board after a clean close: SQLite opens it (recovering a WAL left by
-/// killed workers), checkpoints everything into the db file and closes as the last
-/// connection. A board SQLite cannot open is hashed as its db and WAL bytes. Every worker
-/// is dead: nothing is live.
-fn db_digest(db: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    if let Ok(conn) = rusqlite::Connection::open(db) {
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        let _ = conn.close();
-    }
-    let mut hash = Sha256::new();
-    for path in [db.to_path_buf(), db.with_extension("db-wal")] {
-        hash.update(std::fs::read(&path).unwrap_or_default());
-    }
-    Ok(format!("{:x}", hash.finalize()))
-}
-
 /// What a worker's landed file says, over all its incarnations: the distinct ids of the
 /// phase kills armed and fired, and of the I/O faults that acted.
 #[derive(Debug, Default)]
@@ -496,25 +486,4 @@ fn count_backups(dir: &Path) -> usize {
         .filter(|n| n.contains(".corrupt.") && n.ends_with(".bak"))
         .count();
     corrupt + kanban_store::quarantine::list(&dir.join("kanban.db")).len()
-}
-
-/// Copies every file of a failing seed's folder (all workers are dead: nothing is live).
-fn keep_artifacts(
-    dir: &Path,
-    artifacts: &Path,
-    scenario: &Scenario,
-    variant: Variant,
-    seed: u64,
-) -> Result<()> {
-    let variant = variant.to_string().replace(':', "-");
-    let dest = artifacts.join(format!("{}-{variant}-{seed}", scenario.name()));
-    std::fs::create_dir_all(&dest).map_err(|e| Error::system(dest.display().to_string(), e))?;
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::system("artifacts", e))? {
-        let entry = entry.map_err(|e| Error::system("artifacts", e))?;
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::copy(entry.path(), dest.join(entry.file_name()))
-                .map_err(|e| Error::system("artifacts", e))?;
-        }
-    }
-    Ok(())
 }

@@ -5,13 +5,17 @@
 //! each turn, it damages an index if asked (with the board to itself, like a repair) and
 //! repairs. The other workers let go of the board at their next operation and reopen once
 //! each repair has published the next generation; the ledgers show that nothing they had
-//! acknowledged is lost.
+//! acknowledged is lost. Its ledger says what it did: a `Damage` intent before each damage,
+//! a `Repair` ack after each repair that left the board healthy.
 
-use kanban_store::Error as StoreError;
+use std::path::Path;
+
 use kanban_store::repair::repair;
+use kanban_store::{Error as StoreError, StoreConfig};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Ledgered, Pace, Sessions, read_failed};
+use crate::ledger::Op;
 use crate::scenario::WorkerSpec;
 
 pub(super) fn run(
@@ -21,25 +25,39 @@ pub(super) fn run(
     rng: &mut ChaCha8Rng,
 ) -> Result<(), StoreError> {
     let (db, cfg) = sessions.parts();
-    if let Err(e) = repair(db, cfg) {
-        read_failed(ctx, &e);
-    }
+    repair_ledgered(db, cfg, ctx);
     let mut pace = Pace::new(&[spec.repair_ms], rng);
     while pace.next().is_some() {
-        if spec.damage
-            && let Err(e) = kanban_store::hazards::damage_index_online(db, cfg)
-        {
-            read_failed(ctx, &e);
-            continue;
+        if spec.damage {
+            let intent = ctx.intent(Op::Damage, 0);
+            match kanban_store::hazards::damage_index_online(db, cfg) {
+                Ok(()) => ctx.ack(intent, 0),
+                Err(e) => {
+                    read_failed(ctx, &e);
+                    continue;
+                }
+            }
         }
-        match repair(db, cfg) {
-            Ok(report) if !report.after.is_ok() => eprintln!(
-                "repairer: the board is still damaged: {:?}",
-                report.after.findings().collect::<Vec<_>>()
-            ),
-            Ok(report) => eprintln!("repairer: {:?}", report.action),
-            Err(e) => read_failed(ctx, &e),
-        }
+        repair_ledgered(db, cfg, ctx);
     }
     Ok(())
+}
+
+/// Repairs; a repair that leaves the board healthy is acked in the ledger, so that the
+/// supervisor knows whether damage this worker injected was undone (see `repair_after`).
+fn repair_ledgered(db: &Path, cfg: &StoreConfig, ctx: &mut Ledgered) {
+    ctx.write(Op::Repair, 0, |_| match repair(db, cfg) {
+        Ok(report) if !report.after.is_ok() => {
+            eprintln!(
+                "repairer: the board is still damaged: {:?}",
+                report.after.findings().collect::<Vec<_>>()
+            );
+            Ok(None)
+        }
+        Ok(report) => {
+            eprintln!("repairer: {:?}", report.action);
+            Ok(Some(0))
+        }
+        Err(e) => Err(e),
+    });
 }

@@ -331,11 +331,12 @@ fn dispatch(command: Command) -> Result<bool> {
                 return Ok(diff.is_empty());
             }
             println!(
-                "seed {seed}: {} kills, {} stalls, {} of {} planned faults landed, {} restarts, {} backups, {} ms",
+                "seed {seed}: {} kills, {} stalls, {} planned faults ({} armed, {} landed), {} restarts, {} backups, {} ms",
                 outcome.kills,
                 outcome.stalls,
-                outcome.faults_landed,
                 outcome.faults_planned,
+                outcome.faults_armed,
+                outcome.faults_landed,
                 outcome.restarts,
                 outcome.backups,
                 outcome.elapsed_ms

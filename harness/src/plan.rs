@@ -32,8 +32,8 @@ pub struct WorkerPlan {
     pub kind: WorkerKind,
     /// Its own seed (each restart derives a new one from it).
     pub seed: u64,
-    /// A kill inside a store phase, given to each incarnation until one lands.
-    pub phase_kill: Option<PhaseKillPlan>,
+    /// Kills inside store phases, each given to every incarnation until it lands.
+    pub phase_kills: Vec<PhaseKillPlan>,
     /// Faults at exact points of file I/O, given to each incarnation until each lands.
     pub io_faults: Vec<IoFault>,
     /// How long a `stop` fault leaves this worker stopped, in milliseconds.
@@ -43,6 +43,9 @@ pub struct WorkerPlan {
 /// Kill at the `nth` entry into `phase`, `delay_us` after entering it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PhaseKillPlan {
+    /// Its index in the scenario's `faults.phase_kills` (noted as `a<id>` when armed and
+    /// `p<id>` when it fires).
+    pub id: usize,
     /// The store phase.
     pub phase: kanban_store::Phase,
     /// Which entry (1-based).
@@ -76,7 +79,7 @@ impl Plan {
     pub fn faults_planned(&self) -> u32 {
         self.workers
             .iter()
-            .map(|w| u32::from(w.phase_kill.is_some()) + w.io_faults.len() as u32)
+            .map(|w| (w.phase_kills.len() + w.io_faults.len()) as u32)
             .sum()
     }
 
@@ -91,18 +94,16 @@ impl Plan {
                 index,
                 kind: spec.kind,
                 seed: rng.random(),
-                phase_kill: None,
+                phase_kills: Vec::new(),
                 io_faults: Vec::new(),
                 stop_ms: 0,
             })
             .collect();
-        for kill in &scenario.faults.phase_kills {
+        for (id, kill) in scenario.faults.phase_kills.iter().enumerate() {
             let targets = forked_of_kind(&workers, kill.worker);
-            if targets.is_empty() {
-                continue;
-            }
             let target = targets[rng.random_range(0..targets.len())];
-            workers[target].phase_kill = Some(PhaseKillPlan {
+            workers[target].phase_kills.push(PhaseKillPlan {
+                id,
                 phase: phase_named(&kill.phase).expect("validated when parsed"),
                 nth: rng.random_range(1..=kill.max_nth),
                 delay_us: rng.random_range(kill.delay_us[0]..=kill.delay_us[1]),
@@ -117,9 +118,6 @@ impl Plan {
         for id in chosen {
             let spec = &io[id];
             let mut targets = forked_of_kind(&workers, spec.worker);
-            if targets.is_empty() {
-                continue;
-            }
             if !spec.every_worker {
                 targets = vec![targets[rng.random_range(0..targets.len())]];
             }
@@ -167,17 +165,61 @@ impl Plan {
 }
 
 /// The forked workers (not `command` ones) of `kind` (any kind when `None`): the ones that
-/// can carry faults at exact points.
+/// can carry faults at exact points. Never empty: the scenario refuses a fault no worker
+/// could carry when it is parsed.
 fn forked_of_kind(workers: &[WorkerPlan], kind: Option<WorkerKind>) -> Vec<usize> {
-    workers
+    let targets: Vec<usize> = workers
         .iter()
         .filter(|w| w.kind != WorkerKind::Command)
         .filter(|w| kind.is_none_or(|k| k == w.kind))
         .map(|w| w.index)
-        .collect()
+        .collect();
+    assert!(
+        !targets.is_empty(),
+        "a fault for {kind:?} with no forked worker of that kind: refused when parsed"
+    );
+    targets
 }
 
 /// The seed of a worker's `incarnation` (0 for the first start).
 pub fn incarnation_seed(worker_seed: u64, incarnation: u32) -> u64 {
     worker_seed ^ u64::from(incarnation).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every declared phase kill is planned, even two on the same worker (one slot per
+    /// worker once kept the last: restart-storm planned 87 of its 100 over 50 seeds).
+    #[test]
+    fn every_declared_phase_kill_is_planned() {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/restart-storm.toml"
+        ));
+        let scenario = Scenario::load(path).unwrap();
+        let declared = scenario.faults.phase_kills.len();
+        let mut shared = 0;
+        for seed in 0..50 {
+            let plan = Plan::new(&scenario, seed);
+            let mut ids: Vec<usize> = plan
+                .workers
+                .iter()
+                .flat_map(|w| w.phase_kills.iter().map(|k| k.id))
+                .collect();
+            ids.sort_unstable();
+            assert_eq!(ids, (0..declared).collect::<Vec<_>>(), "seed {seed}");
+            assert_eq!(plan.faults_planned() as usize, declared, "seed {seed}");
+            shared += plan
+                .workers
+                .iter()
+                .filter(|w| w.phase_kills.len() > 1)
+                .count();
+        }
+        assert!(
+            shared > 0,
+            "no seed put two kills on one worker: the test shows nothing"
+        );
+    }
 }

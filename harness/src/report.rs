@@ -56,7 +56,10 @@ pub struct RunSummary {
     pub stalls: u64,
     /// Faults planned at exact points (phase kills and I/O faults), over all seeds.
     pub faults_planned: u64,
-    /// Of those, the ones that landed in their phase.
+    /// Of those, the ones armed (a phase kill's Nth entry into its phase came; an I/O fault
+    /// acted).
+    pub faults_armed: u64,
+    /// Of those, the ones that acted (a phase kill's signal was sent; an I/O fault acted).
     pub faults_landed: u64,
     /// Worker restarts.
     pub restarts: u64,
@@ -109,6 +112,7 @@ impl RunSummary {
         self.kills += u64::from(o.kills);
         self.stalls += u64::from(o.stalls);
         self.faults_planned += u64::from(o.faults_planned);
+        self.faults_armed += u64::from(o.faults_armed);
         self.faults_landed += u64::from(o.faults_landed);
         self.restarts += u64::from(o.restarts);
         self.acked += o.acked;
@@ -206,12 +210,22 @@ impl RunSummary {
 
 /// The summary table printed after a run.
 pub fn table(runs: &[RunSummary]) -> String {
-    const HEAD: [&str; 11] = [
-        "scenario", "variant", "seeds", "failed", "damaged", "corrupt", "lost", "invar", "werr",
-        "backups", "seeds/s",
+    const HEAD: [&str; 12] = [
+        "scenario",
+        "variant",
+        "seeds",
+        "failed",
+        "damaged",
+        "corrupt",
+        "lost",
+        "invar",
+        "werr",
+        "backups",
+        "landed/armed/plan",
+        "seeds/s",
     ];
-    const WIDTH: [usize; 11] = [24, 36, 6, 6, 7, 7, 6, 6, 6, 7, 7];
-    let row = |cells: [String; 11]| -> String {
+    const WIDTH: [usize; 12] = [24, 36, 6, 6, 7, 7, 6, 6, 6, 7, 17, 7];
+    let row = |cells: [String; 12]| -> String {
         let mut line = String::new();
         for (i, (cell, width)) in cells.iter().zip(WIDTH).enumerate() {
             let sep = if i == 0 { "" } else { " " };
@@ -237,6 +251,10 @@ pub fn table(runs: &[RunSummary]) -> String {
             r.invariant.to_string(),
             r.worker_error.to_string(),
             r.backups_max.to_string(),
+            format!(
+                "{}/{}/{}",
+                r.faults_landed, r.faults_armed, r.faults_planned
+            ),
             format!("{:.1}", r.seeds_per_s),
         ]);
     }

@@ -500,6 +500,7 @@ impl Scenario {
                 _ => {}
             }
         }
+        scenario.refuse_absent_targets().map_err(bad)?;
         for (i, k) in scenario.faults.phase_kills.iter().enumerate() {
             if phase_named(&k.phase).is_none() {
                 return Err(bad(format!(
@@ -562,6 +563,49 @@ impl Scenario {
             Variant::parse(name).map_err(|e| bad(format!("`expect.\"{name}\"`: {e}")))?;
         }
         Ok(scenario)
+    }
+
+    /// Refuses a phase kill or I/O fault that no worker process could carry: one aimed at a
+    /// kind the scenario has no forked worker of (the plan would drop it, and the seed would
+    /// plan nothing). Only forked workers carry faults at exact points; `command` ones are
+    /// exec'd programs.
+    fn refuse_absent_targets(&self) -> std::result::Result<(), String> {
+        let mut kinds: Vec<&str> = Vec::new();
+        for w in self.processes() {
+            if w.kind != WorkerKind::Command && !kinds.contains(&w.kind.name()) {
+                kinds.push(w.kind.name());
+            }
+        }
+        let targets = (self.faults.phase_kills.iter().map(|k| k.worker))
+            .enumerate()
+            .map(|(i, w)| (format!("faults.phase_kills[{i}]"), w))
+            .chain(
+                (self.faults.io.iter().map(|f| f.worker))
+                    .enumerate()
+                    .map(|(i, w)| (format!("faults.io[{i}]"), w)),
+            );
+        for (key, worker) in targets {
+            let missing = match worker {
+                Some(kind) if !kinds.contains(&kind.name()) => {
+                    format!(
+                        "`{key}.worker` = \"{}\": no such forked worker",
+                        kind.name()
+                    )
+                }
+                None if kinds.is_empty() => format!("`{key}`: no forked worker to carry it"),
+                _ => continue,
+            };
+            return Err(format!(
+                "{missing} (the scenario's forked workers: {}; `command` workers carry no \
+                 phase or I/O faults)",
+                if kinds.is_empty() {
+                    "none".to_string()
+                } else {
+                    kinds.join(", ")
+                }
+            ));
+        }
+        Ok(())
     }
 
     /// The file stem, used as the scenario's name in reports.

@@ -119,7 +119,8 @@ pub fn shrink(
     'rounds: loop {
         for (what, candidate) in candidates(&table) {
             tries += 1;
-            // A candidate that is no valid scenario (say, no worker left) is skipped.
+            // A candidate that is no valid scenario (say, no worker left, or a fault left
+            // aimed at a dropped worker's kind) is skipped.
             let Ok((outcome, scenario)) = run(&candidate) else {
                 continue;
             };

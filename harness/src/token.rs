@@ -129,8 +129,6 @@ static CONNECTED: AtomicBool = AtomicBool::new(false);
 static NOW_US: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
 static IGNORE_STOP: AtomicBool = AtomicBool::new(false);
-/// A kill armed at a logical time (a phase kill with a delay), 0 for none.
-static KILL_AT_US: AtomicU64 = AtomicU64::new(0);
 
 /// Takes the worker's end of the socket pair (`fd`, now owned here), seeds SQLite's
 /// randomness with `seed`, and waits for the first grant. Call once, first thing in the
@@ -192,13 +190,8 @@ fn wait_for_grant() {
     if u64::from_le_bytes(buf[8..].try_into().expect("8 bytes")) & FLAG_STOP != 0 {
         STOP.store(true, Ordering::Relaxed);
     }
-    let kill_at = KILL_AT_US.load(Ordering::Relaxed);
-    if kill_at != 0 && now >= kill_at {
-        // SAFETY: plain kill(2) of this process.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
+    // A phase kill armed for a logical time fires here, when that time has come.
+    crate::worker::alarm::fire_due(now);
 }
 
 /// Microseconds on this worker's clock: logical when connected, else since the first call.
@@ -226,12 +219,6 @@ pub fn sleep_us(us: u64) {
     unsafe {
         libc::nanosleep(&ts, std::ptr::null_mut());
     }
-}
-
-/// Arms a SIGKILL `us` microseconds of logical time from now (0 disarms). Connected only.
-pub fn arm_kill(us: u64) {
-    let at = if us == 0 { 0 } else { now_us() + us };
-    KILL_AT_US.store(at, Ordering::Relaxed);
 }
 
 /// Fills `out` from the seeded stream (SQLite's `xRandomness`). Connected only.

@@ -71,6 +71,21 @@ fn cases() -> Vec<(&'static str, String)> {
             "description = \"x\"\nworkers = []\n\n[expect.hardened]\n".to_string(),
         ),
         (
+            "a phase kill aimed at an absent kind",
+            with_faults("[[faults.phase_kills]]\nphase = \"repair\"\nworker = \"repairer\"\n"),
+        ),
+        (
+            "an I/O fault aimed at an absent kind",
+            with_faults(
+                "[[faults.io]]\nphase = \"commit\"\nfile = \"wal\"\nop = \"write\"\naction = \"kill-before\"\nworker = \"agent\"\n",
+            ),
+        ),
+        (
+            "a phase kill with only command workers to carry it",
+            with_worker("kind = \"command\"\ncommand = [\"true\"]\n")
+                + "\n[[faults.phase_kills]]\nphase = \"commit\"\n",
+        ),
+        (
             "command worker without command",
             with_worker("kind = \"command\"\n"),
         ),

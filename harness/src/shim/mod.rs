@@ -27,7 +27,9 @@
 //! match: kill before or after it, fail it with `SQLITE_IOERR_WRITE`, `SQLITE_IOERR_FSYNC`
 //! or `SQLITE_FULL` (once, or from then on), or stop the process right after it (meant for
 //! the WAL write lock taken at `xShmLock`). When a fault acts it is written to the worker's
-//! *landed* file first, so the report can say which planned faults landed.
+//! *landed* file right before it acts (after the operation, for a kill or stop after it; a
+//! stop after a failed operation does not act), so the report can say which planned faults
+//! landed.
 
 mod vfs;
 
@@ -268,6 +270,8 @@ pub struct IoFault {
 struct State {
     faults: Vec<(IoFault, u32)>,
     landed: Option<File>,
+    /// The fault that acts after the operation in flight (noted when it does).
+    acting_after: Option<usize>,
     store_phase: Vec<IoPhase>,
     sqlite_phase: IoPhase,
     counts: BTreeMap<(IoPhase, FileKind, IoOp), u64>,
@@ -292,6 +296,7 @@ pub fn install(faults: Vec<IoFault>, landed: Option<File>) -> Result<(), i32> {
     *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
         faults: faults.into_iter().map(|f| (f, 0)).collect(),
         landed,
+        acting_after: None,
         store_phase: Vec::new(),
         sqlite_phase: IoPhase::None,
         counts: BTreeMap::new(),
@@ -385,13 +390,11 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
             None => Verdict::GoThen(fault.action),
         };
     }
-    if let Some(id) = first_time
-        && let Some(landed) = state.landed.as_mut()
-    {
-        // Written before the fault acts: a kill leaves no later chance. One write(2), so a
-        // kill (or the final SIGTERM) never leaves half a line (`writeln!` writes in pieces:
-        // a torn `i` once made a fault count as landed twice, 2001 of 2000).
-        let _ = landed.write_all(format!("i{id}\n").as_bytes());
+    if matches!(
+        verdict,
+        Verdict::GoThen(IoAction::KillAfter | IoAction::Stop)
+    ) {
+        state.acting_after = first_time;
     }
     drop(guard);
     // In deterministic mode every file operation is a scheduling point, reached before the
@@ -406,27 +409,72 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
             Verdict::Fail(_) => fault_action,
         },
     });
-    if verdict == Verdict::GoThen(IoAction::KillBefore) {
-        kill_self();
+    // Past the scheduling point, nothing comes between the note and the act.
+    match verdict {
+        Verdict::Fail(_) => note_landed(first_time),
+        Verdict::GoThen(IoAction::KillBefore) => {
+            note_landed(first_time);
+            kill_self();
+        }
+        _ => {}
     }
     verdict
 }
 
 /// Called by the VFS after an operation that a fault acts on afterwards.
 pub(crate) fn after(action: IoAction, ok: bool) {
+    let id = {
+        let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        let state = guard.as_mut();
+        let id = state.as_ref().and_then(|s| s.acting_after);
+        if let Some(state) = state {
+            state.acting_after = None;
+            if action == IoAction::Stop && !ok {
+                // A stop holds what the operation took (the WAL write lock): after a failed
+                // one it would hold nothing, so it waits for the next match instead.
+                for (fault, seen) in &mut state.faults {
+                    if Some(fault.id) == id {
+                        *seen = fault.nth - 1;
+                    }
+                }
+            }
+        }
+        id
+    };
     match action {
-        IoAction::KillAfter => kill_self(),
+        IoAction::KillAfter => {
+            note_landed(id);
+            kill_self();
+        }
         // Under the token, the supervisor holds the worker instead (no real time passes).
         IoAction::Stop if ok && crate::token::connected() => {
+            note_landed(id);
             crate::token::point(crate::token::Point::Stop)
         }
         IoAction::Stop if ok => {
+            note_landed(id);
             // SAFETY: plain kill(2) of this process.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGSTOP);
             }
         }
         _ => {}
+    }
+}
+
+/// Notes fault `id` (if any: a sticky fault acting again is noted once) in the landed
+/// file, right before it acts: a kill leaves no later chance. One write(2), so a kill (or
+/// the final SIGTERM) never leaves half a line (`writeln!` writes in pieces: a torn `i` once
+/// made a fault count as landed twice, 2001 of 2000).
+fn note_landed(id: Option<usize>) {
+    let Some(id) = id else { return };
+    if let Some(landed) = STATE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .and_then(|s| s.landed.as_mut())
+    {
+        let _ = landed.write_all(format!("i{id}\n").as_bytes());
     }
 }
 

@@ -9,11 +9,15 @@
 //! - [`deterministic`]: one worker at a time, handed a token at every scheduling point, in
 //!   logical time; the same seed gives the same interleaving and the same bytes.
 //!
-//! Faults at exact points (phase kills, I/O faults) are delivered by the workers themselves;
-//! each notes its id in the worker's *landed* file before it acts. Until a fault lands (a
-//! timed kill may come first, or the phase may not come up), every new start of the worker
-//! gets it again; the report counts planned and landed faults.
+//! Faults at exact points (phase kills, I/O faults) are delivered by the workers themselves,
+//! and noted in the worker's *landed* file as they happen: a phase kill when it is armed
+//! (`a<id>`, at its Nth entry into the phase) and again right before its signal is sent
+//! (`p<id>`); an I/O fault right before it acts (`i<id>`, armed and landed at once). Until a
+//! fault lands (a timed kill may come first, the phase may not come up, or it may end before
+//! the kill's delay), every new start of the worker gets it again; the report counts
+//! planned, armed and landed faults apart.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -120,7 +124,12 @@ pub struct Outcome {
     pub stalls: u32,
     /// Faults planned at exact points (phase kills and I/O faults).
     pub faults_planned: u32,
-    /// Of those, the ones that landed in their phase.
+    /// Of those, the ones armed: phase kills whose Nth entry into the phase came (by any
+    /// incarnation), I/O faults that acted.
+    #[serde(default)]
+    pub faults_armed: u32,
+    /// Of those, the ones that acted: phase kills whose signal was sent, I/O faults that
+    /// acted.
     pub faults_landed: u32,
     /// Worker restarts.
     pub restarts: u32,
@@ -241,7 +250,7 @@ pub fn run_seed(
                 seed: wp.seed,
                 spec: spec.clone(),
                 variant,
-                phase_kill: wp.phase_kill,
+                phase_kills: wp.phase_kills.clone(),
                 io_faults: wp.io_faults.clone(),
                 shim: scenario.shim || opts.shim,
                 single_writer: scenario.single_writer,
@@ -291,10 +300,11 @@ pub fn run_seed(
 
     // Every worker is dead. The files as they left them come first (see `aftermath`).
     let as_left = AsLeft::take(dir.path(), &db, opts.artifacts.is_some(), digests.is_some())?;
-    outcome.faults_landed = slots
-        .iter()
-        .map(|s| landed(&s.env.landed).len() as u32)
-        .sum();
+    for slot in &slots {
+        let notes = FaultNotes::read(&slot.env.landed);
+        outcome.faults_armed += notes.armed();
+        outcome.faults_landed += notes.landed();
+    }
     let ledgers = read_ledgers(&slots);
     outcome.acked = ledgers
         .iter()
@@ -423,13 +433,11 @@ fn ended(slot: &mut Slot, status: WaitStatus, worker_errors: &mut Vec<String>) -
     }
     slot.pid = None;
     slot.stalled = false;
-    let done = landed(&slot.env.landed);
-    if done.iter().any(|l| l == "p") {
-        slot.env.phase_kill = None;
-    }
+    let notes = FaultNotes::read(&slot.env.landed);
     slot.env
-        .io_faults
-        .retain(|f| !done.contains(&format!("i{}", f.id)));
+        .phase_kills
+        .retain(|k| !notes.phase_kills.contains(&k.id));
+    slot.env.io_faults.retain(|f| !notes.io.contains(&f.id));
     true
 }
 
@@ -448,16 +456,40 @@ fn reap_all(slots: &[Slot]) {
     }
 }
 
-/// The distinct faults a worker noted as landed.
-fn landed(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines.dedup();
-    lines
+/// What a worker's landed file says, over all its incarnations: the distinct ids of the
+/// phase kills armed and fired, and of the I/O faults that acted.
+#[derive(Debug, Default)]
+struct FaultNotes {
+    armed: BTreeSet<usize>,
+    phase_kills: BTreeSet<usize>,
+    io: BTreeSet<usize>,
+}
+
+impl FaultNotes {
+    fn read(path: &Path) -> FaultNotes {
+        let mut notes = FaultNotes::default();
+        for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+            let (tag, id) = line.split_at(line.len().min(1));
+            let Ok(id) = id.parse() else { continue };
+            match tag {
+                "a" => notes.armed.insert(id),
+                "p" => notes.phase_kills.insert(id),
+                "i" => notes.io.insert(id),
+                _ => continue,
+            };
+        }
+        notes
+    }
+
+    /// Faults armed: phase kills armed (a fired one was armed first) and I/O faults.
+    fn armed(&self) -> u32 {
+        (self.armed.union(&self.phase_kills).count() + self.io.len()) as u32
+    }
+
+    /// Faults that acted.
+    fn landed(&self) -> u32 {
+        (self.phase_kills.len() + self.io.len()) as u32
+    }
 }
 
 fn read_ledgers(slots: &[Slot]) -> Vec<Ledger> {

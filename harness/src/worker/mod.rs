@@ -16,16 +16,16 @@
 //! scheduler of later issues can drive the same loops.
 
 mod agent;
+pub(crate) mod alarm;
 mod dashboard;
 mod gateway;
 mod repairer;
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kanban_store::{Board, DamagePolicy, Error as StoreError, Phase, Role, StoreConfig};
@@ -65,16 +65,16 @@ pub struct WorkerEnv {
     pub spec: WorkerSpec,
     /// The store variant.
     pub variant: Variant,
-    /// A planned kill inside a store phase (until one lands).
-    pub phase_kill: Option<PhaseKillPlan>,
+    /// Planned kills inside store phases (each until it lands).
+    pub phase_kills: Vec<PhaseKillPlan>,
     /// Planned faults at exact points of file I/O (until each lands).
     pub io_faults: Vec<IoFault>,
     /// Run on the I/O shim (always when there are I/O faults).
     pub shim: bool,
     /// Single-writer mode (dashboards' writes go to the gateway).
     pub single_writer: bool,
-    /// Where faults that act are noted (`p` for the phase kill, `i<id>` for I/O faults),
-    /// written before they act.
+    /// Where faults are noted: `a<id>` when a phase kill is armed, `p<id>` when it fires
+    /// (right before its signal), `i<id>` when an I/O fault acts (right before it acts).
     pub landed: PathBuf,
     /// In deterministic mode, this worker's end of its socket to the supervisor (see
     /// [`crate::token`]); the worker runs only while it holds the token.
@@ -113,6 +113,7 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
         shim::install(env.io_faults.clone(), Some(landed()?))
             .map_err(|rc| format!("registering the I/O shim: SQLite error {rc}"))?;
     }
+    alarm::install(&env.phase_kills, landed()?);
     if token::connected() {
         // SQLite's generator state came with the fork from the supervisor, whose history
         // differs from run to run: reseed it from the shim's seeded xRandomness.
@@ -128,7 +129,7 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(incarnation_seed(env.seed, env.incarnation));
     let make = Sessions {
         db: env.db.clone(),
-        config: store_config(env, shim, landed()?),
+        config: store_config(env, shim),
     };
     let result = match env.spec.kind {
         WorkerKind::Gateway => gateway::run(&make, &env.spec, &mut ctx, &mut rng),
@@ -151,8 +152,8 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
 
 /// The store configuration of a worker: its variant's hazards, short timeouts (a stalled
 /// peer must turn into a typed `Busy`, not a hang), and an observer of the store's phases
-/// that feeds the I/O shim and delivers the planned phase kill (noted in `landed` first).
-fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
+/// that feeds the I/O shim and arms the planned phase kills ([`alarm`]).
+fn store_config(env: &WorkerEnv, shim: bool) -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Worker);
     cfg.busy_timeout = Duration::from_millis(500);
     cfg.lock_timeout = Duration::from_millis(500);
@@ -164,26 +165,16 @@ fn store_config(env: &WorkerEnv, shim: bool, landed: File) -> StoreConfig {
     if token::connected() {
         cfg.clock = Arc::new(token::LogicalClock);
     }
-    let kill = env.phase_kill;
-    if kill.is_none() && !shim {
+    let kills = !env.phase_kills.is_empty();
+    if !kills && !shim {
         return cfg;
     }
-    let entries = AtomicU32::new(0);
     cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
         if shim {
             shim::store_phase(phase, entering);
         }
-        let Some(kill) = kill.filter(|k| k.phase == phase) else {
-            return;
-        };
-        if !entering {
-            arm_alarm(0);
-        } else if entries.fetch_add(1, Ordering::Relaxed) + 1 == kill.nth {
-            let _ = (&landed).write_all(b"p\n");
-            if kill.delay_us == 0 {
-                kill_self();
-            }
-            arm_alarm(kill.delay_us);
+        if kills {
+            alarm::phase(phase, entering);
         }
     }));
     cfg
@@ -435,41 +426,6 @@ extern "C" fn on_term(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-extern "C" fn on_alarm(_: libc::c_int) {
-    kill_self();
-}
-
-fn kill_self() {
-    // SAFETY: kill(2) and getpid(2) are async-signal-safe.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
-}
-
-/// Arms (or, with 0, disarms) a kill `us` microseconds from now: a one-shot SIGALRM, or
-/// under the token a kill at that logical time.
-fn arm_alarm(us: u64) {
-    if token::connected() {
-        token::arm_kill(us);
-        return;
-    }
-    let value = libc::timeval {
-        tv_sec: (us / 1_000_000) as libc::time_t,
-        tv_usec: (us % 1_000_000) as libc::suseconds_t,
-    };
-    let timer = libc::itimerval {
-        it_interval: libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-        it_value: value,
-    };
-    // SAFETY: a plain setitimer call with a valid, initialised struct.
-    unsafe {
-        libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
-    }
-}
-
 fn install_signal_handlers() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let term = SigAction::new(
@@ -478,7 +434,7 @@ fn install_signal_handlers() {
         SigSet::empty(),
     );
     let alarm = SigAction::new(
-        SigHandler::Handler(on_alarm),
+        SigHandler::Handler(alarm::on_alarm),
         SaFlags::empty(),
         SigSet::empty(),
     );

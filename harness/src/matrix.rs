@@ -63,6 +63,16 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
             NotByKills,
             "harmless while locks hold; part of naive",
         ),
+        Hazard::InitOnlyFlock => (
+            "issue-33169",
+            NotByKills,
+            "harmless while SQLite's own locks hold; part of naive",
+        ),
+        Hazard::PageCountPeekAfterCommit => (
+            "issue-33169",
+            NotByKills,
+            "drops only the db file's locks, between transactions; part of naive",
+        ),
     }
 }
 

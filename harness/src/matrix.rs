@@ -66,12 +66,12 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         Hazard::InitOnlyFlock => (
             "issue-33169",
             NotByKills,
-            "harmless while SQLite's own locks hold; part of naive",
+            "harmless alone: SQLite's own locks still serialise the sessions; part of naive",
         ),
         Hazard::PageCountPeekAfterCommit => (
             "issue-33169",
             NotByKills,
-            "drops only the db file's locks, between transactions; part of naive",
+            "harmless alone: it drops only the db file's locks, between transactions; part of naive",
         ),
     }
 }

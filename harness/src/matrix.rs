@@ -37,6 +37,7 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         Hazard::RawHeaderPeek => ("issue-33169", Damage, ""),
         Hazard::CopySidecarsOnCheck => ("health-checks", Damage, ""),
         Hazard::IntegrityOnConnect => ("backup-storm", WorkerError, ""),
+        Hazard::IntegrityOncePerProcess => ("backup-storm", WorkerError, ""),
         Hazard::JournalToggleOnError => (
             "io-errors",
             NotByKills,

@@ -33,8 +33,7 @@ pub enum Hazard {
     RawHeaderPeek,
     /// Every check first copies db, `-wal` and `-shm` with plain file I/O (more lock loss).
     CopySidecarsOnCheck,
-    /// A full `integrity_check` on connect until one passes in this process (upstream's
-    /// health guard, cached per process); damage triggers the guard's backups.
+    /// A full `integrity_check` on every connect; damage triggers the health guard.
     IntegrityOnConnect,
     /// A failed write falls back to `journal_mode=DELETE`; every connect sets WAL again.
     JournalToggleOnError,
@@ -65,11 +64,14 @@ pub enum Hazard {
     /// Plain `open`+`read`+`close` of the db after every commit, to read its page count: the
     /// `close` drops this process's POSIX locks on the db, other connections' included.
     PageCountPeekAfterCommit,
+    /// Upstream's health guard as it was: a full `integrity_check` on connect until one
+    /// passes in this process (then cached for the process's life); damage triggers it.
+    IntegrityOncePerProcess,
 }
 
 impl Hazard {
     /// Every hazard.
-    pub const ALL: [Hazard; 15] = [
+    pub const ALL: [Hazard; 16] = [
         Hazard::RawHeaderPeek,
         Hazard::CopySidecarsOnCheck,
         Hazard::IntegrityOnConnect,
@@ -85,6 +87,7 @@ impl Hazard {
         Hazard::ConnectPerOperation,
         Hazard::InitOnlyFlock,
         Hazard::PageCountPeekAfterCommit,
+        Hazard::IntegrityOncePerProcess,
     ];
 
     /// The switch's name (as in `hazard:<name>`).
@@ -105,6 +108,7 @@ impl Hazard {
             Hazard::ConnectPerOperation => "connect-per-operation",
             Hazard::InitOnlyFlock => "init-only-flock",
             Hazard::PageCountPeekAfterCommit => "page-count-peek-after-commit",
+            Hazard::IntegrityOncePerProcess => "integrity-once-per-process",
         }
     }
 
@@ -140,13 +144,13 @@ impl HazardSet {
         [
             Hazard::RawHeaderPeek,
             Hazard::CopySidecarsOnCheck,
-            Hazard::IntegrityOnConnect,
             Hazard::JournalToggleOnError,
             Hazard::UnboundedBackups,
             Hazard::AutocheckpointEverywhere,
             Hazard::ConnectPerOperation,
             Hazard::InitOnlyFlock,
             Hazard::PageCountPeekAfterCommit,
+            Hazard::IntegrityOncePerProcess,
         ]
         .into_iter()
         .collect()
@@ -187,7 +191,7 @@ impl fmt::Debug for HazardSet {
 static OPENED: PathSet = PathSet::new();
 /// Boards this process has initialised (for `init-only-flock`).
 static INITIALISED: PathSet = PathSet::new();
-/// Boards whose health guard passed in this process (for `integrity-on-connect`).
+/// Boards whose health guard passed in this process (for `integrity-once-per-process`).
 static HEALTHY: PathSet = PathSet::new();
 
 /// A set of board paths, per process.
@@ -333,7 +337,10 @@ pub(crate) fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Resul
 
 /// After the session's connections are made.
 pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
-    if !cfg.hazards.contains(Hazard::IntegrityOnConnect) || HEALTHY.contains(path) {
+    let h = cfg.hazards;
+    let guarded = h.contains(Hazard::IntegrityOnConnect)
+        || (h.contains(Hazard::IntegrityOncePerProcess) && !HEALTHY.contains(path));
+    if !guarded {
         return Ok(());
     }
     before_check(path, cfg);

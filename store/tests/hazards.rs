@@ -225,13 +225,13 @@ fn naive_is_the_upstream_code_and_every_name_round_trips() {
         [
             Hazard::RawHeaderPeek,
             Hazard::CopySidecarsOnCheck,
-            Hazard::IntegrityOnConnect,
             Hazard::JournalToggleOnError,
             Hazard::UnboundedBackups,
             Hazard::AutocheckpointEverywhere,
             Hazard::ConnectPerOperation,
             Hazard::InitOnlyFlock,
             Hazard::PageCountPeekAfterCommit,
+            Hazard::IntegrityOncePerProcess,
         ]
     );
     for h in Hazard::ALL {
@@ -789,20 +789,50 @@ fn hardened_commit_keeps_the_db_locks() {
     assert!(db_locks_after_a_commit(HazardSet::default()) >= 1);
 }
 
-// ------------------------------------------------------------------ integrity-on-connect
+// ------------------------------------------------------------ integrity-once-per-process
 
-#[test]
-fn integrity_on_connect_checks_until_one_passes_in_the_process() {
-    // Upstream's health guard cached a healthy path for the life of the process: damage
-    // that appears later is not seen by its later connects.
+/// A healthy board opened once with `hazards`, then damaged, then opened again in the same
+/// process: whether the second open refused it.
+fn second_open_refuses_later_damage(hazards: HazardSet) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kanban.db");
     common::make_board(&db, 30);
-    let cfg = config(Role::Worker, set(&[Hazard::IntegrityOnConnect]));
-    drop(Board::open_with(&db, cfg.clone()).unwrap());
+    drop(Board::open_with(&db, config(Role::Worker, hazards)).unwrap());
     common::damage_index(&db);
-    let mut b = Board::open_with(&db, cfg).unwrap();
-    assert_shows_index_damage(&mut b);
+    match Board::open_with(&db, config(Role::Worker, hazards)) {
+        Err(Error::Corrupt { .. }) => true,
+        Ok(mut b) => {
+            assert_shows_index_damage(&mut b);
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn integrity_once_per_process_checks_until_one_passes() {
+    // Upstream's health guard cached a healthy path for the life of the process: damage
+    // that appears later is not seen by its later connects (a damaged board is refused on
+    // every connect: `open_damaged_ten_times`).
+    assert!(!second_open_refuses_later_damage(set(&[
+        Hazard::IntegrityOncePerProcess
+    ])));
+    assert_eq!(
+        open_damaged_ten_times(set(&[
+            Hazard::IntegrityOncePerProcess,
+            Hazard::UnboundedBackups
+        ]))
+        .1
+        .len(),
+        10
+    );
+}
+
+#[test]
+fn integrity_on_connect_checks_every_connect() {
+    assert!(second_open_refuses_later_damage(set(&[
+        Hazard::IntegrityOnConnect
+    ])));
 }
 
 /// Asserts that a full check of `board` names the damaged `idx_events_run`.

@@ -37,6 +37,7 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         Hazard::RawHeaderPeek => ("issue-33169", Damage, ""),
         Hazard::CopySidecarsOnCheck => ("health-checks", Damage, ""),
         Hazard::IntegrityOnConnect => ("backup-storm", WorkerError, ""),
+        Hazard::IntegrityOncePerProcess => ("backup-storm", WorkerError, ""),
         Hazard::JournalToggleOnError => (
             "io-errors",
             NotByKills,
@@ -62,6 +63,16 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
             "issue-33169",
             NotByKills,
             "harmless while locks hold; part of naive",
+        ),
+        Hazard::InitOnlyFlock => (
+            "issue-33169",
+            NotByKills,
+            "harmless alone: SQLite's own locks still serialise the sessions; part of naive",
+        ),
+        Hazard::PageCountPeekAfterCommit => (
+            "issue-33169",
+            NotByKills,
+            "harmless alone: it drops only the db file's locks, between transactions; part of naive",
         ),
     }
 }

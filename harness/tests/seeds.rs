@@ -158,8 +158,9 @@ fn issue_33169_hardened_never_fails() {
 
 #[test]
 fn issue_33169_naive_shows_the_reported_damage() {
+    // The scenario's bar (0.70): observed 0.87 of 200 seeds free-running.
     let (run, code) = run("issue-33169", "naive", 40);
-    assert!(n(&run, "damaged") >= 4, "{run}");
+    assert!(n(&run, "damaged") >= 28, "{run}");
     assert_eq!(code, 1);
 }
 

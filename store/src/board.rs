@@ -129,6 +129,8 @@ impl Board {
                 }
                 let value = value.map_err(Attempt::Store)?;
                 in_phase(observer.as_ref(), Phase::Commit, || tx.commit()).map_err(Attempt::Sql)?;
+                #[cfg(feature = "hazards")]
+                crate::hazards::after_commit(path, hazards);
                 Ok(value)
             });
             match result {

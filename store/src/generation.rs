@@ -103,6 +103,13 @@ impl Backend for Sessions {
     type Error = Error;
 
     fn word(&self) -> Result<Word> {
+        #[cfg(feature = "hazards")]
+        if crate::hazards::ignores_generations(&self.cfg) {
+            return Ok(Word {
+                generation: 0,
+                requested: false,
+            });
+        }
         self.watch.word()
     }
 

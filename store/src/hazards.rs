@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,13 +55,23 @@ pub enum Hazard {
     JournalOff,
     /// `synchronous=OFF`: bites only on power loss, which process kills cannot show.
     SyncOff,
-    /// A new connection for every operation, closed right after.
+    /// A new (read-write) connection for every operation, reads included, closed right after.
     ConnectPerOperation,
+    /// No lock of our own around sessions: a process takes a blocking `flock` on `<db>.lock`
+    /// only while it first initialises the board, then none (no session, maintenance or
+    /// gateway lock, no connection generations).
+    InitOnlyFlock,
+    /// Plain `open`+`read`+`close` of the db after every commit, to read its page count: the
+    /// `close` drops this process's POSIX locks on the db, other connections' included.
+    PageCountPeekAfterCommit,
+    /// Upstream's health guard as it was: a full `integrity_check` on connect until one
+    /// passes in this process (then cached for the process's life); damage triggers it.
+    IntegrityOncePerProcess,
 }
 
 impl Hazard {
     /// Every hazard.
-    pub const ALL: [Hazard; 13] = [
+    pub const ALL: [Hazard; 16] = [
         Hazard::RawHeaderPeek,
         Hazard::CopySidecarsOnCheck,
         Hazard::IntegrityOnConnect,
@@ -74,6 +85,9 @@ impl Hazard {
         Hazard::JournalOff,
         Hazard::SyncOff,
         Hazard::ConnectPerOperation,
+        Hazard::InitOnlyFlock,
+        Hazard::PageCountPeekAfterCommit,
+        Hazard::IntegrityOncePerProcess,
     ];
 
     /// The switch's name (as in `hazard:<name>`).
@@ -92,6 +106,9 @@ impl Hazard {
             Hazard::JournalOff => "journal-off",
             Hazard::SyncOff => "sync-off",
             Hazard::ConnectPerOperation => "connect-per-operation",
+            Hazard::InitOnlyFlock => "init-only-flock",
+            Hazard::PageCountPeekAfterCommit => "page-count-peek-after-commit",
+            Hazard::IntegrityOncePerProcess => "integrity-once-per-process",
         }
     }
 
@@ -117,16 +134,23 @@ impl fmt::Display for Hazard {
 pub struct HazardSet(u32);
 
 impl HazardSet {
-    /// The upstream code at bug time: the first four hazards, unbounded backups and a
-    /// connection per operation.
+    /// The upstream code at bug time (hermes-agent's `kanban_db.py`, late May 2026): no
+    /// lock of its own beyond an init-time `flock`, WAL set on every connect with a fallback
+    /// to `DELETE`, automatic checkpoints everywhere, a header peek on every connect and a
+    /// page-count peek after every commit, the health guard (an `integrity_check` until one
+    /// passes in the process) with plain, uncapped backups, and a connection per operation.
+    /// The README maps each upstream behaviour to its switch.
     pub fn naive() -> HazardSet {
         [
             Hazard::RawHeaderPeek,
             Hazard::CopySidecarsOnCheck,
-            Hazard::IntegrityOnConnect,
             Hazard::JournalToggleOnError,
             Hazard::UnboundedBackups,
+            Hazard::AutocheckpointEverywhere,
             Hazard::ConnectPerOperation,
+            Hazard::InitOnlyFlock,
+            Hazard::PageCountPeekAfterCommit,
+            Hazard::IntegrityOncePerProcess,
         ]
         .into_iter()
         .collect()
@@ -164,7 +188,32 @@ impl fmt::Debug for HazardSet {
 }
 
 /// Boards this process has opened (for `delete-sidecars-after-crash`).
-static OPENED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static OPENED: PathSet = PathSet::new();
+/// Boards this process has initialised (for `init-only-flock`).
+static INITIALISED: PathSet = PathSet::new();
+/// Boards whose health guard passed in this process (for `integrity-once-per-process`).
+static HEALTHY: PathSet = PathSet::new();
+
+/// A set of board paths, per process.
+struct PathSet(Mutex<Option<HashSet<PathBuf>>>);
+
+impl PathSet {
+    const fn new() -> PathSet {
+        PathSet(Mutex::new(None))
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        let set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.as_ref().is_some_and(|s| s.contains(path))
+    }
+
+    /// Adds `path`; whether it was new.
+    fn insert(&self, path: &Path) -> bool {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.get_or_insert_with(HashSet::new)
+            .insert(path.to_path_buf())
+    }
+}
 /// Distinguishes backups made in the same millisecond.
 static BACKUPS: AtomicU64 = AtomicU64::new(0);
 
@@ -173,11 +222,7 @@ pub(crate) fn before_connect(path: &Path, cfg: &StoreConfig) {
     if !cfg.hazards.contains(Hazard::DeleteSidecarsAfterCrash) {
         return;
     }
-    let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
-    if opened
-        .get_or_insert_with(HashSet::new)
-        .insert(path.to_path_buf())
-    {
+    if OPENED.insert(path) {
         let _ = std::fs::remove_file(wal_path(path));
         let _ = std::fs::remove_file(shm_path(path));
     }
@@ -193,6 +238,66 @@ pub(crate) fn on_connect(path: &Path, cfg: &StoreConfig) {
             } // the close here drops this process's POSIX locks on `file`
         }
     }
+}
+
+/// How long `init-only-flock` waits between two attempts at the `flock`.
+const FLOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// `init-only-flock`: upstream's `flock` on `<db>.lock`, taken by this process's first open
+/// of the board and held (by the returned file, until the caller drops it) while the board
+/// is initialised; `None` on later opens, which took no lock at all. Upstream blocked in the
+/// kernel; here the wait is a loop of non-blocking attempts on the configured clock (so a
+/// deterministic scheduler can let the holder run), given up with [`Error::Busy`] after the
+/// lock timeout.
+pub(crate) fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::fs::File>> {
+    if INITIALISED.contains(path) {
+        return Ok(None);
+    }
+    let lock = crate::lock::lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(|source| Error::Io { path: lock, source })?;
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        cfg.clock.yield_now();
+        // SAFETY: `file` is open for the whole call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            break;
+        }
+        if waited >= cfg.lock_timeout {
+            return Err(Error::Busy {
+                path: path.to_path_buf(),
+                what: "the board's init flock",
+                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        cfg.clock.sleep(FLOCK_PAUSE);
+        waited += FLOCK_PAUSE;
+    }
+    INITIALISED.insert(path);
+    Ok(Some(file))
+}
+
+/// Whether sessions skip the connection generations (`init-only-flock`: upstream had none,
+/// so a session never lets go for a maintenance).
+pub(crate) fn ignores_generations(cfg: &StoreConfig) -> bool {
+    cfg.hazards.contains(Hazard::InitOnlyFlock)
+}
+
+/// After every commit (`page-count-peek-after-commit`): a plain `open` of the db, a read of
+/// the page count in its header, a `close` that drops this process's POSIX locks on it.
+pub(crate) fn after_commit(path: &Path, hazards: HazardSet) {
+    if !hazards.contains(Hazard::PageCountPeekAfterCommit) {
+        return;
+    }
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let mut header = [0u8; 32];
+        let _ = f.read(&mut header); // bytes 28..32: the page count
+    } // the close here drops this process's POSIX locks on the db
 }
 
 /// The path a dashboard opens instead of `path`, for `hard-link-alias`.
@@ -232,7 +337,10 @@ pub(crate) fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Resul
 
 /// After the session's connections are made.
 pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
-    if !cfg.hazards.contains(Hazard::IntegrityOnConnect) {
+    let h = cfg.hazards;
+    let guarded = h.contains(Hazard::IntegrityOnConnect)
+        || (h.contains(Hazard::IntegrityOncePerProcess) && !HEALTHY.contains(path));
+    if !guarded {
         return Ok(());
     }
     before_check(path, cfg);
@@ -244,6 +352,7 @@ pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -
             detail: report.integrity.join("; "),
         });
     }
+    HEALTHY.insert(path);
     Ok(())
 }
 

@@ -12,6 +12,10 @@
 //! 5. connect with the role's pragmas: busy timeout, `synchronous=FULL`, foreign keys, and
 //!    no automatic checkpoints except by the owner's explicit call (R6).
 //!
+//! With the `init-only-flock` hazard (part of `naive`), steps 2 and 4 take upstream's
+//! `flock` instead, on a process's first open only and dropped once the board is
+//! initialised: the session holds no lock of ours (the one hook, [`upstream_init`]).
+//!
 //! Nothing here reads more than the header and the schema: opening is O(1) in the size of
 //! the board (R7). Checks are explicit ([`crate::Board::check`]).
 
@@ -47,7 +51,8 @@ pub(crate) struct Session {
     /// The read-write connection (`None` only with the `connect-per-operation` hazard, or
     /// when inspecting).
     pub conn: Option<Connection>,
-    /// A read-only connection for reads (dashboards and inspection).
+    /// A read-only connection for reads (dashboards and inspection; `None` with the
+    /// `connect-per-operation` hazard, whose reads connect afresh too).
     pub reader: Option<Connection>,
     /// Connect afresh for every operation (the `connect-per-operation` hazard).
     pub per_operation: bool,
@@ -79,7 +84,11 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         false => {}
     }
     let mut lock = LockFile::open(path)?;
-    lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+    let upstream = upstream_init(path, cfg)?;
+    let ours = upstream.is_none();
+    if ours {
+        lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+    }
     #[cfg(feature = "hazards")]
     crate::hazards::before_connect(path, cfg);
 
@@ -88,14 +97,19 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         Found::Missing if !may_create => return Err(not_found()),
         Found::Stale if intent == Intent::Inspect => None,
         Found::Missing | Found::Stale => {
-            lock.unlock_session()?;
-            lock.lock_session(Mode::Exclusive, cfg.lock_timeout, cfg.clock.as_ref())?;
+            if ours {
+                lock.unlock_session()?;
+                lock.lock_session(Mode::Exclusive, cfg.lock_timeout, cfg.clock.as_ref())?;
+            }
             maintain(path, cfg, intent)?;
-            lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+            if ours {
+                lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+            }
             None
         }
     };
-    if cfg.role == Role::Gateway && intent != Intent::Inspect {
+    drop(upstream);
+    if ours && cfg.role == Role::Gateway && intent != Intent::Inspect {
         lock.lock_gateway(cfg.lock_timeout, cfg.clock.as_ref())?;
     }
 
@@ -136,12 +150,25 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
     #[cfg(not(feature = "hazards"))]
     let per_operation = false;
     Ok(Session {
+        // Upstream connected afresh for every request and poll, reads included.
         conn: conn.filter(|_| !per_operation),
         per_operation,
-        reader,
+        reader: reader.filter(|_| !per_operation),
         wal_frames,
         _lock: lock,
     })
+}
+
+/// Upstream's init flock, when sessions skip the store's own locks (the `init-only-flock`
+/// hazard): `Some`, holding the `flock` on the process's first open of the board (nothing on
+/// later ones), to drop once the board is initialised. `None`: the store's locks (R3).
+fn upstream_init(path: &Path, cfg: &StoreConfig) -> Result<Option<Option<std::fs::File>>> {
+    #[cfg(feature = "hazards")]
+    if cfg.hazards.contains(crate::hazards::Hazard::InitOnlyFlock) {
+        return crate::hazards::init_flock(path, cfg).map(Some);
+    }
+    let _ = (path, cfg);
+    Ok(None)
 }
 
 /// How a connection may use the file.

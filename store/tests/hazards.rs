@@ -225,10 +225,13 @@ fn naive_is_the_upstream_code_and_every_name_round_trips() {
         [
             Hazard::RawHeaderPeek,
             Hazard::CopySidecarsOnCheck,
-            Hazard::IntegrityOnConnect,
             Hazard::JournalToggleOnError,
             Hazard::UnboundedBackups,
+            Hazard::AutocheckpointEverywhere,
             Hazard::ConnectPerOperation,
+            Hazard::InitOnlyFlock,
+            Hazard::PageCountPeekAfterCommit,
+            Hazard::IntegrityOncePerProcess,
         ]
     );
     for h in Hazard::ALL {
@@ -625,8 +628,8 @@ fn hardened_failed_write_stays_wal() {
 // ------------------------------------------------------------------ connect-per-operation
 
 /// Descriptors this process holds on the db, `-wal` and `-shm` between operations of a
-/// worker session with `hazards` (after open, after a write, after a read).
-fn descriptors_between_operations(hazards: HazardSet) -> Vec<usize> {
+/// session in `role` with `hazards` (after open, after a write, after a read).
+fn descriptors_between_operations(role: Role, hazards: HazardSet) -> Vec<usize> {
     let (_dir, db) = new_board();
     let files = [db.clone(), info::wal_path(&db), info::shm_path(&db)];
     let held = |files: &[PathBuf]| -> usize {
@@ -636,7 +639,7 @@ fn descriptors_between_operations(hazards: HazardSet) -> Vec<usize> {
             .map(|f| descriptors_on(f))
             .sum()
     };
-    let mut b = Board::open_with(&db, config(Role::Worker, hazards)).unwrap();
+    let mut b = Board::open_with(&db, config(role, hazards)).unwrap();
     let mut seen = vec![held(&files)];
     b.create_task(&task("t")).unwrap();
     seen.push(held(&files));
@@ -648,16 +651,188 @@ fn descriptors_between_operations(hazards: HazardSet) -> Vec<usize> {
 
 #[test]
 fn connect_per_operation_holds_no_descriptor_between_operations() {
+    // Dashboards too: upstream connected afresh for every request and poll, reads included.
+    for role in [Role::Worker, Role::Dashboard] {
+        assert_eq!(
+            descriptors_between_operations(role, set(&[Hazard::ConnectPerOperation])),
+            [0, 0, 0],
+            "{role}"
+        );
+    }
+}
+
+#[test]
+fn hardened_session_keeps_its_connections_open() {
+    for role in [Role::Worker, Role::Dashboard] {
+        let seen = descriptors_between_operations(role, HazardSet::default());
+        assert!(seen.iter().all(|&n| n >= 1), "{role}: {seen:?}");
+    }
+}
+
+// ------------------------------------------------------- init-only-flock, page-count peek
+
+/// The `/proc/locks` entries on `file` (matched by inode): lock kind (`POSIX`, `OFDLCK`,
+/// `FLOCK`) and holder (`-1` for OFD locks, which belong to no process).
+fn locks_on(file: &Path) -> Vec<(String, i64)> {
+    let inode = inode(file);
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().filter(|w| *w != "->").collect();
+            let on: u64 = f.get(5)?.rsplit(':').next()?.parse().ok()?;
+            let holder: i64 = f.get(4)?.parse().ok()?;
+            (on == inode).then(|| (f[1].to_string(), holder))
+        })
+        .collect()
+}
+
+/// This process's POSIX (SQLite's) locks on `file`.
+fn posix_locks_here(file: &Path) -> usize {
+    let me = i64::from(std::process::id());
+    locks_on(file)
+        .iter()
+        .filter(|(kind, pid)| kind == "POSIX" && *pid == me)
+        .count()
+}
+
+/// Holds upstream's `flock` on `<db>.lock`, as another process initialising the board would.
+struct InitFlockHeld {
+    _file: std::fs::File,
+}
+
+impl InitFlockHeld {
+    fn take(db: &Path) -> InitFlockHeld {
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(kanban_store::lock::lock_path(db))
+            .unwrap();
+        use std::os::fd::AsRawFd;
+        // SAFETY: `file` is open; a non-blocking flock.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        InitFlockHeld { _file: file }
+    }
+}
+
+#[test]
+fn naive_sessions_hold_no_lock_of_their_own() {
+    use kanban_store::lock::{LockFile, Mode, lock_path};
+    let (_dir, db) = new_board();
+    let lock = lock_path(&db);
+    let mut hardened = Board::open_with(&db, config(Role::Gateway, HazardSet::default())).unwrap();
+    hardened.list_board().unwrap();
+    assert!(
+        locks_on(&lock).iter().any(|(kind, _)| kind == "OFDLCK"),
+        "{:?}",
+        locks_on(&lock)
+    );
+    drop(hardened);
+
+    let mut naive = Board::open_with(&db, config(Role::Gateway, HazardSet::naive())).unwrap();
+    naive.create_task(&task("t")).unwrap();
+    assert_eq!(locks_on(&lock), [], "no session, gateway or init lock held");
+    // Nothing keeps a maintenance (or a second gateway) away.
+    let mut maintenance = LockFile::open(&db).unwrap();
+    assert!(maintenance.try_lock_session(Mode::Exclusive).unwrap());
+    assert!(
+        maintenance
+            .lock_gateway(std::time::Duration::ZERO, &kanban_store::SystemClock)
+            .is_ok()
+    );
+    let mut second = Board::open_with(&db, config(Role::Gateway, HazardSet::naive())).unwrap();
+    second.create_task(&task("u")).unwrap();
+    assert_eq!(naive.list_board().unwrap().len(), 2);
+}
+
+#[test]
+fn init_only_flock_is_taken_by_the_first_open_only() {
+    let (_dir, db) = new_board();
+    let mut cfg = config(Role::Worker, set(&[Hazard::InitOnlyFlock]));
+    cfg.lock_timeout = std::time::Duration::from_millis(30);
+    let held = InitFlockHeld::take(&db);
+    match Board::open_with(&db, cfg.clone()) {
+        Err(Error::Busy { what, .. }) => assert!(what.contains("init flock"), "{what}"),
+        other => panic!("the first open must wait for the init flock: {other:?}"),
+    }
+    drop(held);
+    drop(Board::open_with(&db, cfg.clone()).unwrap());
+    // Initialised in this process: later opens take no lock at all.
+    let _held = InitFlockHeld::take(&db);
+    let mut b = Board::open_with(&db, cfg).unwrap();
+    b.create_task(&task("t")).unwrap();
+}
+
+/// This process's POSIX locks on the db right after a worker session with `hazards`
+/// committed (its connection stays open).
+fn db_locks_after_a_commit(hazards: HazardSet) -> usize {
+    let (_dir, db) = new_board();
+    let mut b = Board::open_with(&db, config(Role::Worker, hazards)).unwrap();
+    b.create_task(&task("t")).unwrap();
+    posix_locks_here(&db)
+}
+
+#[test]
+fn page_count_peek_after_commit_drops_the_db_locks_of_the_open_connection() {
     assert_eq!(
-        descriptors_between_operations(set(&[Hazard::ConnectPerOperation])),
-        [0, 0, 0]
+        db_locks_after_a_commit(set(&[Hazard::PageCountPeekAfterCommit])),
+        0
     );
 }
 
 #[test]
-fn hardened_session_keeps_its_connection_open() {
-    let seen = descriptors_between_operations(HazardSet::default());
-    assert!(seen.iter().all(|&n| n >= 1), "{seen:?}");
+fn hardened_commit_keeps_the_db_locks() {
+    // In WAL mode a connection holds a shared lock on the db for as long as it is open.
+    assert!(db_locks_after_a_commit(HazardSet::default()) >= 1);
+}
+
+// ------------------------------------------------------------ integrity-once-per-process
+
+/// A healthy board opened once with `hazards`, then damaged, then opened again in the same
+/// process: whether the second open refused it.
+fn second_open_refuses_later_damage(hazards: HazardSet) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    common::make_board(&db, 30);
+    drop(Board::open_with(&db, config(Role::Worker, hazards)).unwrap());
+    common::damage_index(&db);
+    match Board::open_with(&db, config(Role::Worker, hazards)) {
+        Err(Error::Corrupt { .. }) => true,
+        Ok(mut b) => {
+            assert_shows_index_damage(&mut b);
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn integrity_once_per_process_checks_until_one_passes() {
+    // Upstream's health guard cached a healthy path for the life of the process: damage
+    // that appears later is not seen by its later connects (a damaged board is refused on
+    // every connect: `open_damaged_ten_times`).
+    assert!(!second_open_refuses_later_damage(set(&[
+        Hazard::IntegrityOncePerProcess
+    ])));
+    assert_eq!(
+        open_damaged_ten_times(set(&[
+            Hazard::IntegrityOncePerProcess,
+            Hazard::UnboundedBackups
+        ]))
+        .1
+        .len(),
+        10
+    );
+}
+
+#[test]
+fn integrity_on_connect_checks_every_connect() {
+    assert!(second_open_refuses_later_damage(set(&[
+        Hazard::IntegrityOnConnect
+    ])));
 }
 
 /// Asserts that a full check of `board` names the damaged `idx_events_run`.

@@ -9,8 +9,9 @@
 //! transactions and checks, after each round, `integrity_check` and that every row whose
 //! commit was acknowledged is still there.
 //!
-//! With the hazard the board breaks within a bounded number of rounds; without it (the
-//! hardened store, same workload) it never does.
+//! With the hazard the board breaks within a bounded number of rounds, and so does `naive`
+//! (the upstream code as a whole, the peek one of its switches); without it (the hardened
+//! store, same workload) it never does.
 
 mod child;
 
@@ -22,13 +23,46 @@ use kanban_store::{Board, NewTask, Role, StoreConfig};
 
 const ENTRY: &str = "writer_child";
 
-/// The config a child uses for role `role`, with or without the hazard.
-fn config(role: Role, hazard: bool) -> StoreConfig {
+/// The stores a round can run: the hardened one, the header peek alone, or `naive` (the
+/// upstream code at bug time, the peek among its switches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Hardened,
+    Peek,
+    Naive,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Hardened => "hardened",
+            Variant::Peek => "peek",
+            Variant::Naive => "naive",
+        }
+    }
+
+    fn from_env() -> Variant {
+        let name = std::env::var("KANBAN_VARIANT").unwrap();
+        [Variant::Hardened, Variant::Peek, Variant::Naive]
+            .into_iter()
+            .find(|v| v.name() == name)
+            .unwrap_or_else(|| panic!("no variant {name}"))
+    }
+
+    fn hazards(self) -> HazardSet {
+        match self {
+            Variant::Hardened => HazardSet::default(),
+            Variant::Peek => HazardSet::default().with(Hazard::RawHeaderPeek),
+            Variant::Naive => HazardSet::naive(),
+        }
+    }
+}
+
+/// The config a child uses for role `role` in `variant`.
+fn config(role: Role, variant: Variant) -> StoreConfig {
     let mut cfg = StoreConfig::new(role);
     cfg.busy_timeout = std::time::Duration::from_secs(1);
-    if hazard {
-        cfg.hazards = HazardSet::default().with(Hazard::RawHeaderPeek);
-    }
+    cfg.hazards = variant.hazards();
     cfg
 }
 
@@ -39,12 +73,12 @@ fn writer_child() {
     let Some(role) = child::role() else { return };
     let db = std::env::var("KANBAN_DB").unwrap();
     let n: usize = std::env::var("KANBAN_TXNS").unwrap().parse().unwrap();
-    let hazard = std::env::var("KANBAN_HAZARD").is_ok();
+    let variant = Variant::from_env();
     let (main_role, side_role) = match role.as_str() {
         "gateway" => (Role::Gateway, Role::Worker),
         _ => (Role::Dashboard, Role::Dashboard),
     };
-    let mut a = Board::open_with(&db, config(main_role, hazard)).unwrap();
+    let mut a = Board::open_with(&db, config(main_role, variant)).unwrap();
     for i in 0..n {
         let title = format!("{role}-{i}");
         let committed = a.transaction(|t| {
@@ -54,7 +88,7 @@ fn writer_child() {
             })?;
             // The overlap: another connection of this process connects (and, with the
             // hazard, peeks) while this one is inside its write transaction.
-            let mut b = Board::open_with(&db, config(side_role, hazard))?;
+            let mut b = Board::open_with(&db, config(side_role, variant))?;
             b.events_since(0, 20)?;
             drop(b);
             t.comment(id, &role, "written while another connection opened")?;
@@ -79,14 +113,12 @@ struct Round {
 }
 
 /// Runs one round of two writer processes on `db`, then checks.
-fn round(db: &Path, txns: usize, hazard: bool) -> Round {
-    let mut env = vec![
+fn round(db: &Path, txns: usize, variant: Variant) -> Round {
+    let env = [
         ("KANBAN_DB", db.display().to_string()),
         ("KANBAN_TXNS", txns.to_string()),
+        ("KANBAN_VARIANT", variant.name().to_string()),
     ];
-    if hazard {
-        env.push(("KANBAN_HAZARD", "1".into()));
-    }
     let children: Vec<_> = ["gateway", "dashboard"]
         .iter()
         .map(|role| child::spawn(ENTRY, role, &env))
@@ -127,14 +159,14 @@ fn round_txns() -> usize {
 /// number of transactions per process until damage was seen, and the findings. With
 /// `KANBAN_KEEP_DAMAGED=DIR` a copy of the damaged board (made with the backup API) is kept
 /// as `DIR/damaged.db`.
-fn first_damage(hazard: bool, rounds: usize) -> Option<(usize, Round)> {
+fn first_damage(variant: Variant, rounds: usize) -> Option<(usize, Round)> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kanban.db");
     drop(Board::create(&db, StoreConfig::new(Role::Worker)).unwrap());
     let txns = round_txns();
     for r in 1..=rounds {
-        let found = round(&db, txns, hazard);
-        if !hazard {
+        let found = round(&db, txns, variant);
+        if variant == Variant::Hardened {
             assert_eq!(found.acked, 2 * txns, "a hardened write failed: {found:?}");
         }
         if !found.integrity.is_empty() || found.lost > 0 {
@@ -156,12 +188,21 @@ fn first_damage(hazard: bool, rounds: usize) -> Option<(usize, Round)> {
 
 #[test]
 fn the_peek_inside_a_write_transaction_breaks_the_board() {
-    let (txns, found) =
-        first_damage(true, 100).expect("the hazard must damage the board within 1000 transactions");
+    let (txns, found) = first_damage(Variant::Peek, 100)
+        .expect("the hazard must damage the board within 1000 transactions");
     eprintln!("damaged within {txns} transactions per process: {found:?}");
 }
 
 #[test]
+fn naive_breaks_the_board_under_the_same_workload() {
+    // Upstream's code as a whole: no lock of its own, the peek on every connect and after
+    // every commit, a connection per operation.
+    let (txns, found) = first_damage(Variant::Naive, 100)
+        .expect("naive must damage the board within 1000 transactions");
+    eprintln!("naive: damaged within {txns} transactions per process: {found:?}");
+}
+
+#[test]
 fn the_hardened_store_survives_the_same_workload() {
-    assert!(first_damage(false, 8).is_none());
+    assert!(first_damage(Variant::Hardened, 8).is_none());
 }

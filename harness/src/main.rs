@@ -398,63 +398,68 @@ fn dispatch(command: Command) -> Result<bool> {
     }
 }
 
-/// Runs the hazard detection matrix; true when every kill-detectable hazard was detected.
+/// Runs the hazard detection matrix: each detectable hazard and, on the same seeds, its
+/// `hardened` control, in batches until the verdict is in (detected, or a control that
+/// failed) or the seeds run out; true when every detectable hazard was detected.
 fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
-    use kanban_harness::matrix::{self, Detection, Line};
+    use kanban_harness::matrix::{self, Detection, Line, Verdict};
     use kanban_store::hazards::Hazard;
     let opts = run_options(common, false);
     let batch = (common.jobs.max(1) * 4) as u64;
     let mut lines = Vec::new();
     for hazard in Hazard::ALL {
         let (name, detection, reason) = matrix::row(hazard);
-        let mut line = Line {
+        let variant = Variant::parse(&format!("hazard:{}", hazard.name()))?;
+        let mut control = RunSummary::new(name, Variant::Hardened);
+        let mut run = RunSummary::new(name, variant);
+        let mut verdict = matrix::judge(&control, &run, detection);
+        if detection != Detection::NotByKills {
+            let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
+            let mut next = 0;
+            while next < max_seeds && verdict == Verdict::NotDetected {
+                let end = (next + batch).min(max_seeds);
+                let items: Vec<Item<'_>> = (next..end)
+                    .flat_map(|seed| {
+                        [Variant::Hardened, variant].map(|variant| Item {
+                            scenario: &scenario,
+                            variant,
+                            seed,
+                        })
+                    })
+                    .collect();
+                jobs::run(&items, common.jobs, &opts, |item, result| {
+                    let summary = if item.variant == Variant::Hardened {
+                        &mut control
+                    } else {
+                        &mut run
+                    };
+                    match result {
+                        Ok(outcome) => summary.add(&outcome),
+                        Err(e) => summary.add_error(item.seed, e),
+                    }
+                })?;
+                next = end;
+                verdict = matrix::judge(&control, &run, detection);
+            }
+            eprintln!("{}: {verdict:?} after {} seeds", hazard.name(), run.seeds);
+        }
+        lines.push(Line {
             hazard: hazard.name().to_string(),
             scenario: name.to_string(),
             detection,
-            seeds: 0,
-            failed: 0,
-            first_failing_seed: None,
-            detectable: detection != Detection::NotByKills,
-            detected: false,
-            kinds: reason.to_string(),
-        };
-        if line.detectable {
-            let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
-            let variant = Variant::parse(&format!("hazard:{}", hazard.name()))?;
-            let mut run = RunSummary::new(name, variant);
-            let mut next = 0;
-            while next < max_seeds && !matrix::detected(detection, &run) {
-                let end = (next + batch).min(max_seeds);
-                let items: Vec<Item<'_>> = (next..end)
-                    .map(|seed| Item {
-                        scenario: &scenario,
-                        variant,
-                        seed,
-                    })
-                    .collect();
-                jobs::run(&items, common.jobs, &opts, |item, result| match result {
-                    Ok(outcome) => run.add(&outcome),
-                    Err(e) => run.add_error(item.seed, e),
-                })?;
-                next = end;
-            }
-            line.seeds = run.seeds;
-            line.failed = run.failed;
-            line.first_failing_seed = run.failing_seeds.first().copied();
-            line.detected = matrix::detected(detection, &run);
-            line.kinds = matrix::kinds(&run);
-            eprintln!(
-                "{}: {} after {} seeds",
-                hazard.name(),
-                if line.detected {
-                    "detected"
-                } else {
-                    "not detected"
-                },
-                run.seeds
-            );
-        }
-        lines.push(line);
+            seeds: run.seeds,
+            failed: run.failed,
+            first_failing_seed: run.failing_seeds.first().copied(),
+            control_seeds: control.seeds,
+            control_failed: control.failed,
+            control_kinds: matrix::kinds(&control),
+            verdict,
+            kinds: if detection == Detection::NotByKills {
+                reason.to_string()
+            } else {
+                matrix::kinds(&run)
+            },
+        });
     }
     print!("{}", matrix::table(&lines, !shape));
     if let Some(path) = &common.report {
@@ -465,7 +470,9 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
         )
         .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
     }
-    Ok(lines.iter().all(|l| !l.detectable || l.detected))
+    Ok(lines
+        .iter()
+        .all(|l| matches!(l.verdict, Verdict::Detected | Verdict::NotByKills)))
 }
 
 /// Runs every control through this binary; prints a verdict per control.

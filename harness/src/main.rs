@@ -410,9 +410,8 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
     for hazard in Hazard::ALL {
         let (name, detection, reason) = matrix::row(hazard);
         let variant = Variant::parse(&format!("hazard:{}", hazard.name()))?;
-        let mut control = RunSummary::new(name, Variant::Hardened);
-        let mut run = RunSummary::new(name, variant);
-        let mut verdict = matrix::judge(&control, &run, detection);
+        let (mut control, mut run) = (Pairs::default(), Pairs::default());
+        let mut verdict = matrix::judge(&control.summary, &run.summary, detection);
         if detection != Detection::NotByKills {
             let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
             let mut next = 0;
@@ -428,21 +427,27 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
                     })
                     .collect();
                 jobs::run(&items, common.jobs, &opts, |item, result| {
-                    let summary = if item.variant == Variant::Hardened {
+                    let pairs = if item.variant == Variant::Hardened {
                         &mut control
                     } else {
                         &mut run
                     };
-                    match result {
-                        Ok(outcome) => summary.add(&outcome),
-                        Err(e) => summary.add_error(item.seed, e),
-                    }
+                    pairs.seeds.insert(item.seed, result);
                 })?;
                 next = end;
-                verdict = matrix::judge(&control, &run, detection);
+                let starved = control.starved();
+                control.summarise(name, Variant::Hardened, &starved);
+                run.summarise(name, variant, &starved);
+                verdict = matrix::judge(&control.summary, &run.summary, detection);
             }
-            eprintln!("{}: {verdict:?} after {} seeds", hazard.name(), run.seeds);
+            eprintln!(
+                "{}: {verdict:?} after {} seeds",
+                hazard.name(),
+                run.summary.seeds
+            );
         }
+        let starved = control.starved().len() as u64;
+        let (control, run) = (control.summary, run.summary);
         lines.push(Line {
             hazard: hazard.name().to_string(),
             scenario: name.to_string(),
@@ -453,6 +458,7 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
             control_seeds: control.seeds,
             control_failed: control.failed,
             control_kinds: matrix::kinds(&control),
+            starved,
             verdict,
             kinds: if detection == Detection::NotByKills {
                 reason.to_string()
@@ -502,6 +508,36 @@ fn controls(paths: Vec<PathBuf>) -> Result<bool> {
         files.len() - failed
     );
     Ok(failed == 0)
+}
+
+/// One side of a matrix row: every seed's result, and the summary of the seeds both sides
+/// ran, but for the pairs whose control starved.
+#[derive(Default)]
+struct Pairs {
+    seeds: BTreeMap<u64, std::result::Result<kanban_harness::supervisor::Outcome, String>>,
+    summary: RunSummary,
+}
+
+impl Pairs {
+    /// The seeds in which this side (the control) did no work: the machine's load starved
+    /// them, and a starved seed judges neither the control nor the hazard.
+    fn starved(&self) -> Vec<u64> {
+        self.seeds
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|o| !o.findings.work.is_empty()))
+            .map(|(&seed, _)| seed)
+            .collect()
+    }
+
+    fn summarise(&mut self, name: &str, variant: Variant, starved: &[u64]) {
+        self.summary = RunSummary::new(name, variant);
+        for (&seed, result) in self.seeds.iter().filter(|(s, _)| !starved.contains(s)) {
+            match result {
+                Ok(outcome) => self.summary.add(outcome),
+                Err(e) => self.summary.add_error(seed, e.clone()),
+            }
+        }
+    }
 }
 
 fn run_options(common: &Common, verbose: bool) -> RunOptions {

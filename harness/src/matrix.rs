@@ -6,7 +6,9 @@
 //! (`backup-storm`, whose board starts damaged, once "detected" `replace-while-open` with
 //! the very damage hardened showed). A hazard is detected only by what the control did not
 //! show: failure kinds it had none of, or more backups than it kept (and than the cap). A
-//! row whose control fails is an error of the matrix, never a detection.
+//! row whose control fails is an error of the matrix, never a detection. A seed in which
+//! the control did no work (the machine's load starved it of time) judges nothing: the
+//! pair is left out of both sides and counted (`starved`).
 //!
 //! Each hazard is judged by what it breaks: most lose acknowledged commits or corrupt the
 //! board (`damage`); the unbounded backups show as more backup files than the hardened cap
@@ -45,16 +47,17 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         Hazard::RawHeaderPeek => ("issue-33169", Damage, ""),
         Hazard::CopySidecarsOnCheck => ("health-checks", Damage, ""),
         // The check on connect refuses the damaged board before the gateway's repair.
-        Hazard::IntegrityOnConnect => ("index-damage-at-start", WorkerError, ""),
+        Hazard::IntegrityOnConnect => ("health-guard", WorkerError, ""),
         Hazard::JournalToggleOnError => (
             "io-errors",
             NotByKills,
             "SQLite refuses to leave WAL while other sessions are open, and toggling a WAL board with every lock held is harmless; caught by the R4 rule test",
         ),
-        // The dashboards' health checks see the damage before the gateway repairs it.
-        Hazard::ReplaceWhileOpen => ("index-damage-at-start", Damage, ""),
+        // The dashboards' health checks see the damage before the gateway repairs it (and
+        // the guard renames a rebuilt board over it, or keeps a backup each time).
+        Hazard::ReplaceWhileOpen => ("health-guard", Damage, ""),
         Hazard::DeleteSidecarsAfterCrash => ("restart-storm", Damage, ""),
-        Hazard::UnboundedBackups => ("index-damage-at-start", Backups, ""),
+        Hazard::UnboundedBackups => ("health-guard", Backups, ""),
         Hazard::AutocheckpointEverywhere => (
             "restart-storm",
             NotByKills,
@@ -154,6 +157,9 @@ pub struct Line {
     pub control_failed: u64,
     /// The failure kinds the control showed.
     pub control_kinds: String,
+    /// Seed pairs left out because the control did no work in them (a seed the machine's
+    /// load starved of time); counted in neither side.
+    pub starved: u64,
     /// The verdict.
     pub verdict: Verdict,
     /// The failure kinds seen under the hazard (or why it is not detectable).

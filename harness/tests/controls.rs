@@ -37,6 +37,7 @@ controls!(
     damaged_start_repair_after,
     phase_kill_cannot_fire,
     phase_kill_must_fire,
+    writes_all_fail,
 );
 
 #[test]

@@ -31,6 +31,10 @@ pub enum Mark {
     Ack = 2,
     /// The operation failed with an error that should not happen.
     Error = 3,
+    /// The operation failed with an error a correct store returns under the scenario's
+    /// faults; `a` is its [`crate::work::ErrorKind`] code (counted, and allowed only where
+    /// the scenario can cause it).
+    Expected = 4,
 }
 
 /// The write operations the checker knows how to verify.
@@ -134,6 +138,7 @@ impl Record {
             1 => Mark::Intent,
             2 => Mark::Ack,
             3 => Mark::Error,
+            4 => Mark::Expected,
             _ => return None,
         };
         Some(Record {

@@ -26,6 +26,7 @@ pub mod shim;
 pub mod shrink;
 pub mod supervisor;
 pub mod token;
+pub mod work;
 pub mod worker;
 
 pub use error::{Error, Result};

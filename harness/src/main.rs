@@ -412,63 +412,74 @@ fn dispatch(command: Command) -> Result<bool> {
     }
 }
 
-/// Runs the hazard detection matrix; true when every kill-detectable hazard was detected.
+/// Runs the hazard detection matrix: each detectable hazard and, on the same seeds, its
+/// `hardened` control, in batches until the verdict is in (detected, or a control that
+/// failed) or the seeds run out; true when every detectable hazard was detected.
 fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
-    use kanban_harness::matrix::{self, Detection, Line};
+    use kanban_harness::matrix::{self, Detection, Line, Verdict};
     use kanban_store::hazards::Hazard;
     let opts = run_options(common, false);
     let batch = (common.jobs.max(1) * 4) as u64;
     let mut lines = Vec::new();
     for hazard in Hazard::ALL {
         let (name, detection, reason) = matrix::row(hazard);
-        let mut line = Line {
+        let variant = Variant::parse(&format!("hazard:{}", hazard.name()))?;
+        let (mut control, mut run) = (Pairs::default(), Pairs::default());
+        let mut verdict = matrix::judge(&control.summary, &run.summary, detection);
+        if detection != Detection::NotByKills {
+            let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
+            let mut next = 0;
+            while next < max_seeds && verdict == Verdict::NotDetected {
+                let end = (next + batch).min(max_seeds);
+                let items: Vec<Item<'_>> = (next..end)
+                    .flat_map(|seed| {
+                        [Variant::Hardened, variant].map(|variant| Item {
+                            scenario: &scenario,
+                            variant,
+                            seed,
+                        })
+                    })
+                    .collect();
+                jobs::run(&items, common.jobs, &opts, |item, result| {
+                    let pairs = if item.variant == Variant::Hardened {
+                        &mut control
+                    } else {
+                        &mut run
+                    };
+                    pairs.seeds.insert(item.seed, result);
+                })?;
+                next = end;
+                let starved = control.starved();
+                control.summarise(name, Variant::Hardened, &starved);
+                run.summarise(name, variant, &starved);
+                verdict = matrix::judge(&control.summary, &run.summary, detection);
+            }
+            eprintln!(
+                "{}: {verdict:?} after {} seeds",
+                hazard.name(),
+                run.summary.seeds
+            );
+        }
+        let starved = control.starved().len() as u64;
+        let (control, run) = (control.summary, run.summary);
+        lines.push(Line {
             hazard: hazard.name().to_string(),
             scenario: name.to_string(),
             detection,
-            seeds: 0,
-            failed: 0,
-            first_failing_seed: None,
-            detectable: detection != Detection::NotByKills,
-            detected: false,
-            kinds: reason.to_string(),
-        };
-        if line.detectable {
-            let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
-            let variant = Variant::parse(&format!("hazard:{}", hazard.name()))?;
-            let mut run = RunSummary::new(name, variant);
-            let mut next = 0;
-            while next < max_seeds && !matrix::detected(detection, &run) {
-                let end = (next + batch).min(max_seeds);
-                let items: Vec<Item<'_>> = (next..end)
-                    .map(|seed| Item {
-                        scenario: &scenario,
-                        variant,
-                        seed,
-                    })
-                    .collect();
-                jobs::run(&items, common.jobs, &opts, |item, result| match result {
-                    Ok(outcome) => run.add(&outcome),
-                    Err(e) => run.add_error(item.seed, e),
-                })?;
-                next = end;
-            }
-            line.seeds = run.seeds;
-            line.failed = run.failed;
-            line.first_failing_seed = run.failing_seeds.first().copied();
-            line.detected = matrix::detected(detection, &run);
-            line.kinds = matrix::kinds(&run);
-            eprintln!(
-                "{}: {} after {} seeds",
-                hazard.name(),
-                if line.detected {
-                    "detected"
-                } else {
-                    "not detected"
-                },
-                run.seeds
-            );
-        }
-        lines.push(line);
+            seeds: run.seeds,
+            failed: run.failed,
+            first_failing_seed: run.failing_seeds.first().copied(),
+            control_seeds: control.seeds,
+            control_failed: control.failed,
+            control_kinds: matrix::kinds(&control),
+            starved,
+            verdict,
+            kinds: if detection == Detection::NotByKills {
+                reason.to_string()
+            } else {
+                matrix::kinds(&run)
+            },
+        });
     }
     print!("{}", matrix::table(&lines, !shape));
     if let Some(path) = &common.report {
@@ -479,7 +490,9 @@ fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
         )
         .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
     }
-    Ok(lines.iter().all(|l| !l.detectable || l.detected))
+    Ok(lines
+        .iter()
+        .all(|l| matches!(l.verdict, Verdict::Detected | Verdict::NotByKills)))
 }
 
 /// Runs every control through this binary; prints a verdict per control.
@@ -509,6 +522,36 @@ fn controls(paths: Vec<PathBuf>) -> Result<bool> {
         files.len() - failed
     );
     Ok(failed == 0)
+}
+
+/// One side of a matrix row: every seed's result, and the summary of the seeds both sides
+/// ran, but for the pairs whose control starved.
+#[derive(Default)]
+struct Pairs {
+    seeds: BTreeMap<u64, std::result::Result<kanban_harness::supervisor::Outcome, String>>,
+    summary: RunSummary,
+}
+
+impl Pairs {
+    /// The seeds in which this side (the control) did no work: the machine's load starved
+    /// them, and a starved seed judges neither the control nor the hazard.
+    fn starved(&self) -> Vec<u64> {
+        self.seeds
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|o| !o.findings.work.is_empty()))
+            .map(|(&seed, _)| seed)
+            .collect()
+    }
+
+    fn summarise(&mut self, name: &str, variant: Variant, starved: &[u64]) {
+        self.summary = RunSummary::new(name, variant);
+        for (&seed, result) in self.seeds.iter().filter(|(s, _)| !starved.contains(s)) {
+            match result {
+                Ok(outcome) => self.summary.add(outcome),
+                Err(e) => self.summary.add_error(seed, e.clone()),
+            }
+        }
+    }
 }
 
 fn run_options(common: &Common, verbose: bool) -> RunOptions {

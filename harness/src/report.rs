@@ -1,10 +1,12 @@
 //! Outcomes gathered per (scenario, variant): the summary table, the JSON report, and the
 //! judgement of a scenario's expectations.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::check::KINDS;
 use crate::scenario::{Expect, Variant};
 use crate::supervisor::Outcome;
 
@@ -36,6 +38,8 @@ pub struct RunSummary {
     pub worker_error: u64,
     /// Seeds with damage: corrupt or lost_acked (or both).
     pub damaged: u64,
+    /// Seeds with findings of each kind (every name of [`KINDS`]; `expect` judges these).
+    pub seeds_with: BTreeMap<String, u64>,
     /// The failing seeds, ascending.
     pub failing_seeds: Vec<u64>,
     /// Seeds the harness itself could not run (with why).
@@ -71,6 +75,15 @@ pub struct RunSummary {
     pub repaired_injected: u64,
     /// Acknowledged commits per second of seed time (the workers' throughput).
     pub acked_per_s: f64,
+    /// Per worker kind, acknowledged commits per seed: the least and the median.
+    pub acked_per_seed: BTreeMap<String, PerSeed>,
+    /// Every seed's acked commits per worker kind (for `acked_per_seed`).
+    #[serde(skip)]
+    acked_seeds: BTreeMap<String, Vec<u64>>,
+    /// Expected errors per kind (`Busy`, `DiskFull`...), over all seeds.
+    pub expected_errors: BTreeMap<String, u64>,
+    /// Worker starts that could not set up (`EXIT_SETUP`), over all seeds.
+    pub setup_exits: u64,
     /// Deterministic mode: scheduling steps, over all seeds.
     pub steps: u64,
     /// Deterministic mode: steps per second of seed time (seed time includes making the
@@ -78,6 +91,26 @@ pub struct RunSummary {
     pub steps_per_s: f64,
     /// The first findings of the first failing seed.
     pub sample_findings: Vec<String>,
+}
+
+/// A figure's spread over the seeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PerSeed {
+    /// The least of any seed.
+    pub min: u64,
+    /// The median (the lower one of an even count).
+    pub median: u64,
+}
+
+impl PerSeed {
+    fn of(values: &[u64]) -> PerSeed {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        PerSeed {
+            min: v.first().copied().unwrap_or(0),
+            median: v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0),
+        }
+    }
 }
 
 impl RunSummary {
@@ -94,12 +127,22 @@ impl RunSummary {
     pub fn add(&mut self, o: &Outcome) {
         let f = &o.findings;
         self.seeds += 1;
-        let count = |v: &Vec<String>| u64::from(!v.is_empty());
+        let count = |v: &[String]| u64::from(!v.is_empty());
         self.corrupt += count(&f.corrupt);
         self.lost_acked += count(&f.lost_acked);
         self.invariant += count(&f.invariant);
         self.worker_error += count(&f.worker_error);
         self.damaged += u64::from(!f.corrupt.is_empty() || !f.lost_acked.is_empty());
+        for kind in KINDS {
+            *self.seeds_with.entry(kind.into()).or_default() += count(f.of_kind(kind));
+        }
+        for (kind, &n) in &o.acked_by_kind {
+            self.acked_seeds.entry(kind.clone()).or_default().push(n);
+        }
+        for (kind, &n) in &o.expected_errors {
+            *self.expected_errors.entry(kind.clone()).or_default() += n;
+        }
+        self.setup_exits += u64::from(o.setup_exits);
         if o.failed() {
             self.failed += 1;
             let at = self.failing_seeds.partition_point(|&s| s < o.seed);
@@ -129,6 +172,11 @@ impl RunSummary {
 
     /// Computes the wall time and rate for `jobs` parallel jobs.
     pub fn finish(&mut self, jobs: usize) {
+        self.acked_per_seed = self
+            .acked_seeds
+            .iter()
+            .map(|(kind, v)| (kind.clone(), PerSeed::of(v)))
+            .collect();
         if self.seed_time_s > 0.0 {
             self.acked_per_s = self.acked as f64 / self.seed_time_s;
             self.steps_per_s = self.steps as f64 / self.seed_time_s;
@@ -160,6 +208,11 @@ impl RunSummary {
         self.share(self.damaged)
     }
 
+    /// Share of seeds with findings of `kind`.
+    pub fn kind_rate(&self, kind: &str) -> f64 {
+        self.share(self.seeds_with.get(kind).copied().unwrap_or(0))
+    }
+
     fn share(&self, n: u64) -> f64 {
         if self.seeds == 0 {
             0.0
@@ -178,12 +231,21 @@ impl RunSummary {
         if let Some(max) = expect.max_failure_rate.filter(|&max| rate > max) {
             misses.push(format!("failure rate {rate:.3} > max {max}"));
         }
-        if let Some(min) = expect.min_failure_rate.filter(|&min| rate < min) {
-            misses.push(format!("failure rate {rate:.3} < min {min}"));
-        }
         let damage = self.damage_rate();
         if let Some(min) = expect.min_damage_rate.filter(|&min| damage < min) {
             misses.push(format!("damage rate {damage:.3} < min {min}"));
+        }
+        for (kind, &min) in &expect.min_rate {
+            let r = self.kind_rate(kind);
+            if r < min {
+                misses.push(format!("{kind} rate {r:.3} < min {min}"));
+            }
+        }
+        for (kind, &max) in &expect.max_rate {
+            let r = self.kind_rate(kind);
+            if r > max {
+                misses.push(format!("{kind} rate {r:.3} > max {max}"));
+            }
         }
         if let Some(max) = expect.max_backups.filter(|&max| self.backups_max > max) {
             misses.push(format!("{} backups > max {max}", self.backups_max));
@@ -210,7 +272,7 @@ impl RunSummary {
 
 /// The summary table printed after a run.
 pub fn table(runs: &[RunSummary]) -> String {
-    const HEAD: [&str; 12] = [
+    const HEAD: [&str; 14] = [
         "scenario",
         "variant",
         "seeds",
@@ -220,17 +282,19 @@ pub fn table(runs: &[RunSummary]) -> String {
         "lost",
         "invar",
         "werr",
+        "work",
         "backups",
         "landed/armed/plan",
         "seeds/s",
+        "acked/seed min~median per kind; expected errors",
     ];
-    const WIDTH: [usize; 12] = [24, 36, 6, 6, 7, 7, 6, 6, 6, 7, 17, 7];
-    let row = |cells: [String; 12]| -> String {
+    const WIDTH: [usize; 14] = [24, 36, 6, 6, 7, 7, 6, 6, 6, 5, 7, 17, 7, 0];
+    let row = |cells: [String; 14]| -> String {
         let mut line = String::new();
         for (i, (cell, width)) in cells.iter().zip(WIDTH).enumerate() {
             let sep = if i == 0 { "" } else { " " };
             // Names left-aligned, numbers right-aligned.
-            let _ = if i < 2 {
+            let _ = if i < 2 || i == 13 {
                 write!(line, "{sep}{cell:<width$}")
             } else {
                 write!(line, "{sep}{cell:>width$}")
@@ -250,13 +314,37 @@ pub fn table(runs: &[RunSummary]) -> String {
             r.lost_acked.to_string(),
             r.invariant.to_string(),
             r.worker_error.to_string(),
+            r.seeds_with.get("work").copied().unwrap_or(0).to_string(),
             r.backups_max.to_string(),
             format!(
                 "{}/{}/{}",
                 r.faults_landed, r.faults_armed, r.faults_planned
             ),
             format!("{:.1}", r.seeds_per_s),
+            work_cell(r),
         ]);
     }
     out
+}
+
+/// The work of a run in a cell: `gateway 3~40 dashboard 10~52; Busy 4` (acked per seed,
+/// least~median, per worker kind; expected errors per kind; starts that could not set up).
+fn work_cell(r: &RunSummary) -> String {
+    let mut cell: Vec<String> = r
+        .acked_per_seed
+        .iter()
+        .map(|(kind, p)| format!("{kind} {}~{}", p.min, p.median))
+        .collect();
+    let errors: Vec<String> = r
+        .expected_errors
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    if !errors.is_empty() {
+        cell.push(format!("; {}", errors.join(" ")));
+    }
+    if r.setup_exits > 0 {
+        cell.push(format!("; {} setup exits", r.setup_exits));
+    }
+    cell.join(" ")
 }

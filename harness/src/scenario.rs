@@ -143,7 +143,7 @@ pub enum Damage {
 }
 
 /// What kind of process a worker is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkerKind {
     /// Dispatcher, notifier and checkpoint owner.
@@ -322,20 +322,25 @@ pub struct PhaseKill {
     pub delay_us: [u64; 2],
 }
 
-/// The outcome a variant must show over its seeds.
+/// The outcome a variant must show over its seeds. Rates are shares of seeds; the finding
+/// kinds are those of [`crate::check::KINDS`].
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// At most this share of seeds may fail (0.0: none).
+    /// At most this share of seeds may fail, with findings of any kind (0.0: none).
     #[serde(default)]
     pub max_failure_rate: Option<f64>,
-    /// At least this share of seeds must fail (the hazard is caught).
-    #[serde(default)]
-    pub min_failure_rate: Option<f64>,
     /// At least this share of seeds must show damage: corruption or a lost acknowledged
     /// commit (not merely errors).
     #[serde(default)]
     pub min_damage_rate: Option<f64>,
+    /// Per finding kind, the share of seeds that must show it at least (`{ lost_acked =
+    /// 0.8 }`: the hazard is caught the way it should be).
+    #[serde(default)]
+    pub min_rate: BTreeMap<String, f64>,
+    /// Per finding kind, the share of seeds that may show it at most.
+    #[serde(default)]
+    pub max_rate: BTreeMap<String, f64>,
     /// At most this many backup/quarantine files in any seed's board folder.
     #[serde(default)]
     pub max_backups: Option<usize>,
@@ -346,6 +351,53 @@ pub struct Expect {
     /// faults mostly never get their chance tests nothing).
     #[serde(default)]
     pub min_landed: Option<f64>,
+    /// Per worker kind, the acknowledged commits each seed must reach (default:
+    /// [`crate::work::default_floor`]); below it, the seed has a `work` finding.
+    #[serde(default)]
+    pub min_acked: BTreeMap<WorkerKind, u64>,
+    /// Expected errors allowed beyond those the scenario's faults can cause
+    /// ([`crate::work::allowed_errors`]).
+    #[serde(default)]
+    pub allow_errors: Vec<crate::work::ErrorKind>,
+}
+
+impl Expect {
+    /// Why these expectations make no sense for `scenario`, as `key...: why`.
+    fn validate(&self, scenario: &Scenario) -> std::result::Result<(), String> {
+        let rates = [
+            ("max_failure_rate", self.max_failure_rate),
+            ("min_damage_rate", self.min_damage_rate),
+            ("min_landed", self.min_landed),
+        ];
+        for (key, rate) in rates {
+            if rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+                return Err(format!("{key}` must be within 0..=1"));
+            }
+        }
+        for (key, map) in [("min_rate", &self.min_rate), ("max_rate", &self.max_rate)] {
+            for (kind, &rate) in map {
+                if !crate::check::KINDS.contains(&kind.as_str()) {
+                    return Err(format!(
+                        "{key}.{kind}`: no such finding kind ({})",
+                        crate::check::KINDS.join(", ")
+                    ));
+                }
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(format!("{key}.{kind}` must be within 0..=1"));
+                }
+            }
+        }
+        for kind in self.min_acked.keys() {
+            if !scenario.workers.iter().any(|w| w.kind == *kind) {
+                return Err(format!(
+                    "min_acked.{}`: the scenario has no {} worker",
+                    kind.name(),
+                    kind.name()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(crate) mod defaults {
@@ -542,19 +594,8 @@ impl Scenario {
             )));
         }
         for (name, e) in &scenario.expect {
-            let rates = [
-                ("max_failure_rate", e.max_failure_rate),
-                ("min_failure_rate", e.min_failure_rate),
-                ("min_damage_rate", e.min_damage_rate),
-                ("min_landed", e.min_landed),
-            ];
-            for (key, rate) in rates {
-                if rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
-                    return Err(bad(format!(
-                        "`expect.\"{name}\".{key}` must be within 0..=1"
-                    )));
-                }
-            }
+            e.validate(&scenario)
+                .map_err(|m| bad(format!("`expect.\"{name}\".{m}")))?;
         }
         if scenario.expect.is_empty() {
             return Err(bad("`expect`: name at least one variant".into()));

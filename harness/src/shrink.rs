@@ -24,6 +24,8 @@ use crate::supervisor::{Outcome, RunOptions, run_seed};
 /// The worst kind of finding of a failing run, which a smaller run must show too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FailureKind {
+    /// Only work floors missed.
+    Work,
     /// Only worker errors.
     WorkerError,
     /// A kanban invariant broken.
@@ -46,8 +48,21 @@ impl FailureKind {
             Some(FailureKind::Invariant)
         } else if !f.worker_error.is_empty() {
             Some(FailureKind::WorkerError)
+        } else if !f.work.is_empty() {
+            Some(FailureKind::Work)
         } else {
             None
+        }
+    }
+
+    /// The finding kind's name in expectations (one of [`crate::check::KINDS`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Work => "work",
+            FailureKind::WorkerError => "worker_error",
+            FailureKind::Invariant => "invariant",
+            FailureKind::LostAcked => "lost_acked",
+            FailureKind::Corrupt => "corrupt",
         }
     }
 }
@@ -137,9 +152,16 @@ pub fn shrink(
     let hardened_passes = variant != Variant::Hardened
         && !run_seed(&scenario, Variant::Hardened, seed, opts)?.failed();
     let mut expect = Table::new();
-    expect.insert(variant.to_string(), expectation("min_failure_rate", 1.0));
+    // The kind it was shrunk for, in its one seed; hardened passes it whole.
+    let mut kind_rate = Table::new();
+    kind_rate.insert(kind.name().into(), Value::Float(1.0));
+    let mut pinned_kind = Table::new();
+    pinned_kind.insert("min_rate".into(), Value::Table(kind_rate));
+    expect.insert(variant.to_string(), Value::Table(pinned_kind));
     if hardened_passes {
-        expect.insert("hardened".into(), expectation("max_failure_rate", 0.0));
+        let mut clean = Table::new();
+        clean.insert("max_failure_rate".into(), Value::Float(0.0));
+        expect.insert("hardened".into(), Value::Table(clean));
     }
     table.insert("expect".into(), Value::Table(expect));
     if let Some(name) = opts.strategy {
@@ -157,12 +179,6 @@ pub fn shrink(
         findings: outcome.findings.lines(),
         hardened_passes,
     })
-}
-
-fn expectation(key: &str, rate: f64) -> Value {
-    let mut t = Table::new();
-    t.insert(key.into(), Value::Float(rate));
-    Value::Table(t)
 }
 
 fn size(outcome: &Outcome, scenario: &Scenario) -> Size {

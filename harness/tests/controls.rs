@@ -39,6 +39,7 @@ controls!(
     phase_kill_cannot_fire,
     phase_kill_must_fire,
     worker_never_stops,
+    writes_all_fail,
 );
 
 #[test]

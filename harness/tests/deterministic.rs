@@ -187,6 +187,13 @@ fn shrink_halves_a_failing_seed_and_the_result_replays() {
         text.contains("hardened on the shrunk scenario: passes"),
         "{text}"
     );
+    // The regression pins the kind it was shrunk for, not any failure.
+    let written = std::fs::read_to_string(&shrunk).unwrap();
+    assert!(
+        written.contains("[expect.naive.min_rate]\nlost_acked = 1.0"),
+        "{written}"
+    );
+    assert!(!written.contains("min_failure_rate"), "{written}");
     let path = shrunk.to_str().unwrap();
     let check = harness(&[
         "replay",

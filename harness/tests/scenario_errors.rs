@@ -119,7 +119,31 @@ fn cases() -> Vec<(&'static str, String)> {
         ),
         (
             "unknown variant",
-            format!("{GOOD}\n[expect.\"hazard:nope\"]\nmin_failure_rate = 0.1\n"),
+            format!("{GOOD}\n[expect.\"hazard:nope\"]\nmax_failure_rate = 0.1\n"),
+        ),
+        (
+            "the dropped min_failure_rate (expectations name their kinds)",
+            format!("{GOOD}min_failure_rate = 1.0\n"),
+        ),
+        (
+            "an unknown finding kind in min_rate",
+            format!("{GOOD}min_rate = {{ lost = 0.5 }}\n"),
+        ),
+        (
+            "a kind rate out of range",
+            format!("{GOOD}max_rate = {{ corrupt = 2.0 }}\n"),
+        ),
+        (
+            "a work floor for an unknown worker kind",
+            format!("{GOOD}min_acked = {{ robot = 5 }}\n"),
+        ),
+        (
+            "a work floor for a worker kind the scenario does not run",
+            format!("{GOOD}min_acked = {{ dashboard = 5 }}\n"),
+        ),
+        (
+            "an unknown expected error",
+            format!("{GOOD}allow_errors = [\"Bussy\"]\n"),
         ),
         (
             "no [expect]",

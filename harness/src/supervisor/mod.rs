@@ -17,7 +17,7 @@
 //! the kill's delay), every new start of the worker gets it again; the report counts
 //! planned, armed and landed faults apart.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -35,6 +35,7 @@ use crate::ledger;
 use crate::plan::{Plan, incarnation_seed};
 use crate::scenario::{Scenario, ScheduleMode, StrategyName, Variant, WorkerKind};
 use crate::setup;
+use crate::work::{self, ErrorKind};
 use crate::worker::{self, EXIT_OK, EXIT_PANIC, EXIT_SETUP, WorkerEnv};
 
 mod aftermath;
@@ -135,6 +136,15 @@ pub struct Outcome {
     pub restarts: u32,
     /// Commits acknowledged to the workers (their throughput).
     pub acked: u64,
+    /// Of those, per worker kind (by name; every kind the scenario runs).
+    #[serde(default)]
+    pub acked_by_kind: BTreeMap<String, u64>,
+    /// Expected errors the workers met, per kind (`Busy`, `DiskFull`...).
+    #[serde(default)]
+    pub expected_errors: BTreeMap<String, u64>,
+    /// Worker starts that ended with `EXIT_SETUP` (the worker could not start).
+    #[serde(default)]
+    pub setup_exits: u32,
     /// Wall time of the seed, in milliseconds.
     pub elapsed_ms: u64,
     /// Deterministic mode: scheduling steps taken.
@@ -200,6 +210,8 @@ struct Slot {
     pid: Option<Pid>,
     restart_at: Option<Instant>,
     stalled: bool,
+    /// Starts that ended with `EXIT_SETUP`.
+    setup_exits: u32,
     /// The process group of every start (each worker leads its own).
     groups: Vec<Pid>,
 }
@@ -263,6 +275,7 @@ pub fn run_seed(
             pid: None,
             restart_at: None,
             stalled: false,
+            setup_exits: 0,
             groups: Vec::new(),
         })
         .collect();
@@ -306,20 +319,11 @@ pub fn run_seed(
         outcome.faults_landed += notes.landed();
     }
     let ledgers = read_ledgers(&slots);
-    outcome.acked = ledgers
-        .iter()
-        .map(|l| match l {
-            Ledger::Binary(c) => c
-                .records
-                .iter()
-                .filter(|r| r.mark == ledger::Mark::Ack)
-                .count(),
-            Ledger::Text(entries, _) => entries
-                .iter()
-                .filter(|e| e.mark == ledger::Mark::Ack)
-                .count(),
-        } as u64)
-        .sum();
+    count_work(&slots, &ledgers, &mut outcome);
+    worker_errors.extend(unexpected_errors(
+        &outcome.expected_errors,
+        &work::allowed_errors(scenario, variant),
+    ));
     let final_repair = scenario
         .repair_after
         .then(|| FinalRepair::run(&db, &ledgers));
@@ -328,6 +332,13 @@ pub fn run_seed(
         repair.judge(&mut outcome.findings);
     }
     outcome.final_repair = final_repair;
+    outcome.findings.work = work::findings(
+        scenario,
+        variant,
+        &outcome.acked_by_kind,
+        outcome.restarts,
+        outcome.kills + outcome.faults_landed,
+    );
     outcome.backups = count_backups(dir.path());
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;
     if (outcome.failed() || opts.verbose)
@@ -355,6 +366,52 @@ pub fn run_seed(
         }
     }
     Ok(outcome)
+}
+
+/// Counts the work of the seed from its ledgers: acknowledged commits (in all and per
+/// worker kind), expected errors per kind, and starts that could not set up.
+fn count_work(slots: &[Slot], ledgers: &[Ledger], outcome: &mut Outcome) {
+    for (slot, ledger) in slots.iter().zip(ledgers) {
+        let acked = match ledger {
+            Ledger::Binary(c) => {
+                for r in c
+                    .records
+                    .iter()
+                    .filter(|r| r.mark == ledger::Mark::Expected)
+                {
+                    let kind = ErrorKind::from_code(r.a).map_or("?", ErrorKind::name);
+                    *outcome.expected_errors.entry(kind.into()).or_default() += 1;
+                }
+                c.records
+                    .iter()
+                    .filter(|r| r.mark == ledger::Mark::Ack)
+                    .count()
+            }
+            Ledger::Text(entries, _) => entries
+                .iter()
+                .filter(|e| e.mark == ledger::Mark::Ack)
+                .count(),
+        } as u64;
+        outcome.acked += acked;
+        *outcome
+            .acked_by_kind
+            .entry(slot.kind.name().into())
+            .or_default() += acked;
+        outcome.setup_exits += slot.setup_exits;
+    }
+}
+
+/// Worker errors for the expected errors (counted per kind) that nothing in the scenario
+/// can cause.
+fn unexpected_errors(
+    counts: &BTreeMap<String, u64>,
+    allowed: &std::collections::BTreeSet<ErrorKind>,
+) -> Vec<String> {
+    counts
+        .iter()
+        .filter(|(name, _)| !allowed.iter().any(|k| k.name() == name.as_str()))
+        .map(|(name, n)| format!("{n} {name} errors, which nothing in this scenario can cause"))
+        .collect()
 }
 
 /// Starts a slot's worker: fork for our kinds, fork+exec for `command`. The child closes
@@ -421,7 +478,9 @@ fn ended(slot: &mut Slot, status: WaitStatus, worker_errors: &mut Vec<String>) -
     let who = format!("worker {} ({})", slot.env.index, slot.kind.name());
     match status {
         WaitStatus::Exited(_, code) => match code {
-            EXIT_OK | EXIT_SETUP => {}
+            EXIT_OK => {}
+            // Counted (and shown); a floor or the crash-loop check judges it.
+            EXIT_SETUP => slot.setup_exits += 1,
             EXIT_PANIC => worker_errors.push(format!("{who} panicked (see its log)")),
             other => worker_errors.push(format!("{who} exited with {other}")),
         },

@@ -37,6 +37,7 @@ use crate::plan::{PhaseKillPlan, incarnation_seed};
 use crate::scenario::{Variant, WorkerKind, WorkerSpec};
 use crate::shim::{self, IoFault};
 use crate::token;
+use crate::work::ErrorKind;
 
 /// The worker finished (asked to stop).
 pub const EXIT_OK: i32 = 0;
@@ -286,20 +287,23 @@ impl Ledgered {
         });
     }
 
-    /// Records an unexpected error (expected ones, like `Busy`, are only logged).
+    /// Records an error: an expected one (like `Busy`) with its kind, so the supervisor can
+    /// count it and judge whether the scenario can cause it; any other as an error.
     pub(crate) fn error(&mut self, op: Op, e: &StoreError) {
         eprintln!("worker {}: {op:?}: {e}", self.worker);
-        if !expected(e) {
-            let record = Record {
-                mark: Mark::Error,
-                op,
-                worker: self.worker,
-                incarnation: self.incarnation,
-                seq: self.seq,
-                a: 0,
-            };
-            self.append(&record);
-        }
+        let (mark, a) = match ErrorKind::of(e) {
+            Some(kind) => (Mark::Expected, kind as i64),
+            None => (Mark::Error, 0),
+        };
+        let record = Record {
+            mark,
+            op,
+            worker: self.worker,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            a,
+        };
+        self.append(&record);
     }
 
     /// Makes this ledger a forked child's: its tokens get an incarnation of their own, so
@@ -324,29 +328,6 @@ impl Ledgered {
 /// The notifier cursor name of worker `index`.
 pub fn cursor_name(index: u16) -> String {
     format!("notifier-w{index}")
-}
-
-/// Errors that a correct store returns under contention, races and I/O faults: not findings.
-fn expected(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Busy { .. }
-            | StoreError::RunNotRunning { .. }
-            | StoreError::NoSuchTask { .. }
-            | StoreError::InvalidMove { .. }
-            | StoreError::GatewayRunning { .. }
-            | StoreError::DiskFull { .. }
-            | StoreError::IoFailure { .. }
-            | StoreError::UsedAcrossFork { .. }
-            | StoreError::MaintenanceBusy { .. }
-            | StoreError::Unavailable { .. }
-    ) || matches!(
-        e,
-        StoreError::Remote { kind, .. } if matches!(
-            kind.as_str(),
-            "Busy" | "NoSuchTask" | "InvalidMove" | "DiskFull" | "IoFailure" | "MaintenanceBusy"
-        )
-    )
 }
 
 /// Logs an error of a read or an unledgered write (unexpected errors still count).

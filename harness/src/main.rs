@@ -18,6 +18,7 @@ use kanban_harness::report::{Report, RunSummary, table};
 use kanban_harness::scenario::{Scenario, StrategyName, Variant};
 use kanban_harness::supervisor::{RunOptions, run_seed};
 use kanban_harness::{Error, Result, shrink};
+use kanban_store::hazards::Hazard;
 
 /// Multi-process fault harness for the kanban store.
 #[derive(Debug, Parser)]
@@ -88,6 +89,12 @@ enum Command {
         /// and failure kinds that vary from run to run.
         #[arg(long)]
         shape: bool,
+        /// Only these hazards' rows (default: every hazard).
+        #[arg(long = "hazard")]
+        hazards: Vec<String>,
+        /// Control: run `hardened` in place of each hazard, so that no row can be detected.
+        #[arg(long, hide = true)]
+        control_switched_off: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -400,8 +407,16 @@ fn dispatch(command: Command) -> Result<bool> {
         Command::Matrix {
             seeds,
             shape,
+            hazards,
+            control_switched_off,
             common,
-        } => matrix(seeds, shape, &common),
+        } => {
+            let rows = MatrixRows {
+                hazards: matrix_hazards(&hazards)?,
+                switched_off: control_switched_off,
+            };
+            matrix(seeds, shape, &rows, &common)
+        }
         Command::Controls { paths } => controls(paths),
         Command::List { paths } => {
             for s in load_all(&default_paths(paths))? {
@@ -415,15 +430,39 @@ fn dispatch(command: Command) -> Result<bool> {
 /// Runs the hazard detection matrix: each detectable hazard and, on the same seeds, its
 /// `hardened` control, in batches until the verdict is in (detected, or a control that
 /// failed) or the seeds run out; true when every detectable hazard was detected.
-fn matrix(max_seeds: u64, shape: bool, common: &Common) -> Result<bool> {
+/// Which rows of the matrix run, and how.
+struct MatrixRows {
+    /// The hazards whose rows run.
+    hazards: Vec<Hazard>,
+    /// The control: `hardened` runs in place of each hazard.
+    switched_off: bool,
+}
+
+/// The hazards named (every one when none is).
+fn matrix_hazards(names: &[String]) -> Result<Vec<Hazard>> {
+    if names.is_empty() {
+        return Ok(Hazard::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| match Variant::parse(&format!("hazard:{name}"))? {
+            Variant::Hazard(key) => Ok(key.hazard()),
+            _ => unreachable!("a hazard: prefix parses to a hazard"),
+        })
+        .collect()
+}
+
+fn matrix(max_seeds: u64, shape: bool, rows: &MatrixRows, common: &Common) -> Result<bool> {
     use kanban_harness::matrix::{self, Detection, Line, Verdict};
-    use kanban_store::hazards::Hazard;
     let opts = run_options(common, false);
     let batch = (common.jobs.max(1) * 4) as u64;
     let mut lines = Vec::new();
-    for hazard in Hazard::ALL {
+    for &hazard in &rows.hazards {
         let (name, detection, reason) = matrix::row(hazard);
-        let variant = Variant::parse(&format!("hazard:{}", hazard.name()))?;
+        let variant = match rows.switched_off {
+            true => Variant::Hardened,
+            false => Variant::parse(&format!("hazard:{}", hazard.name()))?,
+        };
         let (mut control, mut run) = (Pairs::default(), Pairs::default());
         let mut verdict = matrix::judge(&control.summary, &run.summary, detection);
         if detection != Detection::NotByKills {

@@ -36,6 +36,7 @@ macro_rules! controls {
 controls!(
     damaged_start_repair_after,
     job_dies_mid_run,
+    matrix_hazard_switched_off,
     phase_kill_cannot_fire,
     phase_kill_must_fire,
     worker_never_stops,

@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod error;
+pub mod inject;
 pub mod jobs;
 pub mod ledger;
 pub mod matrix;

@@ -30,11 +30,13 @@ pub struct RunSummary {
     pub corrupt: u64,
     /// Seeds with a lost acknowledged commit.
     pub lost_acked: u64,
+    /// Seeds where something a reader had observed was gone (the worst kind of loss).
+    pub lost_after_read: u64,
     /// Seeds with a broken invariant (or phantom).
     pub invariant: u64,
     /// Seeds with a worker error.
     pub worker_error: u64,
-    /// Seeds with damage: corrupt or lost_acked (or both).
+    /// Seeds with damage: corrupt, lost_acked or lost_after_read.
     pub damaged: u64,
     /// The failing seeds, ascending.
     pub failing_seeds: Vec<u64>,
@@ -90,9 +92,12 @@ impl RunSummary {
         let count = |v: &Vec<String>| u64::from(!v.is_empty());
         self.corrupt += count(&f.corrupt);
         self.lost_acked += count(&f.lost_acked);
+        self.lost_after_read += count(&f.lost_after_read);
         self.invariant += count(&f.invariant);
         self.worker_error += count(&f.worker_error);
-        self.damaged += u64::from(!f.corrupt.is_empty() || !f.lost_acked.is_empty());
+        self.damaged += u64::from(
+            !f.corrupt.is_empty() || !f.lost_acked.is_empty() || !f.lost_after_read.is_empty(),
+        );
         if o.failed() {
             self.failed += 1;
             let at = self.failing_seeds.partition_point(|&s| s < o.seed);
@@ -197,12 +202,12 @@ impl RunSummary {
 
 /// The summary table printed after a run.
 pub fn table(runs: &[RunSummary]) -> String {
-    const HEAD: [&str; 11] = [
-        "scenario", "variant", "seeds", "failed", "damaged", "corrupt", "lost", "invar", "werr",
-        "backups", "seeds/s",
+    const HEAD: [&str; 12] = [
+        "scenario", "variant", "seeds", "failed", "damaged", "corrupt", "lost", "lost-rd", "invar",
+        "werr", "backups", "seeds/s",
     ];
-    const WIDTH: [usize; 11] = [24, 36, 6, 6, 7, 7, 6, 6, 6, 7, 7];
-    let row = |cells: [String; 11]| -> String {
+    const WIDTH: [usize; 12] = [24, 36, 6, 6, 7, 7, 6, 7, 6, 6, 7, 7];
+    let row = |cells: [String; 12]| -> String {
         let mut line = String::new();
         for (i, (cell, width)) in cells.iter().zip(WIDTH).enumerate() {
             let sep = if i == 0 { "" } else { " " };
@@ -225,6 +230,7 @@ pub fn table(runs: &[RunSummary]) -> String {
             r.damaged.to_string(),
             r.corrupt.to_string(),
             r.lost_acked.to_string(),
+            r.lost_after_read.to_string(),
             r.invariant.to_string(),
             r.worker_error.to_string(),
             r.backups_max.to_string(),

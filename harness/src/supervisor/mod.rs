@@ -272,6 +272,7 @@ pub fn run_seed(
                 .count(),
         } as u64)
         .sum();
+    crate::inject::apply(scenario, &db, &ledgers)?;
     outcome.findings = check::check(&db, &ledgers, worker_errors);
     outcome.backups = count_backups(dir.path());
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;

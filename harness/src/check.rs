@@ -287,8 +287,16 @@ impl Board {
             };
             let line = format!("{:?} {} acknowledged but {what}", r.op, r.token());
             let event = r.op.acks_an_event().then_some(r.b).filter(|&id| id > 0);
-            if let Some(i) = event.and_then(|id| stale.iter().position(|s| s.a < id && id <= s.b)) {
+            // Every range that read it is accounted for by this ack; the first is named.
+            let read_by: Vec<usize> = event.map_or(Vec::new(), |id| {
+                (0..stale.len())
+                    .filter(|&i| stale[i].a < id && id <= stale[i].b)
+                    .collect()
+            });
+            for &i in &read_by {
                 attributed[i] = true;
+            }
+            if let Some(&i) = read_by.first() {
                 let s = stale[i];
                 findings.lost_after_read.push(format!(
                     "{line}; worker {} (start {}) had read it (events {}..={})",

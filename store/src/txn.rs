@@ -327,3 +327,61 @@ impl Txn<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::Duration;
+
+    use crate::{Board, Clock, NewTask, Role, StoreConfig};
+
+    /// A clock the test sets.
+    #[derive(Debug, Default)]
+    struct Set(AtomicI64);
+
+    impl Clock for Set {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::Relaxed)
+        }
+        fn sleep(&self, _: Duration) {}
+    }
+
+    /// Two agents race: the one whose clock reading is older commits last. The heartbeat
+    /// stays at the newer time, and each is told the time the run has (what the harness
+    /// ledgers and checks).
+    #[test]
+    fn a_heartbeat_never_goes_backwards_and_returns_the_runs_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(Set::default());
+        let mut cfg = StoreConfig::new(Role::Gateway);
+        cfg.clock = clock.clone();
+        let mut board = Board::create(dir.path().join("b.db"), cfg).unwrap();
+        board.create_task(&NewTask::default()).unwrap();
+        board.recompute_ready().unwrap();
+        let run = board.claim_next("w").unwrap().unwrap().run_id;
+        clock.0.store(100, Ordering::Relaxed);
+        assert_eq!(board.heartbeat(run).unwrap(), 100);
+        clock.0.store(50, Ordering::Relaxed);
+        assert_eq!(board.heartbeat(run).unwrap(), 100);
+    }
+
+    /// A transaction's event ids are the ones its steps return, in order.
+    #[test]
+    fn event_ids_are_the_events_the_steps_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut board =
+            Board::create(dir.path().join("b.db"), StoreConfig::new(Role::Gateway)).unwrap();
+        let (moved, ids) = board
+            .transaction(|t| {
+                let task = t.create_task(&NewTask::default())?;
+                Ok((
+                    t.move_task(task, crate::TaskStatus::Blocked)?,
+                    t.event_ids(),
+                ))
+            })
+            .unwrap();
+        assert_eq!(ids, vec![moved - 1, moved]);
+        assert_eq!(board.events_since(0, 10).unwrap().last().unwrap().id, moved);
+    }
+}

@@ -1,18 +1,43 @@
-//! After every seed: is the board intact, and is every acknowledged commit on it?
+//! After every seed: is the board intact, is every acknowledged commit on it, and is
+//! everything a reader saw still there?
 //!
-//! Four kinds of finding, each counted per seed:
+//! Six kinds of finding ([`KINDS`]), each counted per seed:
 //! - `corrupt`: `integrity_check` reports damage, or SQLite cannot even read the board;
-//! - `lost_acked`: a ledger ack whose effect is not on the board;
+//! - `lost_acked`: a ledger ack whose effect is not on the board *exactly* (its event, by
+//!   the id the commit returned, with its kind, task and payload; the run's outcome and
+//!   result; the heartbeat value; the link; a cursor position that a later incarnation of
+//!   the same worker found behind it);
+//! - `lost_after_read`: the worst kind: an effect a reader observed that is gone. Each
+//!   read record names a range of event ids and a digest of what was read in it (the way
+//!   of Jepsen's set checker: every observed element must be in the final set); a range
+//!   whose events on the board no longer give that digest lost something the reader saw. A
+//!   lost ack whose event id lies in such a range is listed here *and* under `lost_acked`;
+//!   a range with no such ack (the reader saw a commit nobody was told of, or one whose
+//!   event id is unknown) is listed here alone;
 //! - `invariant`: a foreign-key or kanban invariant broken, a phantom (an effect on the
-//!   board that no ledger ever intended), or a ledger record that fails its checksum before
-//!   the end of its ledger (a torn *last* record is a kill, and ignored);
-//! - `worker_error`: a worker panicked or met an error a correct store does not return.
+//!   board that no ledger ever intended: a token in a title, comment author, run worker or
+//!   result, or event payload; a `moved` event no ack names and no unacknowledged intent
+//!   explains; a link nobody made), or a ledger record that fails its checksum before the
+//!   end of its ledger (a torn *last* record is a kill, and ignored);
+//! - `worker_error`: a worker panicked or met an error a correct store does not return
+//!   (or one it returns only under faults the scenario does not have: [`crate::work`]);
+//! - `work`: the workers did (almost) nothing, or crash-looped ([`crate::work`]).
+//!
+//! What is not found exactly, and why: a task or comment a dashboard created in
+//! single-writer mode (the gateway's answer carries its id, not its event's: it is found
+//! by its token, and a loss of it a reader saw shows as an unattributed range); `ready`
+//! and `timed_out` events that nobody acked are not judged phantoms (an agent's fork also
+//! promotes tasks, unledgered, inside the transaction it forks in); a lost ack is
+//! attributed to a read range by its id, so two losses at the same id (a lost event whose id
+//! was reused by a later, also lost, one) may attribute the wrong one: the seed has a
+//! `lost_after_read` finding either way.
 //!
 //! The checks run after every worker is dead, on a plain connection (not through the store,
 //! which would refuse a broken board instead of describing it) that changes nothing: see
 //! [`open_as_left`]. The supervisor keeps artifacts and digests before the checks anyway.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use kanban_store::CheckLevel;
@@ -20,7 +45,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{self, Contents, Mark, Op, TextEntry, TextKind};
+use crate::ledger::{self, Contents, EventKey, Mark, Op, Record, TextEntry, TextKind};
 use crate::worker::cursor_name;
 
 /// What the checks found in one seed.
@@ -30,6 +55,9 @@ pub struct Findings {
     pub corrupt: Vec<String>,
     /// Acknowledged commits missing from the board.
     pub lost_acked: Vec<String>,
+    /// Effects a reader observed that are gone (acked ones are in `lost_acked` too).
+    #[serde(default)]
+    pub lost_after_read: Vec<String>,
     /// Broken invariants and phantoms.
     pub invariant: Vec<String>,
     /// Worker panics and unexpected errors.
@@ -63,7 +91,7 @@ impl Findings {
             "invariant" => &self.invariant,
             "worker_error" => &self.worker_error,
             "work" => &self.work,
-            // Until the field exists: `"lost_after_read" => &self.lost_after_read,`.
+            "lost_after_read" => &self.lost_after_read,
             _ => &[],
         }
     }
@@ -163,151 +191,421 @@ pub fn open_as_left(db: &Path) -> rusqlite::Result<Connection> {
     }
 }
 
+/// One event as the checks see it.
+struct EventRow {
+    task: i64,
+    run: Option<i64>,
+    kind: String,
+    payload: String,
+}
+
+/// One run as the checks see it.
+struct RunRow {
+    worker: String,
+    status: String,
+    result: Option<String>,
+    heartbeat: i64,
+}
+
 /// What the ledger check needs from the board.
 struct Board {
-    /// (event kind, payload) → count.
-    events: HashMap<(String, String), usize>,
-    /// Every event payload.
-    payloads: HashSet<String>,
-    /// Task id → number of `moved` events.
-    moves: HashMap<i64, usize>,
-    /// Workers of runs.
-    run_workers: HashSet<String>,
-    /// Run ids.
-    runs: HashSet<i64>,
-    /// Comment authors.
-    authors: HashSet<String>,
-    /// Task titles.
-    titles: HashSet<String>,
+    /// Every event, by id.
+    events: BTreeMap<i64, EventRow>,
+    /// Every (event kind, payload).
+    kinds: HashSet<(String, String)>,
+    /// Runs by id.
+    runs: HashMap<i64, RunRow>,
+    /// Comment id → author.
+    comments: HashMap<i64, String>,
+    /// Task id → title.
+    tasks: HashMap<i64, String>,
+    /// (parent, child).
+    links: HashSet<(i64, i64)>,
     /// Cursor name → position.
     cursors: HashMap<String, i64>,
 }
 
 impl Board {
     fn read(conn: &Connection) -> rusqlite::Result<Board> {
-        let strings = |sql: &str| -> rusqlite::Result<HashSet<String>> {
-            conn.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
-        };
-        let mut events = HashMap::new();
-        let mut moves = HashMap::new();
-        let mut stmt = conn.prepare("SELECT kind, payload, task_id FROM task_events")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
-        })?;
-        for row in rows {
-            let (kind, payload, task): (String, String, i64) = row?;
-            if kind == "moved" {
-                *moves.entry(task).or_default() += 1;
-            }
-            *events.entry((kind, payload)).or_default() += 1;
+        /// Every row of `sql`, through `f`.
+        fn rows<T>(
+            conn: &Connection,
+            sql: &str,
+            f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        ) -> rusqlite::Result<Vec<T>> {
+            conn.prepare(sql)?.query_map([], f)?.collect()
         }
+        let events: BTreeMap<i64, EventRow> = rows(
+            conn,
+            "SELECT id, task_id, run_id, kind, payload FROM task_events",
+            |r| {
+                let row = EventRow {
+                    task: r.get(1)?,
+                    run: r.get(2)?,
+                    kind: r.get(3)?,
+                    payload: r.get(4)?,
+                };
+                Ok((r.get(0)?, row))
+            },
+        )?
+        .into_iter()
+        .collect();
+        let runs = rows(
+            conn,
+            "SELECT id, worker, status, result, heartbeat_at FROM task_runs",
+            |r| {
+                let row = RunRow {
+                    worker: r.get(1)?,
+                    status: r.get(2)?,
+                    result: r.get(3)?,
+                    heartbeat: r.get(4)?,
+                };
+                Ok((r.get(0)?, row))
+            },
+        )?;
+        let pairs = |sql| rows(conn, sql, |r| Ok((r.get(0)?, r.get(1)?)));
         Ok(Board {
-            payloads: events.keys().map(|(_, p)| p.clone()).collect(),
+            kinds: events
+                .values()
+                .map(|e| (e.kind.clone(), e.payload.clone()))
+                .collect(),
             events,
-            moves,
-            run_workers: strings("SELECT worker FROM task_runs")?,
-            runs: conn
-                .prepare("SELECT id FROM task_runs")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?,
-            authors: strings("SELECT author FROM task_comments")?,
-            titles: strings("SELECT title FROM tasks")?,
-            cursors: conn
-                .prepare("SELECT name, last_event_id FROM notify_subs")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?,
+            runs: runs.into_iter().collect(),
+            comments: pairs("SELECT id, author FROM task_comments")?
+                .into_iter()
+                .collect(),
+            tasks: pairs("SELECT id, title FROM tasks")?.into_iter().collect(),
+            links: rows(conn, "SELECT parent_id, child_id FROM task_links", |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .into_iter()
+            .collect(),
+            cursors: rows(conn, "SELECT name, last_event_id FROM notify_subs", |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .into_iter()
+            .collect(),
         })
     }
 
     fn has_event(&self, kind: &str, payload: &str) -> bool {
+        self.kinds
+            .contains(&(kind.to_string(), payload.to_string()))
+    }
+
+    /// Event `id`, if it is of `kind` with `payload` (any payload for `None`).
+    fn event(&self, id: i64, kind: &str, payload: Option<&str>) -> Option<&EventRow> {
         self.events
-            .contains_key(&(kind.to_string(), payload.to_string()))
+            .get(&id)
+            .filter(|e| e.kind == kind && payload.is_none_or(|p| e.payload == p))
+    }
+
+    /// The digest of the events now in `range`, as a reader would have recorded it.
+    fn digest(&self, range: RangeInclusive<i64>) -> i64 {
+        ledger::events_digest(self.events.range(range).map(|(&id, e)| EventKey {
+            id,
+            task: e.task,
+            run: e.run,
+            kind: &e.kind,
+            payload: &e.payload,
+        }))
     }
 
     fn verify(&self, ledgers: &[Ledger], findings: &mut Findings) {
-        let mut intended: HashSet<String> = HashSet::new();
-        let mut acked_moves: BTreeMap<i64, usize> = BTreeMap::new();
-        for ledger in ledgers {
-            match ledger {
-                Ledger::Binary(c) => {
-                    for r in &c.records {
-                        let token = r.token();
-                        match r.mark {
-                            Mark::Intent => {
-                                intended.insert(token);
-                            }
-                            Mark::Ack => {
-                                if r.op == Op::Move {
-                                    *acked_moves.entry(r.a).or_default() += 1;
-                                } else if !self.acked_effect_present(r.op, &token, r) {
-                                    findings.lost_acked.push(format!(
-                                        "{:?} {token} acknowledged but not on the board",
-                                        r.op
-                                    ));
-                                }
-                            }
-                            Mark::Error | Mark::Expected => {}
-                        }
-                    }
-                }
-                Ledger::Text(entries, _) => {
-                    for e in entries {
-                        intended.insert(e.value.clone());
-                        let present = match e.kind {
-                            // Its `created` event keeps the title even after a rename.
-                            TextKind::Task => {
-                                self.titles.contains(&e.value)
-                                    || self.has_event("created", &e.value)
-                            }
-                            TextKind::Event => self.payloads.contains(&e.value),
-                        };
-                        if e.mark == Mark::Ack && !present {
-                            findings.lost_acked.push(format!(
-                                "command {:?} {:?} acknowledged but not on the board",
-                                e.kind, e.value
-                            ));
-                        }
-                    }
-                }
+        let seen = Seen::gather(ledgers);
+        let stale: Vec<&Record> = seen
+            .reads
+            .iter()
+            .copied()
+            .filter(|r| r.b > r.a && self.digest(r.a + 1..=r.b) != r.c)
+            .collect();
+        let mut attributed = vec![false; stale.len()];
+        for r in &seen.acks {
+            let intent = seen.intents.get(&r.token());
+            let Some(what) = self.missing(r, intent, &seen) else {
+                continue;
+            };
+            let line = format!("{:?} {} acknowledged but {what}", r.op, r.token());
+            let event = r.op.acks_an_event().then_some(r.b).filter(|&id| id > 0);
+            // Every range that read it is accounted for by this ack; the first is named.
+            let read_by: Vec<usize> = event.map_or(Vec::new(), |id| {
+                (0..stale.len())
+                    .filter(|&i| stale[i].a < id && id <= stale[i].b)
+                    .collect()
+            });
+            for &i in &read_by {
+                attributed[i] = true;
             }
+            if let Some(&i) = read_by.first() {
+                let s = stale[i];
+                findings.lost_after_read.push(format!(
+                    "{line}; worker {} (start {}) had read it (events {}..={})",
+                    s.worker,
+                    s.incarnation,
+                    s.a + 1,
+                    s.b
+                ));
+            }
+            findings.lost_acked.push(line);
         }
-        for (task, acked) in acked_moves {
-            let present = self.moves.get(&task).copied().unwrap_or(0);
-            if present < acked {
+        let mut unattributed: Vec<String> = stale
+            .iter()
+            .zip(attributed)
+            .filter(|(_, a)| !a)
+            .map(|(s, _)| {
+                format!(
+                    "events {}..={} read by worker {} (start {}) are not all on the board any more",
+                    s.a + 1,
+                    s.b,
+                    s.worker,
+                    s.incarnation
+                )
+            })
+            .collect();
+        unattributed.dedup();
+        findings.lost_after_read.extend(unattributed);
+        self.verify_text(ledgers, findings);
+        findings.invariant.extend(self.phantoms(&seen));
+    }
+
+    /// What is missing of an acked effect (`None`: it is there, exactly).
+    fn missing(&self, r: &Record, intent: Option<&&Record>, seen: &Seen<'_>) -> Option<String> {
+        let token = r.token();
+        let t = token.as_str();
+        let arg = |f: fn(&Record) -> i64| intent.map(|i| f(i));
+        // An event the ack names by id (by its token when the id is unknown).
+        let named = |kind: &str, payload: &str| {
+            if r.b == 0 {
+                self.has_event(kind, payload)
+            } else {
+                self.event(r.b, kind, Some(payload)).is_some()
+            }
+        };
+        let run = self.runs.get(&r.a);
+        let present = match r.op {
+            Op::CreateTask => {
+                named("created", t)
+                    && (r.a == 0 || self.tasks.contains_key(&r.a))
+                    && (r.a == 0
+                        || r.b == 0
+                        || self
+                            .event(r.b, "created", None)
+                            .is_some_and(|e| e.task == r.a))
+            }
+            Op::Comment => self.comments.get(&r.a).is_some_and(|a| a == t) && named("commented", t),
+            Op::Claim => {
+                run.is_some_and(|x| x.worker == t)
+                    && self
+                        .event(r.b, "claimed", Some(t))
+                        .is_some_and(|e| e.run == Some(r.a))
+            }
+            Op::EndRun => {
+                let outcome = arg(|i| i.b).and_then(ledger::outcome_of);
+                run.is_some_and(|x| {
+                    x.result.as_deref() == Some(t) && outcome.is_none_or(|o| x.status == o.as_str())
+                }) && self.events.get(&r.b).is_some_and(|e| {
+                    e.payload == t
+                        && e.run == Some(r.a)
+                        && e.kind == run.map_or("", |x| x.status.as_str())
+                })
+            }
+            Op::UpdateTask => {
+                named("updated", t)
+                    && (r.b == 0
+                        || self
+                            .event(r.b, "updated", None)
+                            .is_some_and(|e| e.task == r.a))
+            }
+            Op::Cursor => {
+                let name = cursor_name(r.worker);
+                if let Some(at) = seen.cursor_behind(r) {
+                    return Some(format!(
+                        "a later start found the cursor at {at}, behind its {}",
+                        r.a
+                    ));
+                }
+                self.cursors.get(&name).is_some_and(|&at| at >= r.a)
+            }
+            Op::Move => {
+                let to = arg(|i| i.b).and_then(ledger::status_of);
+                self.event(r.b, "moved", to.map(|s| s.as_str()))
+                    .is_some_and(|e| e.task == r.a)
+            }
+            Op::Heartbeat => run.is_some_and(|x| x.heartbeat >= r.b),
+            Op::Ready => self
+                .event(r.b, "ready", Some(""))
+                .is_some_and(|e| e.task == r.a),
+            Op::Expire => {
+                run.is_some_and(|x| x.status == "timed_out")
+                    && self
+                        .event(r.b, "timed_out", None)
+                        .is_some_and(|e| e.run == Some(r.a))
+            }
+            Op::Link => {
+                let parent = arg(|i| i.a);
+                parent.is_none_or(|p| self.links.contains(&(p, r.a)))
+                    && self.event(r.b, "linked", None).is_some_and(|e| {
+                        e.task == r.a && parent.is_none_or(|p| e.payload == p.to_string())
+                    })
+            }
+            Op::Open | Op::Read | Op::Damage | Op::Repair => true,
+        };
+        (!present).then(|| "not on the board".to_string())
+    }
+
+    fn verify_text(&self, ledgers: &[Ledger], findings: &mut Findings) {
+        for e in ledgers.iter().flat_map(|l| match l {
+            Ledger::Text(entries, _) => entries.as_slice(),
+            Ledger::Binary(_) => &[],
+        }) {
+            let present = match e.kind {
+                // Its `created` event keeps the title even after a rename.
+                TextKind::Task => {
+                    self.tasks.values().any(|t| *t == e.value)
+                        || self.has_event("created", &e.value)
+                }
+                TextKind::Event => self.events.values().any(|x| x.payload == e.value),
+            };
+            if e.mark == Mark::Ack && !present {
                 findings.lost_acked.push(format!(
-                    "task {task}: {acked} moves acknowledged, {present} on the board"
+                    "command {:?} {:?} acknowledged but not on the board",
+                    e.kind, e.value
                 ));
             }
         }
-        let on_board = self
-            .payloads
-            .iter()
-            .chain(&self.run_workers)
-            .chain(&self.authors)
-            .filter(|t| ledger::is_token(t));
-        let mut phantoms: Vec<&String> = on_board.filter(|t| !intended.contains(*t)).collect();
-        phantoms.sort();
-        phantoms.dedup();
-        findings.invariant.extend(
-            phantoms
-                .into_iter()
-                .map(|t| format!("phantom: {t} is on the board but was never intended")),
-        );
     }
 
-    fn acked_effect_present(&self, op: Op, token: &str, r: &ledger::Record) -> bool {
-        match op {
-            Op::CreateTask => self.has_event("created", token),
-            Op::Comment => self.has_event("commented", token) && self.authors.contains(token),
-            Op::Claim => self.run_workers.contains(token),
-            Op::EndRun => self.payloads.contains(token),
-            Op::UpdateTask => self.has_event("updated", token),
-            Op::Cursor => self
-                .cursors
-                .get(&cursor_name(r.worker))
-                .is_some_and(|&at| at >= r.a),
-            Op::Heartbeat => self.runs.contains(&r.a),
-            Op::Move | Op::Open | Op::Read | Op::Damage | Op::Repair => true,
+    /// Effects on the board nobody intended.
+    fn phantoms(&self, seen: &Seen<'_>) -> Vec<String> {
+        let runs = self.runs.values();
+        let on_board = (self.events.values().map(|e| e.payload.as_str()))
+            .chain(self.tasks.values().map(String::as_str))
+            .chain(self.comments.values().map(String::as_str))
+            .chain(runs.clone().map(|r| r.worker.as_str()))
+            .chain(runs.filter_map(|r| r.result.as_deref()))
+            .filter(|t| ledger::is_token(t));
+        let mut tokens: Vec<&str> = on_board.filter(|t| !seen.intended.contains(*t)).collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        let mut out: Vec<String> = tokens
+            .into_iter()
+            .map(|t| format!("phantom: {t} is on the board but was never intended"))
+            .collect();
+        out.extend(self.phantom_moves(seen));
+        let mut links: Vec<&(i64, i64)> = self
+            .links
+            .iter()
+            .filter(|l| !seen.links.contains(l))
+            .collect();
+        links.sort_unstable();
+        out.extend(
+            links
+                .into_iter()
+                .map(|(p, c)| format!("phantom: task {c} depends on task {p}, a link nobody made")),
+        );
+        out
+    }
+
+    /// `moved` events no ack names, beyond what the unacknowledged move intents of the same
+    /// task and status (committed, but killed before the ack) can explain.
+    fn phantom_moves(&self, seen: &Seen<'_>) -> Vec<String> {
+        let acked: HashSet<i64> = seen
+            .acks
+            .iter()
+            .filter(|r| r.op == Op::Move)
+            .map(|r| r.b)
+            .collect();
+        let mut pending: HashMap<(i64, &str), usize> = HashMap::new();
+        for i in seen.intents.values().filter(|i| i.op == Op::Move) {
+            if !seen.acked.contains(&i.token())
+                && let Some(to) = ledger::status_of(i.b)
+            {
+                *pending.entry((i.a, to.as_str())).or_default() += 1;
+            }
         }
+        let mut out = Vec::new();
+        for (id, e) in &self.events {
+            if e.kind != "moved" || acked.contains(id) {
+                continue;
+            }
+            match pending.get_mut(&(e.task, e.payload.as_str())) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => out.push(format!(
+                    "phantom: event {id} moved task {} to {} but nobody moved it so",
+                    e.task, e.payload
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// What the binary ledgers say, sorted for the checks.
+struct Seen<'a> {
+    /// Intents by token.
+    intents: HashMap<String, &'a Record>,
+    /// Tokens with an ack.
+    acked: HashSet<String>,
+    /// Every ack.
+    acks: Vec<&'a Record>,
+    /// Read records of events.
+    reads: Vec<&'a Record>,
+    /// Read records of cursors: (worker, incarnation) → position found.
+    cursor_reads: Vec<&'a Record>,
+    /// Every intended token (binary intents, and every text ledger value).
+    intended: HashSet<String>,
+    /// Links intended: (parent, child).
+    links: HashSet<(i64, i64)>,
+}
+
+impl<'a> Seen<'a> {
+    fn gather(ledgers: &'a [Ledger]) -> Seen<'a> {
+        let mut seen = Seen {
+            intents: HashMap::new(),
+            acked: HashSet::new(),
+            acks: Vec::new(),
+            reads: Vec::new(),
+            cursor_reads: Vec::new(),
+            intended: HashSet::new(),
+            links: HashSet::new(),
+        };
+        for ledger in ledgers {
+            match ledger {
+                Ledger::Binary(c) => c.records.iter().for_each(|r| seen.add(r)),
+                Ledger::Text(entries, _) => seen
+                    .intended
+                    .extend(entries.iter().map(|e| e.value.clone())),
+            }
+        }
+        seen
+    }
+
+    fn add(&mut self, r: &'a Record) {
+        match (r.mark, r.op) {
+            (Mark::Intent, op) => {
+                if op == Op::Link {
+                    self.links.insert((r.a, r.b));
+                }
+                self.intended.insert(r.token());
+                self.intents.insert(r.token(), r);
+            }
+            (Mark::Ack, _) => {
+                self.acked.insert(r.token());
+                self.acks.push(r);
+            }
+            (Mark::Read, Op::Cursor) => self.cursor_reads.push(r),
+            (Mark::Read, _) => self.reads.push(r),
+            (Mark::Error | Mark::Expected, _) => {}
+        }
+    }
+
+    /// Where a later start of `ack`'s worker found its cursor, if behind `ack`'s position
+    /// (an earlier incarnation's acked advance that was lost, even if a later one covers it).
+    fn cursor_behind(&self, ack: &Record) -> Option<i64> {
+        self.cursor_reads
+            .iter()
+            .filter(|c| c.worker == ack.worker && c.incarnation > ack.incarnation)
+            .map(|c| c.a)
+            .find(|&at| at < ack.a)
     }
 }

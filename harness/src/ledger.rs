@@ -1,15 +1,23 @@
-//! The ledger: what each worker meant to commit, and what it was told was committed.
+//! The ledger: what each worker meant to commit, what it was told was committed, and what
+//! its readers saw.
 //!
 //! Every worker appends fixed-size, checksummed records to a file of its own with one plain
 //! `write(2)` each (`O_APPEND`): an *intent* before it commits, an *ack* after the commit
-//! returned. A worker killed mid-write leaves at most one torn record at the end, which the
-//! reader ignores; a bad checksum anywhere else is reported. After the run the checker
-//! demands that every acked effect is on the board (else: a lost acknowledged commit) and
-//! that every effect on the board was intended by someone (else: a phantom).
+//! returned (one per effect: a promotion of several tasks acks each), and a *read* record
+//! when one of its readers observed part of the board. A worker killed mid-write leaves at
+//! most one torn record at the end, which the reader ignores; a bad checksum anywhere else
+//! is reported.
+//!
+//! After the run the checker demands that every acked effect is on the board exactly (the
+//! event id the commit returned, with its kind, task and payload; the run's outcome and
+//! result; the heartbeat value; the link), that nothing a reader observed has vanished
+//! since (in the way of Jepsen's set checker), and that every effect on the board was
+//! intended by someone (else: a phantom). What each op's `a` and `b` mean, in its intent and
+//! in its ack, is documented on [`Op`].
 //!
 //! Effects are named by *tokens* (`w<worker>i<incarnation>s<seq>`) that workers write into
 //! the board (task titles, comment authors, run workers, run results), so the checker can
-//! find each one in the append-only event log.
+//! find each one even when its event id is not known.
 //!
 //! `command` workers write a text ledger instead (see [`parse_text`] and the README).
 
@@ -17,6 +25,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use kanban_store::{RunOutcome, TaskStatus};
 
 /// Size of one record on disk.
 pub const RECORD: usize = 64;
@@ -35,31 +45,56 @@ pub enum Mark {
     /// faults; `a` is its [`crate::work::ErrorKind`] code (counted, and allowed only where
     /// the scenario can cause it).
     Expected = 4,
+    /// A reader observed this (events, or a cursor): it must still be on the board.
+    Read = 5,
 }
 
-/// The write operations the checker knows how to verify.
+/// The operations the checker knows how to verify. For each: what the intent's `a`/`b`
+/// hold, what the ack's hold, and what the checker demands of the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
-    /// `create_task` with title = token: a `created` event with payload = token.
+    /// `create_task` with title = token. Ack: `a` task id (0: unknown), `b` event id (0:
+    /// unknown, as when a dashboard's write went to the gateway): the `created` event with
+    /// payload = token (that id, on that task, when known).
     CreateTask = 1,
-    /// `comment` with author = token: a `commented` event with payload = token.
+    /// `comment` on task `a` with author = token. Ack: `a` comment id, `b` event id (0:
+    /// unknown): that comment by the token, and its `commented` event.
     Comment = 2,
-    /// `claim_next` with worker = token: a run with worker = token.
+    /// `claim_next` with worker = token. Ack: `a` run id, `b` event id: the run with
+    /// worker = token, and its `claimed` event.
     Claim = 3,
-    /// `end_run` with result = token: an event with payload = token.
+    /// `end_run` of run `a` with outcome `b` ([`outcome_code`]) and result = token. Ack: `a`
+    /// run id, `b` event id: the run ended so, with that result, and its event.
     EndRun = 4,
-    /// `update_task` with title = token: an `updated` event with payload = token.
+    /// `update_task` of task `a` with title = token. Ack: `a` task id, `b` event id: its
+    /// `updated` event with payload = token.
     UpdateTask = 5,
-    /// `advance_cursor` (cursor named by token's worker) to `a`: the cursor is at least `a`.
+    /// `advance_cursor` (cursor named by token's worker) to `a`. Ack: `a` the cursor's new
+    /// position: the cursor is at least there. A *read* record: `a` the position the
+    /// incarnation found at its start, which must be at least every earlier incarnation's
+    /// acked position.
     Cursor = 6,
-    /// `move_task` of task `a`: a `moved` event on task `a` (counted).
+    /// `move_task` of task `a` to status `b` ([`status_code`]). Ack: `a` task id, `b` event
+    /// id: that `moved` event. A `moved` event that no ack names and no unacknowledged
+    /// intent can explain is a phantom.
     Move = 7,
-    /// `heartbeat` of run `a`: the run exists.
+    /// `heartbeat` of run `a`. Ack: `a` run id, `b` the heartbeat value the commit left:
+    /// the run's heartbeat is at least that (it never goes backwards).
     Heartbeat = 8,
     /// Opening a session (only in error records).
     Open = 9,
-    /// A read (only in error records).
+    /// A read. Error records; and *read* records of events observed: `a` the cursor the
+    /// read started after, `b` the last event id it returned, `c` the [`events_digest`] of
+    /// what it returned (every event in `(a, b]` at the time).
     Read = 10,
+    /// `recompute_ready`. One ack per task promoted: `a` task id, `b` its `ready` event id.
+    Ready = 11,
+    /// `expire_runs`. One ack per run timed out: `a` run id, `b` its `timed_out` event id:
+    /// the run ended `timed_out`, and that event.
+    Expire = 12,
+    /// `link` of parent `a` to child `b`. Ack: `a` child id, `b` the `linked` event id:
+    /// the link, and that event.
+    Link = 13,
     /// The repairer damaging an index on purpose (`damage = true`): the intent before it
     /// starts, the ack once the damage is done. No effect to find on the board.
     Damage = 20,
@@ -69,6 +104,11 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether the `b` of this op's ack is the id of the event its commit logged.
+    pub fn acks_an_event(self) -> bool {
+        !matches!(self, Op::Heartbeat | Op::Cursor | Op::Open | Op::Read)
+    }
+
     fn from_u8(v: u8) -> Option<Op> {
         [
             Op::CreateTask,
@@ -81,6 +121,9 @@ impl Op {
             Op::Heartbeat,
             Op::Open,
             Op::Read,
+            Op::Ready,
+            Op::Expire,
+            Op::Link,
             Op::Damage,
             Op::Repair,
         ]
@@ -102,8 +145,12 @@ pub struct Record {
     pub incarnation: u32,
     /// The operation's number within the incarnation.
     pub seq: u64,
-    /// Operation-specific value (task id, run id, cursor position).
+    /// Operation-specific value (task id, run id, cursor position; see [`Op`]).
     pub a: i64,
+    /// A second one (event id, outcome, heartbeat value; see [`Op`]).
+    pub b: i64,
+    /// A third, for read records (a digest of what was read).
+    pub c: i64,
 }
 
 impl Record {
@@ -121,6 +168,8 @@ impl Record {
         b[8..12].copy_from_slice(&self.incarnation.to_le_bytes());
         b[12..20].copy_from_slice(&self.seq.to_le_bytes());
         b[20..28].copy_from_slice(&self.a.to_le_bytes());
+        b[28..36].copy_from_slice(&self.b.to_le_bytes());
+        b[36..44].copy_from_slice(&self.c.to_le_bytes());
         let crc = crc32fast::hash(&b[..RECORD - 4]);
         b[RECORD - 4..].copy_from_slice(&crc.to_le_bytes());
         b
@@ -139,6 +188,7 @@ impl Record {
             2 => Mark::Ack,
             3 => Mark::Error,
             4 => Mark::Expected,
+            5 => Mark::Read,
             _ => return None,
         };
         Some(Record {
@@ -148,6 +198,8 @@ impl Record {
             incarnation: u32::from_le_bytes(take(b, 8)?),
             seq: u64::from_le_bytes(take(b, 12)?),
             a: i64::from_le_bytes(take(b, 20)?),
+            b: i64::from_le_bytes(take(b, 28)?),
+            c: i64::from_le_bytes(take(b, 36)?),
         })
     }
 }
@@ -155,6 +207,70 @@ impl Record {
 /// The token of operation `seq` of `worker`'s `incarnation`.
 pub fn token(worker: u16, incarnation: u32, seq: u64) -> String {
     format!("w{worker}i{incarnation}s{seq}")
+}
+
+/// The code of a run outcome in an [`Op::EndRun`] intent (1 + its index in
+/// [`RunOutcome::ALL`]).
+pub fn outcome_code(outcome: RunOutcome) -> i64 {
+    1 + RunOutcome::ALL
+        .iter()
+        .position(|&o| o == outcome)
+        .unwrap_or(0) as i64
+}
+
+/// The outcome of a code from [`outcome_code`].
+pub fn outcome_of(code: i64) -> Option<RunOutcome> {
+    RunOutcome::ALL
+        .get(usize::try_from(code - 1).ok()?)
+        .copied()
+}
+
+/// The code of a task status in an [`Op::Move`] intent (1 + its index in
+/// [`TaskStatus::ALL`]).
+pub fn status_code(status: TaskStatus) -> i64 {
+    1 + TaskStatus::ALL
+        .iter()
+        .position(|&s| s == status)
+        .unwrap_or(0) as i64
+}
+
+/// The status of a code from [`status_code`].
+pub fn status_of(code: i64) -> Option<TaskStatus> {
+    TaskStatus::ALL
+        .get(usize::try_from(code - 1).ok()?)
+        .copied()
+}
+
+/// What a reader of events records of them, and the checker recomputes from the board: a
+/// CRC-32 of each event's immutable fields (id, task, run, kind, payload) in id order. Ids
+/// alone would not do: an event lost from the end of the log leaves its id to the next.
+pub fn events_digest<'a>(events: impl IntoIterator<Item = EventKey<'a>>) -> i64 {
+    let mut h = crc32fast::Hasher::new();
+    for e in events {
+        h.update(&e.id.to_le_bytes());
+        h.update(&e.task.to_le_bytes());
+        h.update(&e.run.unwrap_or(0).to_le_bytes());
+        h.update(e.kind.as_bytes());
+        h.update(&[0]);
+        h.update(e.payload.as_bytes());
+        h.update(&[0]);
+    }
+    i64::from(h.finalize())
+}
+
+/// The fields of an event that [`events_digest`] covers.
+#[derive(Clone, Copy, Debug)]
+pub struct EventKey<'a> {
+    /// Its id.
+    pub id: i64,
+    /// Its task.
+    pub task: i64,
+    /// Its run.
+    pub run: Option<i64>,
+    /// Its kind.
+    pub kind: &'a str,
+    /// Its payload.
+    pub payload: &'a str,
 }
 
 /// Whether `s` looks like a harness token (so its presence must have been intended).
@@ -306,6 +422,8 @@ mod tests {
             incarnation: 1,
             seq,
             a: -7,
+            b: i64::MIN + seq as i64,
+            c: 0x0123_4567_89AB_CDEF,
         }
     }
 
@@ -344,6 +462,33 @@ mod tests {
         bytes[RECORD + 9] ^= 0xFF;
         let c = parse(&bytes);
         assert_eq!((c.records.len(), c.bad_records), (2, 1));
+    }
+
+    /// The second and third values sit inside the checksummed bytes: a flipped bit in
+    /// either is a bad record, and the last record garbled there counts as torn.
+    #[test]
+    fn the_second_and_third_values_are_checksummed() {
+        for at in [30, 40] {
+            let mut bytes: Vec<u8> = (0..3).flat_map(|s| rec(s).encode()).collect();
+            bytes[RECORD + at] ^= 0x01;
+            let c = parse(&bytes);
+            assert_eq!((c.records.len(), c.bad_records), (2, 1), "byte {at}");
+            let mut bytes: Vec<u8> = (0..3).flat_map(|s| rec(s).encode()).collect();
+            bytes[2 * RECORD + at] ^= 0x01;
+            let c = parse(&bytes);
+            assert_eq!((c.records.len(), c.torn_tail, c.bad_records), (2, true, 0));
+        }
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for o in RunOutcome::ALL {
+            assert_eq!(outcome_of(outcome_code(o)), Some(o));
+        }
+        for s in TaskStatus::ALL {
+            assert_eq!(status_of(status_code(s)), Some(s));
+        }
+        assert_eq!((outcome_of(0), status_of(99)), (None, None));
     }
 
     #[test]

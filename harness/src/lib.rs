@@ -15,6 +15,7 @@
 pub mod check;
 pub mod controls;
 pub mod error;
+pub mod inject;
 pub mod jobs;
 pub mod ledger;
 pub mod matrix;

@@ -32,11 +32,13 @@ pub struct RunSummary {
     pub corrupt: u64,
     /// Seeds with a lost acknowledged commit.
     pub lost_acked: u64,
+    /// Seeds where something a reader had observed was gone (the worst kind of loss).
+    pub lost_after_read: u64,
     /// Seeds with a broken invariant (or phantom).
     pub invariant: u64,
     /// Seeds with a worker error.
     pub worker_error: u64,
-    /// Seeds with damage: corrupt or lost_acked (or both).
+    /// Seeds with damage: corrupt, lost_acked or lost_after_read.
     pub damaged: u64,
     /// Seeds with findings of each kind (every name of [`KINDS`]; `expect` judges these).
     pub seeds_with: BTreeMap<String, u64>,
@@ -130,9 +132,12 @@ impl RunSummary {
         let count = |v: &[String]| u64::from(!v.is_empty());
         self.corrupt += count(&f.corrupt);
         self.lost_acked += count(&f.lost_acked);
+        self.lost_after_read += count(&f.lost_after_read);
         self.invariant += count(&f.invariant);
         self.worker_error += count(&f.worker_error);
-        self.damaged += u64::from(!f.corrupt.is_empty() || !f.lost_acked.is_empty());
+        self.damaged += u64::from(
+            !f.corrupt.is_empty() || !f.lost_acked.is_empty() || !f.lost_after_read.is_empty(),
+        );
         for kind in KINDS {
             *self.seeds_with.entry(kind.into()).or_default() += count(f.of_kind(kind));
         }
@@ -272,7 +277,7 @@ impl RunSummary {
 
 /// The summary table printed after a run.
 pub fn table(runs: &[RunSummary]) -> String {
-    const HEAD: [&str; 14] = [
+    const HEAD: [&str; 15] = [
         "scenario",
         "variant",
         "seeds",
@@ -280,6 +285,7 @@ pub fn table(runs: &[RunSummary]) -> String {
         "damaged",
         "corrupt",
         "lost",
+        "lost-rd",
         "invar",
         "werr",
         "work",
@@ -288,13 +294,13 @@ pub fn table(runs: &[RunSummary]) -> String {
         "seeds/s",
         "acked/seed min~median per kind; expected errors",
     ];
-    const WIDTH: [usize; 14] = [24, 36, 6, 6, 7, 7, 6, 6, 6, 5, 7, 17, 7, 0];
-    let row = |cells: [String; 14]| -> String {
+    const WIDTH: [usize; 15] = [24, 36, 6, 6, 7, 7, 6, 7, 6, 6, 5, 7, 17, 7, 0];
+    let row = |cells: [String; 15]| -> String {
         let mut line = String::new();
         for (i, (cell, width)) in cells.iter().zip(WIDTH).enumerate() {
             let sep = if i == 0 { "" } else { " " };
             // Names left-aligned, numbers right-aligned.
-            let _ = if i < 2 || i == 13 {
+            let _ = if i < 2 || i == 14 {
                 write!(line, "{sep}{cell:<width$}")
             } else {
                 write!(line, "{sep}{cell:>width$}")
@@ -312,6 +318,7 @@ pub fn table(runs: &[RunSummary]) -> String {
             r.damaged.to_string(),
             r.corrupt.to_string(),
             r.lost_acked.to_string(),
+            r.lost_after_read.to_string(),
             r.invariant.to_string(),
             r.worker_error.to_string(),
             r.seeds_with.get("work").copied().unwrap_or(0).to_string(),

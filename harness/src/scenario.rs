@@ -60,6 +60,11 @@ pub struct Scenario {
     /// ([`crate::supervisor::FinalRepair`]).
     #[serde(default)]
     pub repair_after: bool,
+    /// For controls only: after the run and before the checks, delete one acknowledged
+    /// effect from the board, so that a control shows how the checks classify it (see
+    /// [`Inject`]). Nothing touches the board when it is absent.
+    #[serde(default)]
+    pub inject: Inject,
     /// The first seed (`verify` runs `first_seed..first_seed + seeds`); a regression
     /// scenario pins the seed that showed its bug.
     #[serde(default)]
@@ -129,6 +134,21 @@ pub struct BoardSpec {
     /// their WAL-to-DELETE fallback; the first session upgrades it under its lock.
     #[serde(default)]
     pub rollback: bool,
+}
+
+/// A loss injected after the run, before the checks (for controls only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Inject {
+    /// Nothing (every scenario but a control).
+    #[default]
+    None,
+    /// Delete the event of one acknowledged write that no reader had observed: the
+    /// checks must call it `lost_acked`.
+    DeleteAcked,
+    /// Delete the event of one acknowledged write that a reader had observed: the checks
+    /// must call it `lost_after_read` (and `lost_acked`).
+    DeleteRead,
 }
 
 /// Damage a scenario can start from.

@@ -42,7 +42,8 @@ impl FailureKind {
         let f = &outcome.findings;
         if !f.corrupt.is_empty() {
             Some(FailureKind::Corrupt)
-        } else if !f.lost_acked.is_empty() {
+        } else if !f.lost_acked.is_empty() || !f.lost_after_read.is_empty() {
+            // A commit a reader saw and that is gone is a lost commit, acked or not.
             Some(FailureKind::LostAcked)
         } else if !f.invariant.is_empty() {
             Some(FailureKind::Invariant)

@@ -35,6 +35,8 @@ macro_rules! controls {
 
 controls!(
     damaged_start_repair_after,
+    injected_lost_ack,
+    injected_lost_after_read,
     job_dies_mid_run,
     matrix_hazard_switched_off,
     phase_kill_cannot_fire,

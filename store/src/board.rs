@@ -119,6 +119,7 @@ impl Board {
                     path,
                     now,
                     guard: &guard,
+                    events: Default::default(),
                 });
                 if let Err(e) = guard() {
                     // Forked inside the transaction: the copy of it in this child must not
@@ -159,31 +160,30 @@ impl Board {
         self.write(Write::CreateTask(task.clone()))
     }
 
-    /// Changes a task's title, body and priority.
+    /// Changes a task's title, body and priority; returns the `updated` event's id.
     pub fn update_task(
         &mut self,
         id: TaskId,
         title: &str,
         body: &str,
         priority: i64,
-    ) -> Result<()> {
+    ) -> Result<EventId> {
         self.write(Write::UpdateTask {
             id,
             title: title.into(),
             body: body.into(),
             priority,
         })
-        .map(|_| ())
     }
 
-    /// A user moves a task (not into or out of `running`).
-    pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<()> {
-        self.write(Write::MoveTask { id, to }).map(|_| ())
+    /// A user moves a task (not into or out of `running`); returns the `moved` event's id.
+    pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<EventId> {
+        self.write(Write::MoveTask { id, to })
     }
 
-    /// Makes `child` depend on `parent`.
-    pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<()> {
-        self.write(Write::Link { parent, child }).map(|_| ())
+    /// Makes `child` depend on `parent`; returns the `linked` event's id.
+    pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<EventId> {
+        self.write(Write::Link { parent, child })
     }
 
     /// Adds a comment.
@@ -226,8 +226,9 @@ impl Board {
         self.transaction(|t| t.claim_next(worker))
     }
 
-    /// Records a heartbeat for a running run.
-    pub fn heartbeat(&mut self, run: RunId) -> Result<()> {
+    /// Records a heartbeat for a running run; returns its heartbeat time now (see
+    /// [`Txn::heartbeat`]).
+    pub fn heartbeat(&mut self, run: RunId) -> Result<i64> {
         self.transaction(|t| t.heartbeat(run))
     }
 

@@ -79,7 +79,8 @@ pub enum Write {
     },
 }
 
-/// The gateway's answer: the write's value (an id, or 0), or its error.
+/// The gateway's answer: the write's value (the new task's or comment's id, else the
+/// event's), or its error.
 #[derive(Debug, Serialize, Deserialize)]
 enum Answer {
     Done(i64),
@@ -96,9 +97,9 @@ impl Write {
                 title,
                 body,
                 priority,
-            } => t.update_task(*id, title, body, *priority).map(|()| 0),
-            Write::MoveTask { id, to } => t.move_task(*id, *to).map(|()| 0),
-            Write::Link { parent, child } => t.link(*parent, *child).map(|()| 0),
+            } => t.update_task(*id, title, body, *priority),
+            Write::MoveTask { id, to } => t.move_task(*id, *to),
+            Write::Link { parent, child } => t.link(*parent, *child),
             Write::Comment { task, author, body } => t.comment(*task, author, body),
         }
     }

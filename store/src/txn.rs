@@ -5,13 +5,14 @@
 //! [`Txn`]; the convenience methods of `Board` wrap one step each. Several steps in one
 //! closure commit together or not at all.
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 use crate::reads::{SqlResultExt, task_status};
-use crate::types::{Claim, NewTask, RunId, RunOutcome, TaskId, TaskStatus};
+use crate::types::{Claim, EventId, NewTask, RunId, RunOutcome, TaskId, TaskStatus};
 
 /// An open write transaction on a board.
 pub struct Txn<'a> {
@@ -21,6 +22,8 @@ pub struct Txn<'a> {
     /// Checks, before each statement, that this is still the process that opened the
     /// session (a child forked inside the transaction must not use it).
     pub(crate) guard: &'a dyn Fn() -> Result<()>,
+    /// The ids of the events this transaction has logged, in order.
+    pub(crate) events: RefCell<Vec<EventId>>,
 }
 
 impl Txn<'_> {
@@ -47,8 +50,22 @@ impl Txn<'_> {
         Ok(id)
     }
 
-    /// Changes a task's title, body and priority.
-    pub fn update_task(&self, id: TaskId, title: &str, body: &str, priority: i64) -> Result<()> {
+    /// The ids of the events this transaction has logged so far, oldest first: one per
+    /// step, and one per task or run for [`Txn::recompute_ready`] and [`Txn::expire_runs`]
+    /// (in the order they return them). A caller that must find its effect exactly later
+    /// (the harness's ledger) takes them from here.
+    pub fn event_ids(&self) -> Vec<EventId> {
+        self.events.borrow().clone()
+    }
+
+    /// Changes a task's title, body and priority; returns the `updated` event's id.
+    pub fn update_task(
+        &self,
+        id: TaskId,
+        title: &str,
+        body: &str,
+        priority: i64,
+    ) -> Result<EventId> {
         let n = self
             .tx
             .execute(
@@ -63,8 +80,9 @@ impl Txn<'_> {
         self.event(id, None, "updated", title)
     }
 
-    /// A user moves a task. Running tasks move only by ending their run.
-    pub fn move_task(&self, id: TaskId, to: TaskStatus) -> Result<()> {
+    /// A user moves a task. Running tasks move only by ending their run. Returns the
+    /// `moved` event's id.
+    pub fn move_task(&self, id: TaskId, to: TaskStatus) -> Result<EventId> {
         let from = task_status(self.live()?, self.path, id)?.ok_or_else(|| self.no_task(id))?;
         if from == TaskStatus::Running || to == TaskStatus::Running {
             return Err(Error::InvalidMove {
@@ -84,7 +102,8 @@ impl Txn<'_> {
     }
 
     /// Makes `child` depend on `parent`. A ready child of an unfinished parent waits again.
-    pub fn link(&self, parent: TaskId, child: TaskId) -> Result<()> {
+    /// Returns the `linked` event's id.
+    pub fn link(&self, parent: TaskId, child: TaskId) -> Result<EventId> {
         let parent_status =
             task_status(self.live()?, self.path, parent)?.ok_or_else(|| self.no_task(parent))?;
         let child_status =
@@ -202,22 +221,24 @@ impl Txn<'_> {
         }
     }
 
-    /// Records that a run's worker is alive.
-    pub fn heartbeat(&self, run: RunId) -> Result<()> {
-        let n = self
-            .tx
-            .execute(
-                "UPDATE task_runs SET heartbeat_at = ?2 WHERE id = ?1 AND status = 'running'",
+    /// Records that a run's worker is alive; returns the run's heartbeat time now.
+    ///
+    /// The time never goes backwards: a heartbeat whose clock reading is older than the
+    /// one stored (two agents racing, the older reading committing last) leaves it.
+    pub fn heartbeat(&self, run: RunId) -> Result<i64> {
+        self.tx
+            .query_row(
+                "UPDATE task_runs SET heartbeat_at = max(heartbeat_at, ?2)
+                 WHERE id = ?1 AND status = 'running' RETURNING heartbeat_at",
                 params![run, self.now],
+                |r| r.get(0),
             )
-            .at(self.path)?;
-        if n == 0 {
-            return Err(Error::RunNotRunning {
+            .optional()
+            .at(self.path)?
+            .ok_or_else(|| Error::RunNotRunning {
                 path: self.path.to_path_buf(),
                 id: run,
-            });
-        }
-        Ok(())
+            })
     }
 
     /// Ends a running run; its task moves on as [`RunOutcome::task_status`] says.
@@ -279,15 +300,24 @@ impl Txn<'_> {
             .at(self.path)
     }
 
-    fn event(&self, task: TaskId, run: Option<RunId>, kind: &str, payload: &str) -> Result<()> {
-        self.live()?
-            .execute(
+    fn event(
+        &self,
+        task: TaskId,
+        run: Option<RunId>,
+        kind: &str,
+        payload: &str,
+    ) -> Result<EventId> {
+        let id = self
+            .live()?
+            .query_row(
                 "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
                 params![task, run, kind, payload, self.now],
+                |r| r.get(0),
             )
             .at(self.path)?;
-        Ok(())
+        self.events.borrow_mut().push(id);
+        Ok(id)
     }
 
     fn no_task(&self, id: TaskId) -> Error {
@@ -295,5 +325,63 @@ impl Txn<'_> {
             path: self.path.to_path_buf(),
             id,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::Duration;
+
+    use crate::{Board, Clock, NewTask, Role, StoreConfig};
+
+    /// A clock the test sets.
+    #[derive(Debug, Default)]
+    struct Set(AtomicI64);
+
+    impl Clock for Set {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::Relaxed)
+        }
+        fn sleep(&self, _: Duration) {}
+    }
+
+    /// Two agents race: the one whose clock reading is older commits last. The heartbeat
+    /// stays at the newer time, and each is told the time the run has (what the harness
+    /// ledgers and checks).
+    #[test]
+    fn a_heartbeat_never_goes_backwards_and_returns_the_runs_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(Set::default());
+        let mut cfg = StoreConfig::new(Role::Gateway);
+        cfg.clock = clock.clone();
+        let mut board = Board::create(dir.path().join("b.db"), cfg).unwrap();
+        board.create_task(&NewTask::default()).unwrap();
+        board.recompute_ready().unwrap();
+        let run = board.claim_next("w").unwrap().unwrap().run_id;
+        clock.0.store(100, Ordering::Relaxed);
+        assert_eq!(board.heartbeat(run).unwrap(), 100);
+        clock.0.store(50, Ordering::Relaxed);
+        assert_eq!(board.heartbeat(run).unwrap(), 100);
+    }
+
+    /// A transaction's event ids are the ones its steps return, in order.
+    #[test]
+    fn event_ids_are_the_events_the_steps_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut board =
+            Board::create(dir.path().join("b.db"), StoreConfig::new(Role::Gateway)).unwrap();
+        let (moved, ids) = board
+            .transaction(|t| {
+                let task = t.create_task(&NewTask::default())?;
+                Ok((
+                    t.move_task(task, crate::TaskStatus::Blocked)?,
+                    t.event_ids(),
+                ))
+            })
+            .unwrap();
+        assert_eq!(ids, vec![moved - 1, moved]);
+        assert_eq!(board.events_since(0, 10).unwrap().last().unwrap().id, moved);
     }
 }

@@ -361,7 +361,7 @@ impl Model {
             Op::Heartbeat { run } => {
                 let now = self.now;
                 let r = self.running_run(*run)?;
-                r.heartbeat_at = now;
+                r.heartbeat_at = r.heartbeat_at.max(now);
                 Ok(Value::Unit)
             }
             Op::EndRun {
@@ -817,14 +817,14 @@ fn run(b: &mut Board, op: &Op) -> Outcome {
             title,
             body,
             priority,
-        } => outcome(b.update_task(*id, title, body, *priority), |()| Value::Unit),
-        Op::Move { id, to } => outcome(b.move_task(*id, *to), |()| Value::Unit),
-        Op::Link { parent, child } => outcome(b.link(*parent, *child), |()| Value::Unit),
+        } => outcome(b.update_task(*id, title, body, *priority), |_| Value::Unit),
+        Op::Move { id, to } => outcome(b.move_task(*id, *to), |_| Value::Unit),
+        Op::Link { parent, child } => outcome(b.link(*parent, *child), |_| Value::Unit),
         Op::Comment { task, author, body } => outcome(b.comment(*task, author, body), Value::Id),
         Op::RecomputeReady => outcome(b.recompute_ready(), Value::Ids),
         Op::ClaimTask { task, worker } => outcome(b.claim_task(*task, worker), Value::Claim),
         Op::ClaimNext { worker } => outcome(b.claim_next(worker), Value::Claim),
-        Op::Heartbeat { run } => outcome(b.heartbeat(*run), |()| Value::Unit),
+        Op::Heartbeat { run } => outcome(b.heartbeat(*run), |_| Value::Unit),
         Op::EndRun {
             run,
             outcome: how,

@@ -168,6 +168,8 @@ mod tests {
                 incarnation: 0,
                 seq: seq as u64,
                 a: 0,
+                b: 0,
+                c: 0,
             })
             .collect();
         Ledger::Binary(Contents {

@@ -327,6 +327,7 @@ pub fn run_seed(
     let final_repair = scenario
         .repair_after
         .then(|| FinalRepair::run(&db, &ledgers));
+    crate::inject::apply(scenario, &db, &ledgers)?;
     outcome.findings = check::check(&db, &ledgers, worker_errors);
     if let Some(repair) = &final_repair {
         repair.judge(&mut outcome.findings);

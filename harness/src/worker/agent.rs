@@ -8,8 +8,8 @@ use kanban_store::{Board, Error as StoreError, NewTask, Role, RunOutcome, TaskSt
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ledgered, Pace, Sessions, read_failed};
-use crate::ledger::Op;
+use super::{Ledgered, Pace, Sessions, last_event, read_failed};
+use crate::ledger::{self, Op};
 use crate::scenario::WorkerSpec;
 
 pub(super) fn run(
@@ -42,8 +42,8 @@ pub(super) fn run(
         }
         let run = running[rng.random_range(0..running.len())];
         if rng.random_bool(0.7) {
-            ctx.write(Op::Heartbeat, run, |_| {
-                board.heartbeat(run).map(|()| Some(run))
+            ctx.write(Op::Heartbeat, (run, 0), |_| {
+                board.heartbeat(run).map(|at| Some((run, at)))
             });
         } else {
             let outcome = match rng.random_range(0..10) {
@@ -51,8 +51,11 @@ pub(super) fn run(
                 6 => RunOutcome::Blocked,
                 _ => RunOutcome::Crashed,
             };
-            ctx.write(Op::EndRun, run, |token| {
-                board.end_run(run, outcome, token).map(|_| Some(run))
+            ctx.write(Op::EndRun, (run, ledger::outcome_code(outcome)), |token| {
+                board.transaction(|t| {
+                    t.end_run(run, outcome, token)?;
+                    Ok(Some((run, last_event(t))))
+                })
             });
         }
     }
@@ -67,6 +70,7 @@ pub(super) fn run(
 fn report_from_a_fork(board: &mut Board, ctx: &mut Ledgered, beats: u32) {
     use nix::unistd::{ForkResult, fork};
     let mut child = None;
+    let mut created = (0, 0);
     let result = board.transaction(|t| {
         t.recompute_ready()?;
         // SAFETY: the worker is single-threaded; the child only finishes this transaction
@@ -74,13 +78,14 @@ fn report_from_a_fork(board: &mut Board, ctx: &mut Ledgered, beats: u32) {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 ctx.as_fork(beats);
-                let intent = ctx.intent(Op::CreateTask, 0);
+                let intent = ctx.intent(Op::CreateTask, (0, 0));
                 // Marked a child first, so that whatever happens it leaves below.
                 child = Some(intent);
-                t.create_task(&NewTask {
+                let id = t.create_task(&NewTask {
                     title: intent.token(),
                     ..Default::default()
                 })?;
+                created = (id, last_event(t));
             }
             // Under the token the child runs on the parent's turn: the parent waits for it,
             // so the two never run at once and the interleaving stays the seed's.
@@ -94,7 +99,7 @@ fn report_from_a_fork(board: &mut Board, ctx: &mut Ledgered, beats: u32) {
     });
     if let Some(intent) = child {
         match result {
-            Ok(()) => ctx.ack(intent, 0),
+            Ok(()) => ctx.ack(intent, created),
             Err(e) => ctx.error(Op::CreateTask, &e),
         }
         // SAFETY: leave without running the parent's destructors (its connections).

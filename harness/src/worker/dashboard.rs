@@ -4,14 +4,14 @@
 //! every 0.3 s per browser tab, each on its own connection. Here a poller, a request
 //! handler and an editor are actors of one thread; with `connections >= 2` the poller has a
 //! session of its own. Edits happen inside write transactions where the [`Overlap`] may
-//! connect another session.
+//! connect another session. What the poller reads is ledgered: it must stay on the board.
 
 use kanban_store::{Board, Error as StoreError, NewTask, Role, TaskId, TaskStatus};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ledgered, Overlap, Pace, Sessions, read_failed};
-use crate::ledger::Op;
+use super::{Ledgered, Overlap, Pace, Sessions, last_event, read_failed};
+use crate::ledger::{self, Op};
 use crate::scenario::WorkerSpec;
 
 pub(super) fn run(
@@ -33,7 +33,10 @@ pub(super) fn run(
                 .unwrap_or(&mut main)
                 .events_since(ws_cursor, 50)
             {
-                Ok(events) => ws_cursor = events.last().map_or(ws_cursor, |e| e.id),
+                Ok(events) => {
+                    ctx.observed_events(ws_cursor, &events);
+                    ws_cursor = events.last().map_or(ws_cursor, |e| e.id);
+                }
                 Err(e) => read_failed(ctx, &e),
             },
             1 => match main.list_board() {
@@ -59,7 +62,7 @@ fn edit(
     match (roll, pick) {
         (0..40, _) | (_, None) => {
             let priority = rng.random_range(0..5);
-            ctx.write(Op::CreateTask, 0, |token| {
+            ctx.write(Op::CreateTask, (0, 0), |token| {
                 let task = NewTask {
                     title: token.to_string(),
                     body: "from the dashboard".into(),
@@ -68,33 +71,43 @@ fn edit(
                 };
                 if board.config().single_writer {
                     // The gateway runs it: no transaction of our own, so no overlap inside it.
-                    return board.create_task(&task).map(Some);
+                    // (Its answer is the task's id: the event's stays unknown.)
+                    return board.create_task(&task).map(|id| Some((id, 0)));
                 }
                 board.transaction(|t| {
                     let id = t.create_task(&task)?;
+                    let event = last_event(t);
                     overlap.maybe(rng);
-                    Ok(Some(id))
+                    Ok(Some((id, event)))
                 })
             });
         }
         (40..65, Some((task, _))) => {
-            ctx.write(Op::Comment, task, |token| {
-                board.comment(task, token, "looks good").map(Some)
+            ctx.write(Op::Comment, (task, 0), |token| {
+                if board.config().single_writer {
+                    return board
+                        .comment(task, token, "looks good")
+                        .map(|id| Some((id, 0)));
+                }
+                board.transaction(|t| {
+                    let id = t.comment(task, token, "looks good")?;
+                    Ok(Some((id, last_event(t))))
+                })
             });
         }
         (65..85, Some((task, status))) if status != TaskStatus::Running => {
             let to =
                 [TaskStatus::Todo, TaskStatus::Ready, TaskStatus::Blocked][rng.random_range(0..3)];
-            ctx.write(Op::Move, task, |_| {
-                board.move_task(task, to).map(|()| Some(task))
+            ctx.write(Op::Move, (task, ledger::status_code(to)), |_| {
+                board.move_task(task, to).map(|event| Some((task, event)))
             });
         }
         (_, Some((task, _))) => {
             let priority = rng.random_range(0..5);
-            ctx.write(Op::UpdateTask, task, |token| {
+            ctx.write(Op::UpdateTask, (task, 0), |token| {
                 board
                     .update_task(task, token, "edited", priority)
-                    .map(|()| Some(task))
+                    .map(|event| Some((task, event)))
             });
         }
     }

@@ -3,14 +3,16 @@
 //! Upstream, the gateway ran a dispatcher (every 60 s) and a notifier (every 5 s) as two
 //! threads with their own connections. Here they are two actors of one thread with their
 //! own sessions, at the scenario's compressed intervals. Inside each claim transaction the
-//! [`Overlap`] may connect another session, as the notifier thread did.
+//! [`Overlap`] may connect another session, as the notifier thread did. Every write the
+//! dispatcher commits is ledgered (promotions and time-outs too, one ack per task or run),
+//! and so is what the notifier reads.
 
 use kanban_store::single_writer::WriteServer;
-use kanban_store::{Board, Error as StoreError, Role};
+use kanban_store::{Board, Error as StoreError, Role, Txn};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ledgered, Overlap, Pace, Sessions, read_failed};
+use super::{Ledgered, Overlap, Pace, Sessions, last_event, read_failed};
 use crate::ledger::Op;
 use crate::scenario::WorkerSpec;
 
@@ -44,11 +46,14 @@ pub(super) fn run(
     let mut notifier = sessions.second(spec, Role::Worker)?;
     let overlap = sessions.overlap(spec, Role::Worker);
     let name = ctx.cursor_name();
-    let mut cursor = notifier
-        .as_mut()
-        .unwrap_or(&mut dispatcher)
-        .cursor(&name)
-        .unwrap_or(0);
+    // Where this incarnation finds the cursor: at least where the last one left it.
+    let mut cursor = match notifier.as_mut().unwrap_or(&mut dispatcher).cursor(&name) {
+        Ok(at) => {
+            ctx.observed_cursor(at);
+            at
+        }
+        Err(_) => 0,
+    };
     // The server's actor only exists in single-writer mode (others keep their interleaving).
     let intervals = [spec.tick_ms, spec.notify_ms, SERVE_MS];
     let mut pace = Pace::new(&intervals[..2 + usize::from(server.is_some())], rng);
@@ -73,38 +78,46 @@ pub(super) fn run(
 
 /// One dispatcher tick: promote, claim a few, time out the silent, checkpoint if due.
 fn tick(board: &mut Board, ctx: &mut Ledgered, rng: &mut ChaCha8Rng, overlap: &Overlap<'_>) {
-    if let Err(e) = board.recompute_ready() {
-        read_failed(ctx, &e);
-    }
+    ctx.write_each(Op::Ready, (0, 0), |_| {
+        board.transaction(|t| Ok(with_events(t, t.recompute_ready()?)))
+    });
     for _ in 0..rng.random_range(1..=3) {
-        let claimed = ctx.write(Op::Claim, 0, |token| {
+        let claimed = ctx.write(Op::Claim, (0, 0), |token| {
             board.transaction(|t| {
                 let claim = t.claim_next(token)?;
+                let event = last_event(t);
                 overlap.maybe(rng);
-                Ok(claim.map(|c| c.run_id))
+                Ok(claim.map(|c| (c.run_id, event)))
             })
         });
         if claimed.is_none() {
             break;
         }
     }
-    if let Err(e) = board.expire_runs(EXPIRE_MS) {
-        read_failed(ctx, &e);
-    }
+    ctx.write_each(Op::Expire, (0, 0), |_| {
+        board.transaction(|t| Ok(with_events(t, t.expire_runs(EXPIRE_MS)?)))
+    });
     if let Err(e) = board.checkpoint_if_due() {
         read_failed(ctx, &e);
     }
+}
+
+/// The tasks or runs a step changed, each with the event it logged for it (one each, in
+/// the same order), as acks record them.
+fn with_events(t: &Txn<'_>, ids: Vec<i64>) -> Vec<(i64, i64)> {
+    ids.into_iter().zip(t.event_ids()).collect()
 }
 
 /// One notifier poll: read new events, move the cursor past them.
 fn notify(board: &mut Board, ctx: &mut Ledgered, name: &str, cursor: &mut i64) {
     match board.events_since(*cursor, 100) {
         Ok(events) => {
+            ctx.observed_events(*cursor, &events);
             if let Some(last) = events.last().map(|e| e.id) {
-                let moved = ctx.write(Op::Cursor, last, |_| {
-                    board.advance_cursor(name, last).map(Some)
+                let moved = ctx.write(Op::Cursor, (last, 0), |_| {
+                    board.advance_cursor(name, last).map(|at| Some((at, 0)))
                 });
-                *cursor = moved.unwrap_or(*cursor);
+                *cursor = moved.map_or(*cursor, |(at, _)| at);
             }
         }
         Err(e) => read_failed(ctx, &e),

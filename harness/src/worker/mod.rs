@@ -6,7 +6,8 @@
 //! asks the loop to stop between operations; SIGKILL (a fault) stops it anywhere.
 //!
 //! Each kind lives in its own module and is built from the same parts:
-//! - [`Ledgered`], which wraps every write in an intent/ack pair in the worker's ledger;
+//! - [`Ledgered`], which wraps every write in an intent/ack pair in the worker's ledger,
+//!   and records what the worker's readers observed;
 //! - [`Pace`], the seeded timing of the worker's in-process actors (dispatcher, notifier,
 //!   pollers...), each with its own connection, interleaved in one thread;
 //! - [`Overlap`], the upstream in-process overlap: at each step inside a write transaction,
@@ -240,31 +241,48 @@ pub(crate) struct Ledgered {
     seq: u64,
 }
 
+/// One effect of a committed write, as its ack records it: `(a, b)` (see [`Op`]).
+pub(crate) type Effect = (i64, i64);
+
 impl Ledgered {
-    /// Runs one write: intent, the write (given its token), then ack if it had an effect.
-    /// `f` returns `Ok(Some(a))` for an effect (with its ack value), `Ok(None)` for none.
+    /// Runs one write: intent (with the op's arguments `args`), the write (given its
+    /// token), then an ack if it had an effect. `f` returns `Ok(Some(effect))` for an
+    /// effect, `Ok(None)` for none.
     pub(crate) fn write(
         &mut self,
         op: Op,
-        a: i64,
-        f: impl FnOnce(&str) -> Result<Option<i64>, StoreError>,
-    ) -> Option<i64> {
-        let intent = self.intent(op, a);
+        args: (i64, i64),
+        f: impl FnOnce(&str) -> Result<Option<Effect>, StoreError>,
+    ) -> Option<Effect> {
+        self.write_each(op, args, |token| f(token).map(|e| e.into_iter().collect()))
+            .into_iter()
+            .next()
+    }
+
+    /// Like [`Ledgered::write`] for a write with any number of effects: one ack each.
+    pub(crate) fn write_each(
+        &mut self,
+        op: Op,
+        args: (i64, i64),
+        f: impl FnOnce(&str) -> Result<Vec<Effect>, StoreError>,
+    ) -> Vec<Effect> {
+        let intent = self.intent(op, args);
         match f(&intent.token()) {
-            Ok(Some(value)) => {
-                self.ack(intent, value);
-                Some(value)
+            Ok(effects) => {
+                for &effect in &effects {
+                    self.ack(intent, effect);
+                }
+                effects
             }
-            Ok(None) => None,
             Err(e) => {
                 self.error(op, &e);
-                None
+                Vec::new()
             }
         }
     }
 
     /// Writes the intent of a new operation; returns it (its token names the effect).
-    pub(crate) fn intent(&mut self, op: Op, a: i64) -> Record {
+    pub(crate) fn intent(&mut self, op: Op, (a, b): (i64, i64)) -> Record {
         self.seq += 1;
         let record = Record {
             mark: Mark::Intent,
@@ -273,17 +291,55 @@ impl Ledgered {
             incarnation: self.incarnation,
             seq: self.seq,
             a,
+            b,
+            c: 0,
         };
         self.append(&record);
         record
     }
 
     /// Writes the ack of `intent`, after its commit returned.
-    pub(crate) fn ack(&mut self, intent: Record, a: i64) {
+    pub(crate) fn ack(&mut self, intent: Record, (a, b): Effect) {
         self.append(&Record {
             mark: Mark::Ack,
             a,
+            b,
             ..intent
+        });
+    }
+
+    /// Records what a reader observed: the events `events`, read after `cursor` (nothing
+    /// when there were none: an empty poll observes nothing, so polls cost the ledger only
+    /// when something new was read).
+    pub(crate) fn observed_events(&mut self, cursor: i64, events: &[kanban_store::Event]) {
+        let Some(last) = events.last() else {
+            return;
+        };
+        let digest = ledger::events_digest(events.iter().map(|e| ledger::EventKey {
+            id: e.id,
+            task: e.task_id,
+            run: e.run_id,
+            kind: &e.kind,
+            payload: &e.payload,
+        }));
+        self.read(Op::Read, cursor, last.id, digest);
+    }
+
+    /// Records the cursor position this incarnation found at its start.
+    pub(crate) fn observed_cursor(&mut self, at: i64) {
+        self.read(Op::Cursor, at, 0, 0);
+    }
+
+    fn read(&mut self, op: Op, a: i64, b: i64, c: i64) {
+        self.append(&Record {
+            mark: Mark::Read,
+            op,
+            worker: self.worker,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            a,
+            b,
+            c,
         });
     }
 
@@ -302,6 +358,8 @@ impl Ledgered {
             incarnation: self.incarnation,
             seq: self.seq,
             a,
+            b: 0,
+            c: 0,
         };
         self.append(&record);
     }
@@ -323,6 +381,11 @@ impl Ledgered {
             eprintln!("worker {}: ledger write failed: {e}", self.worker);
         }
     }
+}
+
+/// The id of the event `t` logged last (what a single-step write's ack records).
+pub(crate) fn last_event(t: &kanban_store::Txn<'_>) -> i64 {
+    t.event_ids().last().copied().unwrap_or(0)
 }
 
 /// The notifier cursor name of worker `index`.

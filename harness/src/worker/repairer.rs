@@ -29,9 +29,9 @@ pub(super) fn run(
     let mut pace = Pace::new(&[spec.repair_ms], rng);
     while pace.next().is_some() {
         if spec.damage {
-            let intent = ctx.intent(Op::Damage, 0);
+            let intent = ctx.intent(Op::Damage, (0, 0));
             match kanban_store::hazards::damage_index_online(db, cfg) {
-                Ok(()) => ctx.ack(intent, 0),
+                Ok(()) => ctx.ack(intent, (0, 0)),
                 Err(e) => {
                     read_failed(ctx, &e);
                     continue;
@@ -46,7 +46,7 @@ pub(super) fn run(
 /// Repairs; a repair that leaves the board healthy is acked in the ledger, so that the
 /// supervisor knows whether damage this worker injected was undone (see `repair_after`).
 fn repair_ledgered(db: &Path, cfg: &StoreConfig, ctx: &mut Ledgered) {
-    ctx.write(Op::Repair, 0, |_| match repair(db, cfg) {
+    ctx.write(Op::Repair, (0, 0), |_| match repair(db, cfg) {
         Ok(report) if !report.after.is_ok() => {
             eprintln!(
                 "repairer: the board is still damaged: {:?}",
@@ -56,7 +56,7 @@ fn repair_ledgered(db: &Path, cfg: &StoreConfig, ctx: &mut Ledgered) {
         }
         Ok(report) => {
             eprintln!("repairer: {:?}", report.action);
-            Ok(Some(0))
+            Ok(Some((0, 0)))
         }
         Err(e) => Err(e),
     });

@@ -12,24 +12,8 @@ use std::time::Duration;
 use kanban_harness::supervisor::Outcome;
 use serde_json::Value;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn harness(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
-        .current_dir(workspace())
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "kanban-harness {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{harness, workspace};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

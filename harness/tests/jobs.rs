@@ -6,14 +6,12 @@
 //! after reporting N seeds.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use kanban_harness::report::RunSummary;
 use kanban_harness::scenario::{Expect, Variant};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::harness;
 
 /// A short scenario every seed of which passes, in `dir`.
 fn tiny(dir: &Path) -> PathBuf {
@@ -21,26 +19,12 @@ fn tiny(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         "description = \"a short run\"\nbudget_ms = 100\n\
+         [board]\ntasks = 5\n\
          [[workers]]\nkind = \"gateway\"\n\
          [expect.hardened]\nmax_failure_rate = 0.0\n",
     )
     .unwrap();
     path
-}
-
-fn harness(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
-        .current_dir(workspace())
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "kanban-harness {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 #[test]

@@ -1,0 +1,26 @@
+//! What the binary-level tests share: the workspace, and running the `kanban-harness`
+//! binary there (the test process never forks: the binary's supervisor does).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace folder (scenario paths in the tests are relative to it).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs the binary with `args` in the workspace; its output goes to the test's log.
+pub fn harness(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_kanban-harness"))
+        .current_dir(workspace())
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "kanban-harness {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

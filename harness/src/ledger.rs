@@ -273,6 +273,18 @@ pub struct EventKey<'a> {
     pub payload: &'a str,
 }
 
+impl<'a> From<&'a kanban_store::Event> for EventKey<'a> {
+    fn from(e: &'a kanban_store::Event) -> Self {
+        EventKey {
+            id: e.id,
+            task: e.task_id,
+            run: e.run_id,
+            kind: &e.kind,
+            payload: &e.payload,
+        }
+    }
+}
+
 /// Whether `s` looks like a harness token (so its presence must have been intended).
 pub fn is_token(s: &str) -> bool {
     let Some(rest) = s.strip_prefix('w') else {

@@ -152,13 +152,7 @@ fn code(status: TaskStatus) -> i64 {
 /// What worker `worker`'s poller records when it reads every event after `after` now.
 fn read_of(board: &mut Board, worker: u16, after: i64) -> Record {
     let events = board.events_since(after, 1000).unwrap();
-    let digest = ledger::events_digest(events.iter().map(|e| ledger::EventKey {
-        id: e.id,
-        task: e.task_id,
-        run: e.run_id,
-        kind: &e.kind,
-        payload: &e.payload,
-    }));
+    let digest = ledger::events_digest(events.iter().map(ledger::EventKey::from));
     Record {
         c: digest,
         ..rec(

@@ -315,13 +315,7 @@ impl Ledgered {
         let Some(last) = events.last() else {
             return;
         };
-        let digest = ledger::events_digest(events.iter().map(|e| ledger::EventKey {
-            id: e.id,
-            task: e.task_id,
-            run: e.run_id,
-            kind: &e.kind,
-            payload: &e.payload,
-        }));
+        let digest = ledger::events_digest(events.iter().map(ledger::EventKey::from));
         self.read(Op::Read, cursor, last.id, digest);
     }
 

@@ -65,8 +65,26 @@ impl Board {
         )
     }
 
+    /// [`Board::inspect`] for a repair run with `cfg`: the same look, but a board that
+    /// `cfg`'s `hard-link-alias` hazard gave a second name is not refused for it.
+    pub(crate) fn inspect_for(path: &Path, cfg: &StoreConfig) -> Result<Board> {
+        #[cfg_attr(not(feature = "hazards"), allow(unused_mut))]
+        let mut look = StoreConfig::new(Role::Dashboard);
+        #[cfg(feature = "hazards")]
+        {
+            use crate::hazards::{Hazard, HazardSet};
+            if cfg.hazards.contains(Hazard::HardLinkAlias) {
+                look.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
+            }
+        }
+        let _ = cfg;
+        Board::start(path, look, Intent::Inspect)
+    }
+
     fn start(given: &Path, config: StoreConfig, intent: Intent) -> Result<Board> {
         let path = &place::board(given, &config)?;
+        // Before `Sessions` makes the lock file: a refused path keeps its folder as it was.
+        open::refuse_early(path, &config, intent)?;
         let mut pool = Pool::new(Sessions::new(path, config.clone(), intent)?);
         pool.checkout()?;
         Ok(Board {

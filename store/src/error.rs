@@ -222,6 +222,16 @@ pub enum Error {
         /// The underlying error.
         source: rusqlite::Error,
     },
+    // One board, one identity: its names, its lock file, its file system.
+    /// The board file has more than one name (hard links): SQLite names `-wal`/`-shm` after
+    /// the name it opens, so each name would get a WAL of its own for the one file.
+    #[error("{}: the board file has {links} names (hard links); each would get its own -wal and -shm, a split brain: remove the other links (a symlink is fine)", path.display())]
+    HardLinked {
+        /// The board path.
+        path: PathBuf,
+        /// How many names the file has (`st_nlink`).
+        links: u64,
+    },
 }
 
 impl Error {

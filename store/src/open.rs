@@ -1,7 +1,9 @@
 //! Opening a board: the only place where connections are made (R2–R5, R7, R8).
 //!
 //! The sequence, for every role:
-//! 1. refuse a vulnerable SQLite (R1) and an unusable folder (missing, read-only);
+//! 1. refuse a vulnerable SQLite (R1), an unusable folder (missing, read-only) and what
+//!    `stat` shows is no board (missing, empty, a folder, a file with several hard links),
+//!    before anything is created beside the path ([`refuse_early`]);
 //! 2. take the shared session lock on `<db>.lock` (R3);
 //! 3. look at the file through `stat` and SQLite only (R2): empty, foreign, too new, not a
 //!    database, truncated and corrupt files get typed errors (R8) and are left untouched;
@@ -19,6 +21,7 @@
 //! Nothing here reads more than the header and the schema: opening is O(1) in the size of
 //! the board (R7). Checks are explicit ([`crate::Board::check`]).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -63,26 +66,40 @@ pub(crate) struct Session {
     pub _lock: LockFile,
 }
 
-/// Opens a session on the board at `path`.
-pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Session> {
+/// Refuses what can be refused before anything is created beside the board: a vulnerable
+/// SQLite (R1), an unusable folder, and what `stat` shows of the path (missing without
+/// create, already there for a new board, no file, empty, hard-linked). `Board` calls it
+/// before it makes its lock file; [`open`] again, for the sessions that reopen.
+pub(crate) fn refuse_early(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
     version::check_linked()?;
     check_folder(path)?;
-    if intent == Intent::CreateNew && exists(path) {
+    let present = exists(path);
+    if intent == Intent::CreateNew && present {
         return Err(Error::AlreadyExists {
             path: path.to_path_buf(),
         });
     }
-    // Refuse what `stat` already shows is unusable before creating `<db>.lock` beside it.
-    let may_create =
-        intent == Intent::CreateNew || (intent == Intent::Session && cfg.create_if_missing);
+    match present {
+        true => refuse_by_stat(path, cfg),
+        false if !may_create(cfg, intent) => Err(Error::NotFound {
+            path: path.to_path_buf(),
+        }),
+        false => Ok(()),
+    }
+}
+
+/// Whether this open creates a missing board.
+fn may_create(cfg: &StoreConfig, intent: Intent) -> bool {
+    intent == Intent::CreateNew || (intent == Intent::Session && cfg.create_if_missing)
+}
+
+/// Opens a session on the board at `path`.
+pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Session> {
+    refuse_early(path, cfg, intent)?;
+    let may_create = may_create(cfg, intent);
     let not_found = || Error::NotFound {
         path: path.to_path_buf(),
     };
-    match exists(path) {
-        true => refuse_by_stat(path)?,
-        false if !may_create => return Err(not_found()),
-        false => {}
-    }
     let mut lock = LockFile::open(path)?;
     let upstream = upstream_init(path, cfg)?;
     let ours = upstream.is_none();
@@ -231,7 +248,7 @@ fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
     if !exists(path) {
         return Ok(Found::Missing);
     }
-    refuse_by_stat(path)?;
+    refuse_by_stat(path, cfg)?;
     let access = match intent {
         Intent::Inspect => Access::ReadOnly,
         _ => Access::ReadWrite,
@@ -336,8 +353,9 @@ fn maintain(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
     Ok(())
 }
 
-/// Refuses what `stat` shows is not a board: a folder or other non-file, an empty file.
-fn refuse_by_stat(path: &Path) -> Result<()> {
+/// Refuses what `stat` shows is not a board: a folder or other non-file, an empty file, a
+/// file with more than one name.
+fn refuse_by_stat(path: &Path, cfg: &StoreConfig) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -350,6 +368,25 @@ fn refuse_by_stat(path: &Path) -> Result<()> {
     if meta.len() == 0 {
         return Err(Error::EmptyFile {
             path: path.to_path_buf(),
+        });
+    }
+    refuse_hard_links(path, meta.nlink(), cfg)
+}
+
+/// Refuses a board file with `links` names: SQLite names `-wal`/`-shm` after the name it
+/// opens, so each name would get a WAL of its own for one database file (a split brain; a
+/// symlink, by contrast, SQLite follows). The `hard-link-alias` hazard is exactly that
+/// mistake, so with it on the refusal is skipped.
+fn refuse_hard_links(path: &Path, links: u64, cfg: &StoreConfig) -> Result<()> {
+    #[cfg(feature = "hazards")]
+    if cfg.hazards.contains(crate::hazards::Hazard::HardLinkAlias) {
+        return Ok(());
+    }
+    let _ = cfg;
+    if links > 1 {
+        return Err(Error::HardLinked {
+            path: path.to_path_buf(),
+            links,
         });
     }
     Ok(())

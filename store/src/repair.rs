@@ -101,7 +101,7 @@ pub fn repair_within(given: &Path, cfg: &StoreConfig, scope: Scope) -> Result<Re
     // The canonical path, so the exclusive lock is the one sessions opened by any name hold.
     let path = &crate::place::board(given, cfg)?;
     // A file that is no board (or whose schema cannot be read) is refused untouched.
-    drop(crate::Board::inspect(path)?);
+    drop(crate::Board::inspect_for(path, cfg)?);
     exclusively(path, cfg, || {
         in_phase(cfg.observer.as_ref(), Phase::Repair, || {
             under_lock(path, cfg, scope)

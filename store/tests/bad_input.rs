@@ -596,6 +596,14 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 source: rusqlite::Error::QueryReturnedNoRows,
             },
         ),
+        // One board, one identity.
+        (
+            "HardLinked",
+            Error::HardLinked {
+                path: path(),
+                links: 2,
+            },
+        ),
     ]
 }
 

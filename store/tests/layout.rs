@@ -97,3 +97,57 @@ fn raw_path_siblings_lets_a_repair_through_the_link_ignore_the_target_s_sessions
     repair::repair(&link, &cfg).expect("the hazard's repair does not see the session");
     assert!(beside(&link, ".lock").exists());
 }
+
+/// One way of opening (or repairing) a board path, closing it again.
+type Open = fn(&Path) -> kanban_store::Result<()>;
+
+/// Every way a board path is opened or repaired, named.
+fn every_open() -> [(&'static str, Open); 5] {
+    [
+        ("gateway", |db| Board::open(db, Role::Gateway).map(drop)),
+        ("worker", |db| Board::open(db, Role::Worker).map(drop)),
+        ("dashboard", |db| Board::open(db, Role::Dashboard).map(drop)),
+        ("inspect", |db| Board::inspect(db).map(drop)),
+        ("repair", |db| {
+            repair::repair(db, &StoreConfig::new(Role::Gateway)).map(drop)
+        }),
+    ]
+}
+
+#[test]
+fn a_hard_linked_board_is_refused_by_every_open_and_by_repair_touching_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::canonicalize(dir.path()).unwrap();
+    let db = base.join("kanban.db");
+    make_board(&db, 3);
+    let alias = base.join("alias.db");
+    std::fs::hard_link(&db, &alias).unwrap();
+    let before = (bytes(&db), listing(&base));
+    for name in [&db, &alias] {
+        for (how, open) in every_open() {
+            let err = open(name).expect_err(how);
+            assert!(
+                matches!(&err, Error::HardLinked { path, links: 2 } if path == name),
+                "{how} via {}: {err:?}",
+                name.display()
+            );
+            assert!((bytes(&db), listing(&base)) == before, "{how}: {err}");
+        }
+    }
+}
+
+/// The `hard-link-alias` hazard is this mistake: with it, the refusal is skipped (so the
+/// harness's matrix can still show the split brain it makes).
+#[cfg(feature = "hazards")]
+#[test]
+fn hard_link_alias_skips_the_hard_link_refusal() {
+    use kanban_store::hazards::{Hazard, HazardSet};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 3);
+    std::fs::hard_link(&db, dir.path().join("alias.db")).unwrap();
+    let mut cfg = StoreConfig::new(Role::Gateway);
+    cfg.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
+    drop(Board::open_with(&db, cfg.clone()).expect("the hazard opens a hard-linked board"));
+    repair::repair(&db, &cfg).expect("and repairs it");
+}

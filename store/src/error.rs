@@ -232,6 +232,15 @@ pub enum Error {
         /// How many names the file has (`st_nlink`).
         links: u64,
     },
+    /// `<db>.lock` is not a file the store may use as its lock: a symlink, not a regular
+    /// file, the board itself, a file with several names, or one owned by another user.
+    #[error("{}: unsafe lock file {why}", path.display())]
+    UnsafeLockFile {
+        /// The board path.
+        path: PathBuf,
+        /// The lock file, what is wrong with it and what to do.
+        why: String,
+    },
 }
 
 impl Error {

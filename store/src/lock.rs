@@ -24,13 +24,18 @@
 //! All attempts are non-blocking; we retry with short pauses from the configured clock and
 //! give up with [`Error::Busy`] after the timeout, so no process ever blocks in the kernel.
 //!
+//! The lock file is part of the board's safety, so it is vetted on every open
+//! ([`LockFile::open`]): never followed through a symlink (one to the board would put the
+//! upstream bug back: our descriptor on the db, closed), a regular file with one name that
+//! is not the board, with the board's owner and mode.
+//!
 //! This is the only module allowed to open files with `std::fs` (see `store/clippy.toml`):
 //! it opens the lock file, never the database or its `-wal`/`-shm`.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,41 +78,137 @@ pub struct LockFile {
     file: File,
     path: PathBuf,
     board: PathBuf,
+    /// This descriptor created the file (`O_EXCL` succeeded).
+    created: bool,
     session: Option<Mode>,
     gateway: bool,
 }
 
+/// How often an open retries when the lock file vanishes between `O_EXCL` and a plain open
+/// (a refused open removing the one it had just created).
+const OPEN_TRIES: usize = 8;
+
 impl LockFile {
-    /// Opens (creating if needed) the lock file for the board at `db`.
+    /// Opens (creating if needed) the lock file for the board at `db`, refusing anything
+    /// that is not a safe lock file with [`Error::UnsafeLockFile`] (see [`LockFile::vet`]).
+    ///
+    /// `O_NOFOLLOW`: a symlink at `<db>.lock` (say, to the board) is never followed, so the
+    /// store never opens, writes or closes a descriptor of the board through it. A new file
+    /// gets the board's permission bits and owner, as SQLite gives `-wal`/`-shm`: a lock
+    /// file made by `sudo kanban-db check` stays usable by the services that own the board.
     pub fn open(db: &Path) -> Result<LockFile> {
         let path = lock_path(db);
-        #[allow(clippy::disallowed_methods)] // the lock file, never the database
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&path)
-            .map_err(|source| match source.raw_os_error() {
-                Some(libc::EACCES | libc::EROFS | libc::EPERM) => Error::ReadOnlyLocation {
-                    path: db.to_path_buf(),
-                },
-                Some(libc::ENOENT) => Error::MissingFolder {
-                    path: db.to_path_buf(),
-                },
-                _ => Error::Io {
-                    path: path.clone(),
-                    source,
-                },
-            })?;
-        Ok(LockFile {
-            file,
-            path,
-            board: db.to_path_buf(),
-            session: None,
-            gateway: false,
-        })
+        let board = std::fs::metadata(db).ok();
+        let bits = board.as_ref().map_or(0o644, |m| m.mode() & 0o777);
+        let mut last = None;
+        for _ in 0..OPEN_TRIES {
+            for create in [true, false] {
+                #[allow(clippy::disallowed_methods)] // the lock file, never the database
+                let opened = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(create)
+                    .mode(bits)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&path);
+                match opened {
+                    Ok(file) => {
+                        let lock = LockFile {
+                            file,
+                            path,
+                            board: db.to_path_buf(),
+                            created: create,
+                            session: None,
+                            gateway: false,
+                        };
+                        return lock.vet(board.as_ref(), bits);
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                    Err(e) if !create && e.raw_os_error() == Some(libc::ENOENT) => {
+                        last = Some(e);
+                    }
+                    Err(e) => return Err(open_error(db, &path, board.as_ref(), e)),
+                }
+            }
+        }
+        let gone = last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT));
+        Err(open_error(db, &path, board.as_ref(), gone))
+    }
+
+    /// Checks what was opened: a regular file with one name, not the board's inode, owned
+    /// by the board's owner. A file this open created is given the board's mode (past the
+    /// umask) and owner; one left by another user is given the board's owner when we run as
+    /// root (what `sudo kanban-db check` before this check left behind), else refused.
+    fn vet(self, board: Option<&std::fs::Metadata>, bits: u32) -> Result<LockFile> {
+        let unsafe_because = |why: String| Error::UnsafeLockFile {
+            path: self.board.clone(),
+            why: format!("{}: {why}", self.path.display()),
+        };
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let meta = self.file.metadata().map_err(io)?;
+        if !meta.file_type().is_file() {
+            return Err(unsafe_because("not a regular file; move it away".into()));
+        }
+        if board.is_some_and(|db| (db.dev(), db.ino()) == (meta.dev(), meta.ino())) {
+            return Err(unsafe_because(
+                "it is the board file itself (another name of it); remove that name".into(),
+            ));
+        }
+        if meta.nlink() != 1 {
+            return Err(unsafe_because(format!(
+                "it has {} names (hard links); remove it while no process uses the board",
+                meta.nlink()
+            )));
+        }
+        if self.created {
+            self.file
+                .set_permissions(std::fs::Permissions::from_mode(bits))
+                .map_err(io)?;
+        }
+        // No board yet: this process creates it, and owns both.
+        let Some(db) = board else { return Ok(self) };
+        let (uid, gid) = (db.uid(), db.gid());
+        if self.created && (meta.uid(), meta.gid()) != (uid, gid) {
+            match std::os::unix::fs::fchown(&self.file, Some(uid), Some(gid)) {
+                Ok(()) => {}
+                // The board's owner, not in the board's group, keeps its own group.
+                Err(_) if meta.uid() == uid => {}
+                Err(e) => {
+                    let why = format!(
+                        "it could not be given the board's owner (uid {uid}): {e}; open the board as that user or as root"
+                    );
+                    self.remove_if_created();
+                    return Err(unsafe_because(why));
+                }
+            }
+            return Ok(self);
+        }
+        if meta.uid() == uid {
+            return Ok(self);
+        }
+        if nix::unistd::geteuid().is_root() {
+            // Left by a root process before lock files got the board's owner: fix it, since
+            // the board's own services could not open it otherwise.
+            std::os::unix::fs::fchown(&self.file, Some(uid), Some(gid)).map_err(io)?;
+            return Ok(self);
+        }
+        Err(unsafe_because(format!(
+            "owned by uid {}, the board by uid {uid}; `chown {uid}:{gid} {}` (or remove it while no process uses the board)",
+            meta.uid(),
+            self.path.display()
+        )))
+    }
+
+    /// Removes the lock file if this descriptor created it: for an open that is refused
+    /// because the path holds no usable board (see `Board::start`).
+    pub(crate) fn remove_if_created(&self) {
+        if self.created {
+            #[allow(clippy::disallowed_methods)] // the lock file, never the database
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 
     /// The session range's current mode, if held.
@@ -310,6 +411,48 @@ impl LockFile {
                 source: err,
             }),
         }
+    }
+}
+
+/// The typed error for a lock file that could not be opened (`board`: the board's `stat`).
+fn open_error(
+    db: &Path,
+    lock: &Path,
+    board: Option<&std::fs::Metadata>,
+    source: io::Error,
+) -> Error {
+    let unsafe_because = |why: String| Error::UnsafeLockFile {
+        path: db.to_path_buf(),
+        why: format!("{}: {why}", lock.display()),
+    };
+    let theirs = std::fs::symlink_metadata(lock)
+        .ok()
+        .filter(|m| m.uid() != nix::unistd::geteuid().as_raw());
+    match source.raw_os_error() {
+        Some(libc::ELOOP) => unsafe_because(
+            "a symlink (the store never follows one to its lock file); remove it".into(),
+        ),
+        Some(libc::EISDIR) => unsafe_because("a folder, not a file; move it away".into()),
+        // Someone else's file we may not write (a root-owned one, say): not a read-only folder.
+        Some(libc::EACCES | libc::EPERM) if theirs.is_some() => {
+            let owner = theirs.map_or(0, |m| m.uid());
+            let (uid, gid) = board.map_or((0, 0), |m| (m.uid(), m.gid()));
+            unsafe_because(format!(
+                "owned by uid {owner} and not writable by uid {}; `chown {uid}:{gid} {}` (or remove it while no process uses the board)",
+                nix::unistd::geteuid(),
+                lock.display()
+            ))
+        }
+        Some(libc::EACCES | libc::EROFS | libc::EPERM) => Error::ReadOnlyLocation {
+            path: db.to_path_buf(),
+        },
+        Some(libc::ENOENT) => Error::MissingFolder {
+            path: db.to_path_buf(),
+        },
+        _ => Error::Io {
+            path: lock.to_path_buf(),
+            source,
+        },
     }
 }
 

@@ -604,6 +604,13 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 links: 2,
             },
         ),
+        (
+            "UnsafeLockFile",
+            Error::UnsafeLockFile {
+                path: path(),
+                why: "/boards/kanban.db.lock: a symlink (the store never follows one to its lock file); remove it".into(),
+            },
+        ),
     ]
 }
 

@@ -10,7 +10,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{bytes, listing, make_board};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+
+use common::{bytes, kanban_db, listing, make_board};
 use kanban_store::{Board, Error, Role, StoreConfig, lock, quarantine, repair, single_writer};
 
 /// A board at `<tmp>/real/kanban.db` and a relative symlink `<tmp>/link.db` to it; the
@@ -150,4 +153,100 @@ fn hard_link_alias_skips_the_hard_link_refusal() {
     cfg.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
     drop(Board::open_with(&db, cfg.clone()).expect("the hazard opens a hard-linked board"));
     repair::repair(&db, &cfg).expect("and repairs it");
+}
+
+// ------------------------------------------------------------------ the lock file
+
+#[test]
+fn a_lock_file_symlinked_to_the_board_is_refused_touching_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::fs::canonicalize(dir.path()).unwrap().join("kanban.db");
+    make_board(&db, 3);
+    let lock = lock::lock_path(&db);
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink("kanban.db", &lock).unwrap();
+    let before = (bytes(&db), listing(dir.path()));
+    for (how, open) in every_open() {
+        let err = open(&db).expect_err(how);
+        assert!(
+            matches!(&err, Error::UnsafeLockFile { path, .. } if path == &db),
+            "{how}: {err:?}"
+        );
+        assert!((bytes(&db), listing(dir.path())) == before, "{how}: {err}");
+    }
+}
+
+/// The uid and gid of `nobody`, who owns the boards of the ownership cases.
+const NOBODY: u32 = 65_534;
+
+/// A board owned by `nobody` (mode 0600) in a folder `nobody` owns, with no lock file yet.
+fn nobody_s_board() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::fs::canonicalize(dir.path()).unwrap().join("kanban.db");
+    make_board(&db, 3);
+    std::fs::remove_file(lock::lock_path(&db)).unwrap();
+    for path in [dir.path(), db.as_path()] {
+        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (dir, db)
+}
+
+/// The lock file's owner, group and permission bits.
+fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o777)
+}
+
+#[test]
+fn sudo_kanban_db_check_leaves_a_lock_file_the_board_s_owner_can_use() {
+    assert!(nix::unistd::geteuid().is_root(), "this case runs as root");
+    let (_dir, db) = nobody_s_board();
+    let run = kanban_db(["check".as_ref(), db.as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        owner_and_mode(&lock::lock_path(&db)),
+        (NOBODY, NOBODY, 0o600),
+        "the lock file must have the board's owner, group and mode"
+    );
+}
+
+/// Runs `kanban-db check db` as `nobody`.
+fn check_as_nobody(db: &Path) -> common::Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kanban-db"))
+        .arg("check")
+        .arg(db)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// A root-owned lock file (what `sudo kanban-db check` left before lock files got the
+/// board's owner) is refused to the board's owner, who cannot use it, with what to do; it
+/// is fixed (given the board's owner) by the next process that runs as root, which can.
+#[test]
+fn a_root_owned_lock_file_is_refused_to_the_owner_and_given_back_by_root() {
+    let (dir, db) = nobody_s_board();
+    let lock = lock::lock_path(&db);
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = (bytes(&db), listing(dir.path()));
+    let run = check_as_nobody(&db);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("unsafe lock file") && run.stderr.contains("chown 65534:65534"),
+        "{run:?}"
+    );
+    assert!((bytes(&db), listing(dir.path())) == before);
+    let run = kanban_db(["check".as_ref(), db.as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(owner_and_mode(&lock).0, NOBODY);
+    let run = check_as_nobody(&db);
+    assert_eq!(run.code, 0, "{run:?}");
 }

@@ -509,7 +509,9 @@ fn alias_view(hazards: HazardSet) -> AliasView {
     let view = AliasView {
         alias_files: names_beside(&db, ".alias"),
         real_sidecars: common::sidecars(&db),
-        other_process_count: run_child("count", &db, HazardSet::default(), "count").concat(),
+        // The other process runs with the same switch (a hardened one refuses the board
+        // once it has two names: `Error::HardLinked`); as a worker it uses the real name.
+        other_process_count: run_child("count", &db, hazards, "count").concat(),
         own_count: b.list_board().unwrap().len(),
     };
     drop(b);

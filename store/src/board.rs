@@ -86,7 +86,16 @@ impl Board {
         // Before `Sessions` makes the lock file: a refused path keeps its folder as it was.
         open::refuse_early(path, &config, intent)?;
         let mut pool = Pool::new(Sessions::new(path, config.clone(), intent)?);
-        pool.checkout()?;
+        if let Err(e) = pool.checkout().map(drop) {
+            if e.is_no_board() {
+                // A lock file this open created beside what is no board goes too, so the
+                // folder is left as it was. No session can be using it: every open of this
+                // path is refused the same way (a file being replaced under a running open
+                // is the one exception, and that is no board either until it is complete).
+                pool.backend().remove_created_lock();
+            }
+            return Err(e);
+        }
         Ok(Board {
             pool,
             path: path.to_path_buf(),

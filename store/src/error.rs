@@ -269,6 +269,20 @@ impl Error {
         }
     }
 
+    /// True when the path holds nothing this store may use as a board: missing, not a
+    /// database, damaged, another application's, too new, several names. (Not contention,
+    /// usage or environment: there the path may well be a board that others are using.)
+    pub(crate) fn is_no_board(&self) -> bool {
+        self.is_damage()
+            || matches!(
+                self,
+                Error::NotFound { .. }
+                    | Error::ForeignSchema { .. }
+                    | Error::SchemaTooNew { .. }
+                    | Error::HardLinked { .. }
+            )
+    }
+
     /// True for damage to the board itself (as opposed to contention, usage or environment).
     pub fn is_damage(&self) -> bool {
         matches!(

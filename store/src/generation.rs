@@ -42,6 +42,11 @@ impl Sessions {
             intent: Cell::new(intent),
         })
     }
+
+    /// Removes the lock file if this process's first look at the board created it.
+    pub(crate) fn remove_created_lock(&self) {
+        self.watch.remove_if_created();
+    }
 }
 
 /// Sessions open in this process, per board: a session that waits for a repair while

@@ -75,16 +75,10 @@ pub(crate) fn read(conn: &Connection, path: &Path) -> Result<BoardInfo> {
 
 /// The `-wal` file of the board at `path`.
 pub fn wal_path(path: &Path) -> PathBuf {
-    sidecar(path, "-wal")
+    crate::place::sibling(path, "-wal")
 }
 
 /// The `-shm` file of the board at `path`.
 pub fn shm_path(path: &Path) -> PathBuf {
-    sidecar(path, "-shm")
-}
-
-fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
+    crate::place::sibling(path, "-shm")
 }

@@ -249,12 +249,31 @@ fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
         return Ok(Found::Missing);
     }
     refuse_by_stat(path, cfg)?;
+    // A refused file keeps its folder as it was, but SQLite creates `-wal`/`-shm` when it
+    // reads a WAL-mode file. When neither is there, no connection of any process has the
+    // board open, so this one is the last when it closes: let it checkpoint on close (of an
+    // empty WAL: nothing is written to the db), and SQLite removes the two files itself. A
+    // read-only connection cannot (it may not lock the db for that checkpoint), so an
+    // inspection reads the identity through a read-write one then, unless a `-journal` is
+    // there (a hot journal would be rolled back: a write). Once the identity is read, the
+    // connection gets its role's setting back (R6).
+    let tidy = !exists(&crate::info::wal_path(path)) && !exists(&crate::info::shm_path(path));
     let access = match intent {
-        Intent::Inspect => Access::ReadOnly,
+        Intent::Inspect if !tidy || exists(&crate::place::sibling(path, "-journal")) => {
+            Access::ReadOnly
+        }
         _ => Access::ReadWrite,
     };
     let conn = connect(path, cfg, access)?;
+    let no_ckpt = DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE;
+    let role_setting = conn.db_config(no_ckpt).map_err(|e| diagnose(path, e))?;
+    if tidy {
+        conn.set_db_config(no_ckpt, false)
+            .map_err(|e| diagnose(path, e))?;
+    }
     let identity = Identity::read(&conn, path, wanted_mode(cfg))?;
+    conn.set_db_config(no_ckpt, role_setting)
+        .map_err(|e| diagnose(path, e))?;
     if identity.version == schema::VERSION && identity.in_mode {
         Ok(Found::Ready(conn))
     } else {

@@ -95,7 +95,7 @@ pub fn quarantine(db: &Path) -> PathBuf {
 }
 
 /// `db` with `suffix` appended to its name.
-fn sibling(db: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)

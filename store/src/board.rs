@@ -65,11 +65,12 @@ impl Board {
         )
     }
 
-    /// [`Board::inspect`] for a repair run with `cfg`: the same look, but a board that
-    /// `cfg`'s `hard-link-alias` hazard gave a second name is not refused for it.
+    /// [`Board::inspect`] for a repair run with `cfg`: the same look, with `cfg`'s
+    /// network file system opt-in, and a board that `cfg`'s `hard-link-alias` hazard gave a
+    /// second name is not refused for it.
     pub(crate) fn inspect_for(path: &Path, cfg: &StoreConfig) -> Result<Board> {
-        #[cfg_attr(not(feature = "hazards"), allow(unused_mut))]
         let mut look = StoreConfig::new(Role::Dashboard);
+        look.allow_network_fs = cfg.allow_network_fs;
         #[cfg(feature = "hazards")]
         {
             use crate::hazards::{Hazard, HazardSet};
@@ -77,7 +78,6 @@ impl Board {
                 look.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
             }
         }
-        let _ = cfg;
         Board::start(path, look, Intent::Inspect)
     }
 

@@ -178,6 +178,10 @@ pub struct StoreConfig {
     pub clock: Arc<dyn Clock>,
     /// Told when the store enters and leaves a [`Phase`] (none by default).
     pub observer: Option<PhaseObserver>,
+    /// Open a board on a network or user-space file system (NFS, SMB, FUSE, ...; see
+    /// [`crate::filesystem`]) instead of refusing it. Only when every process using the
+    /// board is on one host: WAL's shared memory and OFD locks do not work across hosts.
+    pub allow_network_fs: bool,
     /// Upstream mistakes put back on purpose (harness only).
     #[cfg(feature = "hazards")]
     pub hazards: crate::hazards::HazardSet,
@@ -198,6 +202,7 @@ impl StoreConfig {
             on_damage: DamagePolicy::default(),
             clock: Arc::new(SystemClock),
             observer: None,
+            allow_network_fs: false,
             #[cfg(feature = "hazards")]
             hazards: crate::hazards::HazardSet::default(),
         }
@@ -227,7 +232,8 @@ impl fmt::Debug for StoreConfig {
             .field("quarantine_on_damage", &self.quarantine_on_damage)
             .field("single_writer", &self.single_writer)
             .field("on_damage", &self.on_damage)
-            .field("observer", &self.observer.is_some());
+            .field("observer", &self.observer.is_some())
+            .field("allow_network_fs", &self.allow_network_fs);
         #[cfg(feature = "hazards")]
         s.field("hazards", &self.hazards);
         s.finish_non_exhaustive()

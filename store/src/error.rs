@@ -241,6 +241,15 @@ pub enum Error {
         /// The lock file, what is wrong with it and what to do.
         why: String,
     },
+    /// The board's folder is on a network or user-space file system, where WAL's shared
+    /// memory and the store's OFD locks cannot be trusted across hosts.
+    #[error("{}: the folder is on {fs}, a network or user-space file system: WAL's shared memory and OFD locks do not work across hosts; move the board to a local disk (or set StoreConfig::allow_network_fs if every process using it runs on one host)", path.display())]
+    UnsupportedFileSystem {
+        /// The board path.
+        path: PathBuf,
+        /// The file system (name and magic number).
+        fs: String,
+    },
 }
 
 impl Error {

@@ -27,6 +27,7 @@
 pub mod check;
 mod config;
 mod error;
+pub mod filesystem;
 mod generation;
 pub mod header;
 pub mod info;

@@ -3,7 +3,8 @@
 //! The sequence, for every role:
 //! 1. refuse a vulnerable SQLite (R1), an unusable folder (missing, read-only) and what
 //!    `stat` shows is no board (missing, empty, a folder, a file with several hard links),
-//!    before anything is created beside the path ([`refuse_early`]);
+//!    and a network file system (`statfs`, [`crate::filesystem`]), before anything is
+//!    created beside the path ([`refuse_early`]);
 //! 2. take the shared session lock on `<db>.lock` (R3);
 //! 3. look at the file through `stat` and SQLite only (R2): empty, foreign, too new, not a
 //!    database, truncated and corrupt files get typed errors (R8) and are left untouched;
@@ -73,6 +74,8 @@ pub(crate) struct Session {
 pub(crate) fn refuse_early(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
     version::check_linked()?;
     check_folder(path)?;
+    let fs = crate::filesystem::of(&crate::place::folder_of(path))?;
+    crate::filesystem::refuse_untrusted(path, fs, cfg.allow_network_fs)?;
     let present = exists(path);
     if intent == Intent::CreateNew && present {
         return Err(Error::AlreadyExists {

@@ -1,7 +1,8 @@
 //! `kanban-db selftest`: can this build, on this machine and file system, run boards?
 //!
-//! It checks what the store relies on and an operator cannot see: a fixed SQLite (R1), OFD
-//! locks that hold (R3; some network file systems do not support them), WAL shared memory,
+//! It checks what the store relies on and an operator cannot see: a fixed SQLite (R1), a
+//! local file system (see [`crate::filesystem`]; it fails on a network one whatever the
+//! configuration would allow), OFD locks that hold (R3), WAL shared memory,
 //! and one full dispatch cycle through every role, ending with a full check. Each step is
 //! one line of the report; the first failure stops it.
 
@@ -23,7 +24,11 @@ pub fn run(folder: &Path) -> Result<Vec<String>> {
         rusqlite::version()
     ));
 
+    let fs = crate::filesystem::of(folder)?;
     let db = folder.join("selftest-kanban.db");
+    crate::filesystem::refuse_untrusted(&db, fs, false)?;
+    report.push(format!("file system: {fs}, local"));
+
     let mut gateway = Board::create(&db, StoreConfig::new(Role::Gateway))?;
     report.push(format!("created {} in WAL mode", db.display()));
 

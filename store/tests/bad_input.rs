@@ -562,6 +562,13 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 why: "/boards/kanban.db.lock: a symlink (the store never follows one to its lock file); remove it".into(),
             },
         ),
+        (
+            "UnsupportedFileSystem",
+            Error::UnsupportedFileSystem {
+                path: path(),
+                fs: "nfs (magic 0x6969)".into(),
+            },
+        ),
     ]
 }
 

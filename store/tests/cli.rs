@@ -220,9 +220,15 @@ fn selftest_passes_and_leaves_nothing_behind() {
     let run = kanban_db([OsStr::new("selftest"), dir.path().as_os_str()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.ends_with("selftest passed\n"), "{run:?}");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("ok  file system: ") && l.ends_with(", local")),
+        "the file system has a line of its own: {run:?}"
+    );
     assert_eq!(
         run.stdout.lines().filter(|l| l.starts_with("ok  ")).count(),
-        6
+        7
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

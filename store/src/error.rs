@@ -250,6 +250,24 @@ pub enum Error {
         /// The file system (name and magic number).
         fs: String,
     },
+    /// The file system does not do what the store needs of it (OFD locks that hold, a
+    /// switch to WAL): the environment, not damage to the board.
+    #[error("{}: the file system does not do what the store needs: {detail}", path.display())]
+    FileSystemFailure {
+        /// The board path.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// The linked SQLite's version cannot be read, so it cannot be checked for the
+    /// WAL-reset bug: refused, as a vulnerable one would be.
+    #[error(
+        "SQLite reports version {version}, which cannot be read; refusing to run a board with it (it may have the WAL-reset bug)"
+    )]
+    UnknownSqliteVersion {
+        /// The number and text SQLite reported.
+        version: String,
+    },
 }
 
 impl Error {

@@ -102,16 +102,22 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("kanban-db: {err}");
-            if matches!(err, Error::MaintenanceBusy { .. }) {
-                ExitCode::from(3)
-            } else if err.is_damage()
-                && !matches!(err, Error::NotADatabase { .. } | Error::EmptyFile { .. })
-            {
-                ExitCode::from(1)
-            } else {
-                ExitCode::from(2)
-            }
+            ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+/// The exit code for `err`: 3 another maintenance holds the board, 1 a damaged board, 2
+/// anything else (a path that holds no board, the file system, locks, usage).
+fn exit_code(err: &Error) -> u8 {
+    if matches!(err, Error::MaintenanceBusy { .. }) {
+        3
+    } else if err.is_damage()
+        && !matches!(err, Error::NotADatabase { .. } | Error::EmptyFile { .. })
+    {
+        1
+    } else {
+        2
     }
 }
 
@@ -259,5 +265,69 @@ fn print_repair(db: &std::path::Path, report: &kanban_store::repair::RepairRepor
     }
     for finding in report.after.findings() {
         println!("  still: {finding}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_exits_2_damage_1() {
+        let path = || PathBuf::from("/boards/kanban.db");
+        for (err, code) in [
+            (
+                Error::FileSystemFailure {
+                    path: path(),
+                    detail: "OFD locks do not hold".into(),
+                },
+                2,
+            ),
+            (
+                Error::UnsupportedFileSystem {
+                    path: path(),
+                    fs: "nfs (magic 0x6969)".into(),
+                },
+                2,
+            ),
+            (
+                Error::UnsafeLockFile {
+                    path: path(),
+                    why: "a symlink".into(),
+                },
+                2,
+            ),
+            (
+                Error::HardLinked {
+                    path: path(),
+                    links: 2,
+                },
+                2,
+            ),
+            (
+                Error::UnknownSqliteVersion {
+                    version: "-1".into(),
+                },
+                2,
+            ),
+            (Error::NotADatabase { path: path() }, 2),
+            (
+                Error::Corrupt {
+                    path: path(),
+                    detail: "wrong # of entries in index idx_events_run".into(),
+                },
+                1,
+            ),
+            (
+                Error::MaintenanceBusy {
+                    path: path(),
+                    holder: None,
+                    waited_ms: 0,
+                },
+                3,
+            ),
+        ] {
+            assert_eq!(exit_code(&err), code, "{err}");
+        }
     }
 }

@@ -366,7 +366,8 @@ fn maintain(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<()> {
             })
             .map_err(|e| diagnose(path, e))?;
         if !mode.eq_ignore_ascii_case(wanted) {
-            return Err(Error::Corrupt {
+            // Not damage: the file system (or the build) does not let SQLite do it.
+            return Err(Error::FileSystemFailure {
                 path: path.to_path_buf(),
                 detail: format!("could not switch to {wanted} (journal mode stayed {mode})"),
             });

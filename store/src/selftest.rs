@@ -33,12 +33,7 @@ pub fn run(folder: &Path) -> Result<Vec<String>> {
     report.push(format!("created {} in WAL mode", db.display()));
 
     let mut probe = LockFile::open(&db)?;
-    if probe.try_lock_session(Mode::Exclusive)? {
-        return Err(Error::Corrupt {
-            path: db,
-            detail: "the file system does not enforce OFD locks".into(),
-        });
-    }
+    locks_hold(!probe.try_lock_session(Mode::Exclusive)?, &db)?;
     report.push("OFD locks hold: a session keeps maintenance out".into());
 
     let mut dashboard = Board::open(&db, Role::Dashboard)?;
@@ -87,4 +82,31 @@ pub fn run(folder: &Path) -> Result<Vec<String>> {
     }
     report.push("full check: integrity, foreign keys and invariants ok".into());
     Ok(report)
+}
+
+/// The verdict on the lock probe: a maintenance lock taken while a session is open means
+/// the file system does not enforce OFD locks. That is the environment, not damage.
+fn locks_hold(kept_out: bool, db: &Path) -> Result<()> {
+    match kept_out {
+        true => Ok(()),
+        false => Err(Error::FileSystemFailure {
+            path: db.to_path_buf(),
+            detail:
+                "OFD locks do not hold (a maintenance lock was granted while a session was open)"
+                    .into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_that_do_not_hold_are_the_environment_not_damage() {
+        let err = locks_hold(false, Path::new("selftest-kanban.db")).unwrap_err();
+        assert!(matches!(err, Error::FileSystemFailure { .. }), "{err:?}");
+        assert!(!err.is_damage(), "{err}");
+        locks_hold(true, Path::new("selftest-kanban.db")).unwrap();
+    }
 }

@@ -38,12 +38,36 @@ pub fn check(version: u32) -> Result<()> {
 
 /// Checks the SQLite this process is linked with.
 pub fn check_linked() -> Result<()> {
-    check(linked())
+    check(linked()?)
 }
 
-/// The version number of the SQLite this process is linked with.
-pub fn linked() -> u32 {
-    u32::try_from(rusqlite::version_number()).unwrap_or(0)
+/// The version number of the SQLite this process is linked with; an error if it cannot be
+/// read (see [`parse`]).
+pub fn linked() -> Result<u32> {
+    parse(rusqlite::version_number(), rusqlite::version())
+}
+
+/// The version `number` (`sqlite3_libversion_number`), checked against its `text`
+/// (`sqlite3_libversion`, `major.minor.patch`). Fails closed: a number that is negative,
+/// older than 3.0.0, or disagrees with the text is [`Error::UnknownSqliteVersion`], never a
+/// 0 that would pass [`check`].
+pub fn parse(number: i32, text: &str) -> Result<u32> {
+    let unknown = || Error::UnknownSqliteVersion {
+        version: format!("{number} ({text:?})"),
+    };
+    let parsed = u32::try_from(number)
+        .ok()
+        .filter(|&n| n >= encode(3, 0, 0))
+        .ok_or_else(unknown)?;
+    let parts: Vec<u32> = text
+        .split('.')
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| unknown())?;
+    match parts[..] {
+        [major, minor, patch] if encode(major, minor, patch) == parsed => Ok(parsed),
+        _ => Err(unknown()),
+    }
 }
 
 #[cfg(test)]
@@ -75,6 +99,25 @@ mod tests {
     fn the_error_names_the_version() {
         let err = check(encode(3, 50, 4)).unwrap_err();
         assert!(err.to_string().starts_with("SQLite 3.50.4 "), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_version_fails_closed() {
+        for (number, text) in [
+            (-1, "3.54.1"),
+            (0, "0.0.0"),
+            (2_008_017, "2.8.17"),
+            (3_054_001, "3.54"),
+            (3_054_001, "3.54.x"),
+            (3_054_001, "3.50.4"),
+        ] {
+            let err = parse(number, text).unwrap_err();
+            assert!(
+                matches!(err, Error::UnknownSqliteVersion { .. }),
+                "{number} {text}: {err:?}"
+            );
+        }
+        assert_eq!(parse(3_054_001, "3.54.1").unwrap(), encode(3, 54, 1));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! the folder are fsynced; its bytes are read back and must hash to its name; only then is
 //! it renamed to `<name>.db` and the folder fsynced again. A kill at any point leaves
 //! either no copy or a whole one under the final name, plus at worst a partial file that
-//! the next [`keep`] removes (once the process that wrote it is gone: a live one may still
+//! the next copy made removes (once the process that wrote it is gone: a live one may still
 //! be writing it). A file at the final name that does not hash to its name (left by a
 //! build that wrote copies in place, or damaged since) is no copy: the new one replaces it
 //! ([`Quarantined::Replaced`]).
@@ -61,7 +61,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::reads::SqlResultExt;
 
-/// What [`keep`] did.
+/// What keeping a copy did ([`crate::Board::quarantine`], a health check, a repair).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Quarantined {
     /// A new copy was written here.

@@ -1,16 +1,18 @@
 //! Quarantine copies that are honest after a kill and in a hostile folder: a file at a
 //! copy's name that is not a whole copy (a copy killed midway by a build that wrote in
 //! place) is replaced, not taken for the copy; partial files of dead writers are swept and
-//! never listed; a quarantine folder that is a link is refused and nothing is written.
+//! never listed; a quarantine folder that is a link is refused and nothing is written;
+//! copies killed (SIGKILL) at any moment leave only whole copies listed.
 // Tests read/write quarantine files with std::fs; no connection has them open.
 #![allow(clippy::disallowed_methods)]
 
+mod child;
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::{bytes, gateway, make_board, random_bytes, write};
-use kanban_store::{Board, CheckLevel, Quarantined, quarantine};
+use kanban_store::{Board, CheckLevel, Quarantined, Role, StoreConfig, quarantine};
 
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
@@ -150,4 +152,87 @@ fn a_quarantine_folder_that_is_a_link_is_refused_and_nothing_is_written() {
         )
     );
     assert_eq!(bytes(&folder), b"not a folder");
+}
+
+/// A configuration whose cap is never reached here.
+fn no_cap(role: Role) -> StoreConfig {
+    let mut cfg = StoreConfig::new(role);
+    cfg.quarantine_cap = 1000;
+    cfg
+}
+
+/// The child of [`copies_killed_midway_leave_only_whole_copies`]: one copy of the board, no
+/// cap to speak of.
+#[test]
+#[ignore = "child process entry"]
+fn quarantine_child() {
+    let Some(_) = child::role() else { return };
+    let db = PathBuf::from(std::env::var("KANBAN_DB").unwrap());
+    let mut b = Board::open_with(&db, no_cap(Role::Worker)).unwrap();
+    println!("open");
+    let started = std::time::Instant::now();
+    let kept = b.quarantine().unwrap();
+    println!("{kept:?} in {:?}", started.elapsed());
+}
+
+/// Children keep a copy of a changed board each and are killed 0 to 195 ms after they open
+/// it, many inside the copy. Every copy listed afterwards is a whole board (opens, 1000 tasks
+/// and more, passes the full check); what the kills left is only partial files, which
+/// the next copy made sweeps.
+#[test]
+fn copies_killed_midway_leave_only_whole_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 1000);
+    let mut b = Board::open_with(&db, gateway()).unwrap();
+    let mut landed = 0;
+    for round in 0..40u64 {
+        b.create_task(&common_task()).unwrap();
+        let env = [("KANBAN_DB", db.display().to_string())];
+        let mut child = child::spawn("quarantine_child", "keep", &env);
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.ends_with("open\n") {
+            line.clear();
+            assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+        }
+        if round == 0 {
+            // Unkilled: how long a copy takes here.
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            eprintln!("{line}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(round * 5));
+        landed += usize::from(child.try_wait().unwrap().is_none());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    drop(b);
+    let survey = quarantine::survey(&db).unwrap();
+    eprintln!(
+        "{landed} of 40 kills before the child ended; {} copies, {} other entries",
+        survey.copies.len(),
+        survey.others
+    );
+    for copy in &survey.copies {
+        let mut c = Board::inspect(copy).unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+        assert!(c.list_board().unwrap().len() > 1000, "{}", copy.display());
+        assert!(
+            c.check(CheckLevel::Full).unwrap().is_ok(),
+            "{}",
+            copy.display()
+        );
+    }
+    let mut b = Board::open_with(&db, no_cap(Role::Gateway)).unwrap();
+    b.create_task(&common_task()).unwrap();
+    assert!(matches!(b.quarantine().unwrap(), Quarantined::Saved(_)));
+    let folder = quarantine::folder(&db);
+    let partials: Vec<String> = names(&folder)
+        .into_iter()
+        .filter(|n| n.starts_with(".partial-"))
+        .collect();
+    assert_eq!(
+        partials,
+        Vec::<String>::new(),
+        "the killed copies' partial files are swept"
+    );
 }

@@ -15,12 +15,14 @@
 //! listed as a copy and pruned.
 //!
 //! **A copy is crash-honest.** It is written (backup API, no journal) to a temporary name
-//! in the folder, `.partial-<name>-<pid>-<n>`, which no listing matches; the file and then
-//! the folder are fsynced; its bytes are read back and must hash to its name; only then is
-//! it renamed to `<name>.db` and the folder fsynced again. A kill at any point leaves
-//! either no copy or a whole one under the final name, plus at worst a partial file that
-//! the next copy made removes (once the process that wrote it is gone: a live one may still
-//! be writing it). A file at the final name that does not hash to its name (left by a
+//! in the folder, `.partial-<name>-<pid>-<n>`, which no listing matches; the file is
+//! fsynced; its bytes are read back and must hash to its name; only then is it renamed to
+//! `<name>.db` and the folder fsynced. (The partial's own folder entry needs no fsync: a
+//! partial file lost to a power cut is a copy not made, the same as one killed.) Two
+//! fsyncs per copy: health checks of a damaged board run this while others wait for the
+//! board. A kill at any point leaves either no copy or a whole one under the final name,
+//! plus at worst a partial file that the next copy made removes (once the process that
+//! wrote it is gone: a live one may still be writing it). A file at the final name that does not hash to its name (left by a
 //! build that wrote copies in place, or damaged since) is no copy: the new one replaces it
 //! ([`Quarantined::Replaced`]).
 //!
@@ -329,13 +331,12 @@ static PARTIALS: AtomicU64 = AtomicU64::new(0);
 const PARTIAL: &str = ".partial-";
 
 /// Writes `snapshot` to a new partial file in `dir` (see the module docs): backup API,
-/// fsynced with its folder, read back; returns its path. A failed copy leaves nothing.
+/// fsynced, read back; returns its path. A failed copy leaves nothing.
 fn write_partial(snapshot: &Connection, dir: &Path, name: &str) -> Result<PathBuf> {
     let n = PARTIALS.fetch_add(1, Ordering::Relaxed);
     let partial = dir.join(format!("{PARTIAL}{name}-{}-{n}", std::process::id()));
     let written = backup_into(snapshot, &partial).and_then(|()| {
         file_sync(&partial)?;
-        sync(dir)?;
         match holds(&partial, name)? {
             true => Ok(()),
             false => Err(Error::Io {
@@ -374,10 +375,12 @@ fn discard(partial: &Path) {
 }
 
 /// Copies `snapshot` into a new file at `partial` with the backup API, without a journal
-/// (a partial file is thrown away whole, never rolled back).
+/// (a partial file is thrown away whole, never rolled back) and without SQLite's own sync
+/// (the caller fsyncs the whole file once).
 fn backup_into(snapshot: &Connection, partial: &Path) -> Result<()> {
     let mut out = Connection::open(partial).at(partial)?;
     out.pragma_update(None, "journal_mode", "OFF").at(partial)?;
+    out.pragma_update(None, "synchronous", "OFF").at(partial)?;
     Backup::new(snapshot, &mut out)
         .and_then(|b| b.run_to_completion(256, std::time::Duration::ZERO, None))
         .at(partial)?;

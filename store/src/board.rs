@@ -423,13 +423,14 @@ impl Board {
     }
 
     /// Keeps a copy of the board (made with the backup API) in `<db>.quarantine/`, named
-    /// by its content and capped at the configured number of copies.
+    /// by its content and capped at the configured number of copies: at the cap it keeps
+    /// nothing ([`Quarantined::CapReached`]; only a repair makes room, see [`quarantine`]).
     pub fn quarantine(&mut self) -> Result<Quarantined> {
         let cap = self.config.quarantine_cap;
         let observer = self.config.observer.clone();
         self.with_reader(|c, p| {
             in_phase(observer.as_ref(), Phase::Quarantine, || {
-                quarantine::keep(c, p, cap)
+                quarantine::keep(c, p, cap, quarantine::AtCap::Skip)
             })
         })
     }

@@ -206,6 +206,27 @@ pub enum Error {
         /// The status asked for.
         to: String,
     },
+    // -- quarantine: the folder and the cap
+    /// The quarantine folder is a symbolic link or not a directory: listing or pruning it
+    /// could reach the live board, so it is not used.
+    #[error("{}: the quarantine folder {} is {why}; refusing to use it", path.display(), folder.display())]
+    UnsafeQuarantine {
+        /// The board path.
+        path: PathBuf,
+        /// The quarantine folder.
+        folder: PathBuf,
+        /// What it is instead of a plain directory.
+        why: &'static str,
+    },
+    /// A rebuild would replace the board, and the quarantine cap leaves no room for a copy
+    /// of it (a cap of 0): the repair is refused, the board left as it was.
+    #[error("{}: the quarantine cap is {cap}: no room for a copy of the board a rebuild would replace; refusing to rebuild", path.display())]
+    NoQuarantineRoom {
+        /// The board path.
+        path: PathBuf,
+        /// The configured cap.
+        cap: usize,
+    },
     /// An I/O error on a file the store owns (the lock file, a quarantine folder).
     #[error("{}: {source}", path.display())]
     Io {

@@ -65,6 +65,9 @@ enum Command {
         dest: PathBuf,
     },
     /// The copies of damaged boards kept in `<db>.quarantine/`.
+    ///
+    /// Only files named as the store names its copies are listed or removed; a folder
+    /// that is a symbolic link (or not a folder) is refused (exit 2) and left alone.
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
@@ -81,17 +84,17 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum QuarantineAction {
-    /// List the kept copies, with their sizes.
+    /// List the kept copies, oldest first, with their sizes.
     List {
         /// The board.
         db: PathBuf,
     },
-    /// Remove kept copies, keeping the N oldest.
+    /// Remove kept copies, keeping the N newest (by modification time, then name).
     Prune {
         /// The board.
         db: PathBuf,
-        /// How many of the oldest copies to keep.
-        #[arg(long, default_value_t = 0)]
+        /// How many of the newest copies to keep; 0 removes them all.
+        #[arg(long, default_value_t = 1)]
         keep: usize,
     },
 }
@@ -191,12 +194,15 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Quarantine {
             action: QuarantineAction::List { db },
         } => {
-            let copies = kanban_store::quarantine::list(&db);
-            for copy in &copies {
-                let size = std::fs::metadata(copy).map_or(0, |m| m.len());
+            let survey = kanban_store::quarantine::survey(&db)?;
+            for copy in &survey.copies {
+                let size = std::fs::symlink_metadata(copy).map_or(0, |m| m.len());
                 println!("{}  {size} bytes", copy.display());
             }
-            println!("{} copies", copies.len());
+            println!("{} copies", survey.copies.len());
+            if survey.others > 0 {
+                println!("{} other entries left alone", survey.others);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine {
@@ -209,7 +215,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             println!(
                 "{} removed, {} kept",
                 removed.len(),
-                kanban_store::quarantine::list(&db).len()
+                kanban_store::quarantine::list(&db)?.len()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -261,7 +267,7 @@ fn print_repair(db: &std::path::Path, report: &kanban_store::repair::RepairRepor
         );
     }
     if let Some(q) = &report.quarantined {
-        println!("  the damaged board: {q:?}");
+        println!("  the damaged board: {q}");
     }
     for finding in report.after.findings() {
         println!("  still: {finding}");

@@ -74,7 +74,8 @@ pub struct RepairReport {
     pub after: CheckReport,
     /// Per table, for a rebuild.
     pub salvaged: Vec<Salvaged>,
-    /// The copy of the damaged board kept, for a rebuild.
+    /// The copy of the damaged board kept, for a rebuild (never
+    /// [`Quarantined::CapReached`]: a rebuild makes room, see [`crate::quarantine`]).
     pub quarantined: Option<Quarantined>,
 }
 
@@ -161,7 +162,8 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
         });
     }
     let quarantined = in_phase(cfg.observer.as_ref(), Phase::Quarantine, || {
-        quarantine::keep(&conn, path, cfg.quarantine_cap)
+        // Never rebuild without a copy: at the cap, the oldest copies make room.
+        quarantine::keep(&conn, path, cfg.quarantine_cap, quarantine::AtCap::Evict)
     })?;
     let (fresh, salvaged) = rebuild(&conn, path)?;
     let after = check::run(&fresh, CheckLevel::Full);

@@ -533,6 +533,22 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 to: "running".into(),
             },
         ),
+        // -- quarantine: the folder and the cap
+        (
+            "UnsafeQuarantine",
+            Error::UnsafeQuarantine {
+                path: path(),
+                folder: PathBuf::from("/boards/kanban.db.quarantine"),
+                why: "a symbolic link",
+            },
+        ),
+        (
+            "NoQuarantineRoom",
+            Error::NoQuarantineRoom {
+                path: path(),
+                cap: 0,
+            },
+        ),
         (
             "Io",
             Error::Io {

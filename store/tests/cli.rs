@@ -12,6 +12,7 @@ use std::path::Path;
 
 use common::{
     bytes, bytes_via_child, damage_index, gateway, kanban_db, make_board, random_bytes, write,
+    write_at,
 };
 use kanban_store::{Board, NewTask, info, schema};
 
@@ -251,4 +252,139 @@ fn help_snapshot() {
     let run = kanban_db(["--help"]);
     assert_eq!(run.code, 0, "{run:?}");
     insta::assert_snapshot!("help", run.stdout);
+}
+
+// --------------------------------------------------------------------------- quarantine
+
+/// The names in `dir`, sorted, with what each is (`d` folder, `l` symlink, `f` file).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            let kind = if t.is_symlink() {
+                'l'
+            } else if t.is_dir() {
+                'd'
+            } else {
+                'f'
+            };
+            format!("{kind} {}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The confirmed bug: with `kanban.db.quarantine -> .`, `list` showed the live board as a
+/// copy and `prune` deleted it (exit 0, "1 removed"). Both are refused now (exit 2), and
+/// nothing in the folder changes.
+#[test]
+fn quarantine_refuses_a_symlinked_folder_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 5);
+    let folder = kanban_store::quarantine::folder(&db);
+    std::os::unix::fs::symlink(".", &folder).unwrap();
+    let before = (listing(dir.path()), bytes(&db));
+    for action in ["list", "prune"] {
+        let run = kanban_db([OsStr::new("quarantine"), OsStr::new(action), db.as_os_str()]);
+        assert_eq!(run.code, 2, "{action}: {run:?}");
+        assert_eq!(run.stdout, "", "{action}: {run:?}");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "kanban-db: {}: the quarantine folder {} is a symbolic link; refusing to use it\n",
+                shown(&db),
+                shown(&folder)
+            ),
+            "{action}"
+        );
+        assert_eq!((listing(dir.path()), bytes(&db)), before, "{action}");
+    }
+}
+
+/// A file named like a copy in `folder`, modified at `secs` after the epoch.
+fn fake_copy(folder: &Path, hex: char, secs: u64) -> std::path::PathBuf {
+    let copy = folder.join(format!("{}.db", hex.to_string().repeat(24)));
+    write_at(&copy, b"a copy", secs);
+    copy
+}
+
+/// `prune` keeps the newest copy unless told otherwise; `--keep N` keeps the N newest,
+/// `--keep 0` removes them all. Newest is by modification time, then by name (`b` and `c`
+/// tie on time). Nothing else in the folder is listed or removed: a link named like a
+/// copy (to the live board), a folder named like one, other names, a partial copy.
+#[test]
+fn quarantine_prune_keeps_the_newest_and_only_touches_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 5);
+    let folder = kanban_store::quarantine::folder(&db);
+    std::fs::create_dir(&folder).unwrap();
+    let [d, c, b, a] =
+        [('d', 10), ('c', 30), ('b', 30), ('a', 40)].map(|(x, t)| fake_copy(&folder, x, t));
+    std::os::unix::fs::symlink(&db, folder.join(format!("{}.db", "e".repeat(24)))).unwrap();
+    std::fs::create_dir(folder.join(format!("{}.db", "f".repeat(24)))).unwrap();
+    write(&folder.join("notes.txt"), b"mine");
+    write(&folder.join(format!("{}.db", "A".repeat(24))), b"mine");
+    write(
+        &folder.join(format!(".partial-{}-1-0", "0".repeat(24))),
+        b"half",
+    );
+    let others: Vec<String> = listing(&folder)
+        .into_iter()
+        .filter(|n| {
+            ![&a, &b, &c, &d]
+                .iter()
+                .any(|p| n.ends_with(&*p.file_name().unwrap().to_string_lossy()))
+        })
+        .collect();
+    assert_eq!(others.len(), 5, "{others:?}");
+    let db_bytes = bytes(&db);
+
+    let run = kanban_db([OsStr::new("quarantine"), OsStr::new("list"), db.as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let expected: String = [&d, &b, &c, &a]
+        .iter()
+        .map(|p| format!("{}  6 bytes\n", shown(p)))
+        .collect();
+    assert_eq!(
+        run.stdout,
+        format!("{expected}4 copies\n5 other entries left alone\n")
+    );
+
+    let prune = |keep: Option<&str>| {
+        let mut args = vec![
+            OsStr::new("quarantine"),
+            OsStr::new("prune"),
+            db.as_os_str(),
+        ];
+        if let Some(n) = keep {
+            args.extend([OsStr::new("--keep"), OsStr::new(n)]);
+        }
+        let run = kanban_db(args);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout
+    };
+    assert_eq!(
+        prune(Some("2")),
+        format!(
+            "removed {}\nremoved {}\n2 removed, 2 kept\n",
+            shown(&d),
+            shown(&b)
+        )
+    );
+    assert_eq!(
+        prune(None),
+        format!("removed {}\n1 removed, 1 kept\n", shown(&c))
+    );
+    assert_eq!(prune(None), "0 removed, 1 kept\n");
+    assert_eq!(
+        prune(Some("0")),
+        format!("removed {}\n1 removed, 0 kept\n", shown(&a))
+    );
+    assert_eq!(listing(&folder), others);
+    assert_eq!(bytes(&db), db_bytes);
 }

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     LeafPage, bytes, bytes_via_child, damage_index, full_check, gateway, kanban_db, leaf_pages,
-    make_board, new_path, overwrite_page, random_bytes, raw, write,
+    make_board, new_path, overwrite_page, random_bytes, raw, write, write_at,
 };
 use kanban_store::header::Header;
 use kanban_store::lock::LockFile;
@@ -180,7 +180,7 @@ fn index_damage_is_reindexed_in_place_with_every_row_kept() {
     let check = full_check(&db);
     assert!(check.is_ok(), "full check after REINDEX: {check:?}");
     assert!(
-        quarantine::list(&db).is_empty() && !quarantine::folder(&db).exists(),
+        quarantine::list(&db).unwrap().is_empty() && !quarantine::folder(&db).exists(),
         "REINDEX keeps no quarantine copy: {:?}",
         quarantine::list(&db)
     );
@@ -232,7 +232,7 @@ fn table_damage_is_rebuilt_from_what_can_be_read() {
     }
 
     // The kept copy is the damaged board, and the only one.
-    let kept = quarantine::list(&db);
+    let kept = quarantine::list(&db).unwrap();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(
         report.quarantined,
@@ -638,9 +638,10 @@ fn fifty_repairs_keep_at_most_the_cap() {
         } else {
             damage_index(&db);
         }
+        let before = quarantine::list(&db).unwrap();
         let report = repair(&db, &cfg).unwrap_or_else(|e| panic!("round {round}: {e}"));
         assert!(report.after.is_ok(), "round {round}: {:?}", report.after);
-        let kept = quarantine::list(&db);
+        let kept = quarantine::list(&db).unwrap();
         if table {
             assert_eq!(report.action, RepairAction::Rebuilt, "round {round}");
             rebuilds += 1;
@@ -653,11 +654,20 @@ fn fifty_repairs_keep_at_most_the_cap() {
                 }
                 assert_eq!(kept.len(), rebuilds, "round {round}: {kept:?}");
             } else {
-                assert_eq!(
-                    report.quarantined,
-                    Some(Quarantined::CapReached { kept: cap }),
-                    "round {round}"
-                );
+                // Never a rebuild without a copy: the oldest makes room.
+                match &report.quarantined {
+                    Some(Quarantined::Evicted { saved, evicted }) => {
+                        assert!(
+                            kept.contains(saved),
+                            "round {round}: {saved:?} not in {kept:?}"
+                        );
+                        assert_eq!(evicted, &before[..1], "round {round}");
+                    }
+                    other => {
+                        panic!("round {round}: a copy evicting the oldest expected, got {other:?}")
+                    }
+                }
+                assert_eq!(kept.len(), cap, "round {round}: {kept:?}");
             }
         } else {
             assert_eq!(report.action, RepairAction::Reindexed, "round {round}");
@@ -670,7 +680,7 @@ fn fifty_repairs_keep_at_most_the_cap() {
         );
     }
     assert_eq!(rebuilds, 25);
-    assert_eq!(quarantine::list(&db).len(), cap);
+    assert_eq!(quarantine::list(&db).unwrap().len(), cap);
     let check = full_check(&db);
     assert!(check.is_ok(), "{check:?}");
 }
@@ -879,8 +889,10 @@ fn cli_quarantine_lists_and_prunes_the_kept_copies() {
         "{run:?}"
     );
 
-    let kept = quarantine::list(&db);
+    let kept = quarantine::list(&db).unwrap();
     assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0], oldest, "listed oldest first");
+    let newest = kept[1].clone();
     let run = kanban_db([OsStr::new("quarantine"), OsStr::new("list"), db.as_os_str()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.ends_with("\n2 copies\n"), "{run:?}");
@@ -898,10 +910,80 @@ fn cli_quarantine_lists_and_prunes_the_kept_copies() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.ends_with("1 removed, 1 kept\n"), "{run:?}");
     assert_eq!(
-        quarantine::list(&db),
-        vec![oldest],
-        "prune keeps the oldest"
+        quarantine::list(&db).unwrap(),
+        vec![newest],
+        "prune keeps the newest"
     );
     let run = kanban_db([OsStr::new("quarantine"), OsStr::new("list"), db.as_os_str()]);
     assert!(run.stdout.ends_with("\n1 copies\n"), "{run:?}");
+}
+
+// ---------------------------------------------------------- quarantine at the cap (helper B)
+
+/// A board with events damaged beyond indexes, and `copies` copies already kept (fake ones,
+/// named as the store names them, modified 10, 20, ... seconds after the epoch).
+fn damaged_at_the_cap(
+    copies: usize,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<std::path::PathBuf>,
+) {
+    let (dir, db) = new_path();
+    make_board(&db, 1000);
+    damage_events(&db, middle, 1);
+    let folder = quarantine::folder(&db);
+    std::fs::create_dir(&folder).unwrap();
+    let kept = (0..copies)
+        .map(|i| {
+            let copy = folder.join(format!("{:024x}.db", i + 1));
+            write_at(&copy, b"an old copy", 10 * (i as u64 + 1));
+            copy
+        })
+        .collect();
+    (dir, db, kept)
+}
+
+/// With 5 copies kept (the cap), `kanban-db repair` still keeps a copy of the board it
+/// rebuilds: the oldest copy makes room, and the output says so.
+#[test]
+fn a_repair_at_the_cap_evicts_the_oldest_copy_and_says_so() {
+    let (_dir, db, old) = damaged_at_the_cap(5);
+    let run = kanban_db([OsStr::new("repair"), db.as_os_str()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let kept = quarantine::list(&db).unwrap();
+    assert_eq!(kept[..4], old[1..], "the four newest old copies stay");
+    let new = &kept[4];
+    assert!(
+        run.stdout.contains(&format!(
+            "  the damaged board: kept in {}; the cap was reached, so the oldest copies were \
+             removed: {}\n",
+            new.display(),
+            old[0].display()
+        )),
+        "{run:?}"
+    );
+    // The copy is the damaged board, damage included.
+    assert!(!full_check(new).is_ok());
+}
+
+/// A cap of 0 leaves no room for a copy: the rebuild is refused, the board left as it was.
+#[test]
+fn a_rebuild_with_a_quarantine_cap_of_0_is_refused() {
+    let (_dir, db, _) = damaged_at_the_cap(0);
+    let original = bytes(&db);
+    let mut cfg = gateway();
+    cfg.quarantine_cap = 0;
+    let err = repair(&db, &cfg).map(|r| (r.action, r.quarantined));
+    let folder = quarantine::folder(&db);
+    assert_eq!(
+        err.map_err(|e| e.to_string()),
+        Err(format!(
+            "{}: the quarantine cap is 0: no room for a copy of the board a rebuild would \
+             replace; refusing to rebuild",
+            db.display()
+        ))
+    );
+    assert!(bytes(&db) == original, "the board was changed");
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
 }

@@ -354,7 +354,7 @@ fn r8_quarantine_copies_are_content_addressed_and_capped() {
         }
     }
     assert_eq!(saved, 5);
-    let copies = kanban_store::quarantine::list(&db);
+    let copies = kanban_store::quarantine::list(&db).unwrap();
     assert_eq!(copies.len(), 5);
     for copy in copies {
         let mut c = Board::inspect(&copy).unwrap();
@@ -381,7 +381,7 @@ fn r8_the_quarantine_policy_keeps_damage_once_and_leaves_the_board_alone() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(kanban_store::quarantine::list(&db).len(), 1);
+    assert_eq!(kanban_store::quarantine::list(&db).unwrap().len(), 1);
     #[allow(clippy::disallowed_methods)] // all sessions are closed
     let after = std::fs::read(&db).unwrap();
     assert!(before == after, "the damaged board was changed");

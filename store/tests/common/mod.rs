@@ -287,3 +287,15 @@ pub fn listing(folder: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Writes `contents` to a new file at `path` (never a board: a fake quarantine copy) and
+/// sets its modification time to `secs` after the epoch.
+pub fn write_at(path: &Path, contents: &[u8], secs: u64) {
+    write(path, contents);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(at))
+        .unwrap();
+}

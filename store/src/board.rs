@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::generation::{self, Pool, Sessions};
 use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
+use crate::place;
 use crate::policy::{OnDamage, StartCheck};
 use crate::quarantine::{self, Quarantined};
 use crate::reads::{self, SqlResultExt};
@@ -64,7 +65,8 @@ impl Board {
         )
     }
 
-    fn start(path: &Path, config: StoreConfig, intent: Intent) -> Result<Board> {
+    fn start(given: &Path, config: StoreConfig, intent: Intent) -> Result<Board> {
+        let path = &place::board(given, &config)?;
         let mut pool = Pool::new(Sessions::new(path, config.clone(), intent)?);
         pool.checkout()?;
         Ok(Board {
@@ -75,7 +77,9 @@ impl Board {
         })
     }
 
-    /// The board's path.
+    /// The board's canonical path (its folder canonicalized, a symlink followed; see
+    /// [`crate::place`]): the name its siblings are derived from and its errors give, which
+    /// may differ from the path the caller gave.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -67,11 +67,16 @@ pub enum Hazard {
     /// Upstream's health guard as it was: a full `integrity_check` on connect until one
     /// passes in this process (then cached for the process's life); damage triggers it.
     IntegrityOncePerProcess,
+    /// The board's siblings (`<db>.lock`, `<db>.sock`, `<db>.quarantine`, the open-here key)
+    /// come from the path string as given, not its canonical form: a board reached through
+    /// a symlink and through its target gets two lock files, so a repair through one name
+    /// does not exclude sessions opened through the other.
+    RawPathSiblings,
 }
 
 impl Hazard {
     /// Every hazard.
-    pub const ALL: [Hazard; 16] = [
+    pub const ALL: [Hazard; 17] = [
         Hazard::RawHeaderPeek,
         Hazard::CopySidecarsOnCheck,
         Hazard::IntegrityOnConnect,
@@ -88,6 +93,7 @@ impl Hazard {
         Hazard::InitOnlyFlock,
         Hazard::PageCountPeekAfterCommit,
         Hazard::IntegrityOncePerProcess,
+        Hazard::RawPathSiblings,
     ];
 
     /// The switch's name (as in `hazard:<name>`).
@@ -109,6 +115,7 @@ impl Hazard {
             Hazard::InitOnlyFlock => "init-only-flock",
             Hazard::PageCountPeekAfterCommit => "page-count-peek-after-commit",
             Hazard::IntegrityOncePerProcess => "integrity-once-per-process",
+            Hazard::RawPathSiblings => "raw-path-siblings",
         }
     }
 

@@ -32,6 +32,7 @@ pub mod header;
 pub mod info;
 pub mod lock;
 mod open;
+pub mod place;
 pub mod policy;
 pub mod quarantine;
 mod reads;

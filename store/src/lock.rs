@@ -39,11 +39,10 @@ use kanban_generations::Word;
 use crate::config::Clock;
 use crate::error::{Error, Result};
 
-/// The path of the lock file that guards `db`.
+/// The path of the lock file that guards `db` (the board's canonical path, see
+/// [`crate::place`]).
 pub fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
+    crate::place::lock(db)
 }
 
 /// Where the generation word lives in the lock file.

@@ -19,7 +19,7 @@
 //! Nothing here reads more than the header and the schema: opening is O(1) in the size of
 //! the board (R7). Checks are explicit ([`crate::Board::check`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -357,7 +357,7 @@ fn refuse_by_stat(path: &Path) -> Result<()> {
 
 /// Refuses a missing or read-only folder before anything is created in it.
 fn check_folder(path: &Path) -> Result<()> {
-    let folder = folder_of(path);
+    let folder = crate::place::folder_of(path);
     match std::fs::metadata(&folder) {
         Ok(m) if m.is_dir() => {}
         _ => {
@@ -372,14 +372,6 @@ fn check_folder(path: &Path) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// The folder holding `path` (`.` for a bare file name).
-fn folder_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// Whether anything is at `path` (by `stat`, never by opening it).

@@ -30,11 +30,10 @@ pub enum Quarantined {
     },
 }
 
-/// The quarantine folder of the board at `path`.
+/// The quarantine folder of the board at `path`, beside its canonical path (see
+/// [`crate::place`]).
 pub fn folder(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".quarantine");
-    PathBuf::from(name)
+    crate::place::quarantine(&crate::place::canonical_or_given(path))
 }
 
 /// The copies kept for the board at `path`, oldest name first.

@@ -97,7 +97,9 @@ pub enum Scope {
 /// [`repair`], going no further than `scope`: with [`Scope::Indexes`], damage beyond
 /// indexes is [`Error::Corrupt`] and the board is left as it was (what the gateway's
 /// default policy uses, and `kanban-db repair --indexes-only`).
-pub fn repair_within(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairReport> {
+pub fn repair_within(given: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairReport> {
+    // The canonical path, so the exclusive lock is the one sessions opened by any name hold.
+    let path = &crate::place::board(given, cfg)?;
     // A file that is no board (or whose schema cannot be read) is refused untouched.
     drop(crate::Board::inspect(path)?);
     exclusively(path, cfg, || {

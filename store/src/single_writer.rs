@@ -31,11 +31,10 @@ use crate::types::{NewTask, TaskId, TaskStatus};
 /// as the answer arrives; a simulated one lets others run this long).
 const PAUSE: Duration = Duration::from_micros(200);
 
-/// The socket of the board at `db`.
+/// The socket of the board at `db`, beside its canonical path (see [`crate::place`]), so a
+/// gateway and a dashboard that name the board differently meet at one socket.
 pub fn socket_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".sock");
-    PathBuf::from(name)
+    crate::place::sock(&crate::place::canonical_or_given(db))
 }
 
 /// A write a dashboard sends to the gateway.

@@ -252,3 +252,38 @@ where
         stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
     }
 }
+
+// ------------------------------------------------- one board, one identity (layouts)
+
+/// Everything in `folder` and below it, sorted: each entry's name (relative), kind (a
+/// symlink with its target), size, mode and owner. Compare two listings to show that an
+/// operation left a folder exactly as it was. Call it only while nothing has a board in
+/// `folder` open, or when only metadata (`lstat`) is read, as here.
+pub fn listing(folder: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![folder.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let kind = if meta.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                todo.push(path.clone());
+                "dir".into()
+            } else {
+                format!("{} bytes", meta.len())
+            };
+            let name = path.strip_prefix(folder).unwrap().display().to_string();
+            out.push(format!(
+                "{name} {kind} mode {:o} owner {}:{}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid()
+            ));
+        }
+    }
+    out.sort();
+    out
+}

@@ -170,13 +170,17 @@ pub enum Damage {
     /// a repair rebuilds the board (dropping the comment, which no worker reads), and the
     /// copy it keeps of it passes `quick_check`.
     Reference,
+    /// Two `notify_subs` rows with one name under its UNIQUE (primary-key) index
+    /// ([`kanban_store::hazards::damage_unique_index`]): a full check says `non-unique
+    /// entry in index`, and `REINDEX` fails on it, so only a rebuild undoes it.
+    UniqueIndex,
 }
 
 impl Damage {
     /// Whether the damage is beyond what `REINDEX` fixes: the hardened gateway reports it
     /// and stops (an expected `Corrupt`), and only a rebuild undoes it.
     pub fn beyond_indexes(self) -> bool {
-        matches!(self, Damage::Reference)
+        matches!(self, Damage::Reference | Damage::UniqueIndex)
     }
 }
 

@@ -140,6 +140,9 @@ fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<PathBuf>
         Damage::None => {}
         Damage::Index => kanban_store::hazards::damage_index(db).map_err(|e| sql_error(db, e))?,
         Damage::Reference => damage_reference(db).map_err(|e| sql_error(db, e))?,
+        Damage::UniqueIndex => {
+            kanban_store::hazards::damage_unique_index(db).map_err(|e| sql_error(db, e))?
+        }
     }
     Ok(kept)
 }

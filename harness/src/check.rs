@@ -1,7 +1,7 @@
 //! After every seed: is the board intact, is every acknowledged commit on it, and is
 //! everything a reader saw still there?
 //!
-//! Six kinds of finding ([`KINDS`]), each counted per seed:
+//! Seven kinds of finding ([`KINDS`]), each counted per seed:
 //! - `corrupt`: `integrity_check` reports damage, or SQLite cannot even read the board;
 //! - `lost_acked`: a ledger ack whose effect is not on the board *exactly* (its event, by
 //!   the id the commit returned, with its kind, task and payload; the run's outcome and
@@ -21,7 +21,9 @@
 //!   end of its ledger (a torn *last* record is a kill, and ignored);
 //! - `worker_error`: a worker panicked or met an error a correct store does not return
 //!   (or one it returns only under faults the scenario does not have: [`crate::work`]);
-//! - `work`: the workers did (almost) nothing, or crash-looped ([`crate::work`]).
+//! - `work`: the workers did (almost) nothing, or crash-looped ([`crate::work`]);
+//! - `quarantine`: a quarantine copy that is no whole board, or a rebuild that kept no copy
+//!   of what it replaced ([`crate::copies`]).
 //!
 //! What is not found exactly, and why: a task or comment a dashboard created in
 //! single-writer mode (the gateway's answer carries its id, not its event's: it is found
@@ -65,16 +67,20 @@ pub struct Findings {
     /// Work floors missed and crash loops.
     #[serde(default)]
     pub work: Vec<String>,
+    /// Quarantine copies that are not whole, and rebuilds that kept none.
+    #[serde(default)]
+    pub quarantine: Vec<String>,
 }
 
 /// Every finding kind by name, in report order: the names expectations use.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "corrupt",
     "lost_acked",
     "invariant",
     "worker_error",
     "work",
     "lost_after_read",
+    "quarantine",
 ];
 
 impl Findings {
@@ -92,6 +98,7 @@ impl Findings {
             "worker_error" => &self.worker_error,
             "work" => &self.work,
             "lost_after_read" => &self.lost_after_read,
+            "quarantine" => &self.quarantine,
             _ => &[],
         }
     }

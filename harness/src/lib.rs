@@ -6,7 +6,8 @@
 //!
 //! The data flows as the modules are listed: a [`scenario`] file and a seed become a
 //! [`plan`]; the [`supervisor`] forks [`worker`]s that write a [`ledger`], delivers the
-//! plan's faults, stops everything, and hands the board and ledgers to [`check`]; the
+//! plan's faults, stops everything, and hands the board and ledgers to [`check`] (and its
+//! quarantine copies to [`copies`]); the
 //! [`report`] gathers outcomes over seeds, run in parallel by [`jobs`]. The [`controls`]
 //! are runs built so that each of the harness's figures and verdicts must come out a known
 //! way: the proof that the verdicts can fail.
@@ -14,6 +15,7 @@
 
 pub mod check;
 pub mod controls;
+pub mod copies;
 pub mod error;
 pub mod inject;
 pub mod jobs;

@@ -65,6 +65,9 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
             "harmless while locks hold; caught by the R6 rule test",
         ),
         Hazard::HardLinkAlias => ("issue-33169", Damage, ""),
+        // The repair through the symlink rebuilds while sessions opened through the target
+        // write: what they commit meanwhile is overwritten.
+        Hazard::RawPathSiblings => ("symlinked-board", Damage, ""),
         Hazard::ConnectionAcrossFork => ("fork-agent", Damage, ""),
         Hazard::JournalOff => ("torn-commit", Damage, ""),
         Hazard::SyncOff => (

@@ -134,6 +134,11 @@ pub struct BoardSpec {
     /// their WAL-to-DELETE fallback; the first session upgrades it under its lock.
     #[serde(default)]
     pub rollback: bool,
+    /// Quarantine copies kept before the workers start (each after an edit of its own, so
+    /// each is distinct), through the store's [`kanban_store::Board::quarantine`]: at the
+    /// default cap of 5, the next repair that rebuilds meets a full quarantine folder.
+    #[serde(default)]
+    pub quarantined: u32,
 }
 
 /// A loss injected after the run, before the checks (for controls only).
@@ -160,6 +165,44 @@ pub enum Damage {
     None,
     /// `idx_events_run` misses entries (the upstream symptom).
     Index,
+    /// A comment on a task that does not exist (written with foreign keys off): damage
+    /// beyond indexes (`foreign_key_check` reports it) that every page still reads well, so
+    /// a repair rebuilds the board (dropping the comment, which no worker reads), and the
+    /// copy it keeps of it passes `quick_check`.
+    Reference,
+    /// Two `notify_subs` rows with one name under its UNIQUE (primary-key) index
+    /// ([`kanban_store::hazards::damage_unique_index`]): a full check says `non-unique
+    /// entry in index`, and `REINDEX` fails on it, so only a rebuild undoes it.
+    UniqueIndex,
+}
+
+impl Damage {
+    /// Whether the damage is beyond what `REINDEX` fixes: the hardened gateway reports it
+    /// and stops (an expected `Corrupt`), and only a rebuild undoes it.
+    pub fn beyond_indexes(self) -> bool {
+        matches!(self, Damage::Reference | Damage::UniqueIndex)
+    }
+}
+
+/// Which name of the board a worker opens it by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoardPath {
+    /// The board's own name, `kanban.db`.
+    #[default]
+    Target,
+    /// A symlink beside it, `kanban-link.db -> kanban.db` (made when a worker asks for it).
+    Link,
+}
+
+impl BoardPath {
+    /// The file name of the board by this name, in the seed's folder.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            BoardPath::Target => "kanban.db",
+            BoardPath::Link => "kanban-link.db",
+        }
+    }
 }
 
 /// What kind of process a worker is.
@@ -255,6 +298,10 @@ pub struct WorkerSpec {
     /// Pause before a killed worker is started again (a service manager's restart delay).
     #[serde(default = "defaults::restart_ms")]
     pub restart_ms: u64,
+    /// The name it opens the board by: `target` (the board's own) or `link` (a symlink to
+    /// it): one board, one identity, whichever name a process uses.
+    #[serde(default)]
+    pub path: BoardPath,
 }
 
 /// The faults of each seed; times and targets come from the seed.

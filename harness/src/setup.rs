@@ -1,13 +1,14 @@
 //! The board each seed starts from, made by the supervisor before any worker is forked
-//! (and closed again: no SQLite connection may be open across a fork).
+//! (and closed again: no SQLite connection may be open across a fork): its tasks, the
+//! quarantine copies kept of it, its damage, and the other names it is opened by.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use kanban_store::{Board, Clock, NewTask, Role, StoreConfig};
+use kanban_store::{Board, Clock, NewTask, Quarantined, Role, StoreConfig};
 
 use crate::error::{Error, Result};
-use crate::scenario::{BoardSpec, Damage};
+use crate::scenario::{BoardPath, BoardSpec, Damage};
 
 /// The clock of a deterministic run's board before the workers start: the logical epoch.
 #[derive(Debug)]
@@ -25,36 +26,72 @@ impl Clock for EpochClock {
 
 /// Boards already made in this process, by spec: the seeds of a scenario all start from the
 /// same bytes, so the first seed makes the board through the store and the others get a
-/// copy of its file (made when nothing had it open, written where nothing exists yet).
-static MADE: Mutex<Vec<(MadeFor, Vec<u8>)>> = Mutex::new(Vec::new());
+/// copy of its files (made when nothing had them open, written where nothing exists yet).
+static MADE: Mutex<Vec<(MadeFor, Made)>> = Mutex::new(Vec::new());
 
 /// What a made board is for: its spec, and whether it is for a deterministic run.
 type MadeFor = (BoardSpec, bool);
 
-/// Creates the board at `db` as `spec` says: tasks made ready, damage done. A board for a
-/// `deterministic` run has its timestamps at the logical epoch, not the real time.
-pub fn prepare(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
+/// A made board's files: the db, and its quarantine copies by file name.
+type Made = (Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// Creates the board at `db` as `spec` says: tasks made ready, quarantine copies kept,
+/// damage done; returns the file names of the copies kept. A board for a `deterministic`
+/// run has its timestamps at the logical epoch, not the real time.
+pub fn prepare(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<String>> {
     let key = (spec.clone(), deterministic);
     let made = MADE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, bytes)) = made.iter().find(|(k, _)| *k == key) {
-        return std::fs::write(db, bytes)
-            .map_err(|e| Error::system(format!("writing {}", db.display()), e));
+    if let Some((_, (bytes, copies))) = made.iter().find(|(k, _)| *k == key) {
+        let folder = kanban_store::quarantine::folder(db);
+        if !copies.is_empty() {
+            std::fs::create_dir(&folder).map_err(|e| writing(&folder, e))?;
+        }
+        for (name, copy) in copies {
+            let path = folder.join(name);
+            std::fs::write(&path, copy).map_err(|e| writing(&path, e))?;
+        }
+        std::fs::write(db, bytes).map_err(|e| writing(db, e))?;
+        return Ok(copies.iter().map(|(name, _)| name.clone()).collect());
     }
     drop(made);
-    make(db, spec, deterministic)?;
+    let kept = make(db, spec, deterministic)?;
     // Every connection is closed and the WAL checkpointed away: the file is the board.
+    let copies: Option<Vec<(String, Vec<u8>)>> = kept
+        .iter()
+        .map(|p| Some((file_name(p), std::fs::read(p).ok()?)))
+        .collect();
     if !kanban_store::info::wal_path(db).exists()
-        && let Ok(bytes) = std::fs::read(db)
+        && let (Ok(bytes), Some(copies)) = (std::fs::read(db), copies)
     {
         MADE.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((key, bytes));
+            .push((key, (bytes, copies)));
     }
-    Ok(())
+    Ok(kept.iter().map(|p| file_name(p)).collect())
 }
 
-/// Makes the board through the store.
-fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
+/// The path of the board by `name`, in the folder of `db` (the board itself): a `link` is
+/// made, as a symlink to the board's file name, when it is not there yet.
+pub fn board_path(db: &Path, name: BoardPath) -> Result<PathBuf> {
+    let path = db.with_file_name(name.file_name());
+    if name == BoardPath::Link && std::fs::symlink_metadata(&path).is_err() {
+        std::os::unix::fs::symlink(BoardPath::Target.file_name(), &path)
+            .map_err(|e| writing(&path, e))?;
+    }
+    Ok(path)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+fn writing(path: &Path, e: std::io::Error) -> Error {
+    Error::system(format!("writing {}", path.display()), e)
+}
+
+/// Makes the board through the store; returns the quarantine copies kept.
+fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<PathBuf>> {
     let mut cfg = StoreConfig::new(Role::Gateway);
     if deterministic {
         cfg.clock = Arc::new(EpochClock);
@@ -71,6 +108,27 @@ fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
         }
         t.recompute_ready()
     })?;
+    let mut kept = Vec::new();
+    for i in 0..spec.quarantined {
+        board.transaction(|t| {
+            t.create_task(&NewTask {
+                title: format!("quarantined-{i}"),
+                body: "each quarantine copy of setup has an edit of its own".into(),
+                priority: 0,
+                parents: Vec::new(),
+            })
+            .map(|_| ())
+        })?;
+        match board.quarantine()? {
+            Quarantined::Saved(path) => kept.push(path),
+            other => {
+                return Err(Error::System {
+                    what: format!("keeping quarantine copy {i} of {}", db.display()),
+                    source: std::io::Error::other(format!("{other:?}")),
+                });
+            }
+        }
+    }
     drop(board);
     if spec.rollback {
         // What upstream's WAL-to-DELETE fallback left behind.
@@ -78,9 +136,27 @@ fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<()> {
         conn.pragma_update(None, "journal_mode", "DELETE")
             .map_err(|e| sql_error(db, e))?;
     }
-    if spec.damage == Damage::Index {
-        kanban_store::hazards::damage_index(db).map_err(|e| sql_error(db, e))?;
+    match spec.damage {
+        Damage::None => {}
+        Damage::Index => kanban_store::hazards::damage_index(db).map_err(|e| sql_error(db, e))?,
+        Damage::Reference => damage_reference(db).map_err(|e| sql_error(db, e))?,
+        Damage::UniqueIndex => {
+            kanban_store::hazards::damage_unique_index(db).map_err(|e| sql_error(db, e))?
+        }
     }
+    Ok(kept)
+}
+
+/// [`Damage::Reference`]: a comment on a task that does not exist, inserted with foreign
+/// keys off on a plain connection to the closed board (closing it checkpoints the WAL away).
+fn damage_reference(db: &Path) -> rusqlite::Result<()> {
+    let conn = rusqlite::Connection::open(db)?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.execute(
+        "INSERT INTO task_comments (task_id, author, body, created_at)
+         VALUES ((SELECT max(id) + 1000 FROM tasks), 'setup', 'on no task', 0)",
+        [],
+    )?;
     Ok(())
 }
 

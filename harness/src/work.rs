@@ -46,10 +46,13 @@ pub enum ErrorKind {
     NoSuchTask = 9,
     /// A task moved meanwhile by someone else.
     InvalidMove = 10,
+    /// The board is damaged beyond what the store repairs on its own (the gateway's
+    /// start-up check stops on it).
+    Corrupt = 11,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 10] = [
+    const ALL: [ErrorKind; 11] = [
         ErrorKind::Busy,
         ErrorKind::MaintenanceBusy,
         ErrorKind::Unavailable,
@@ -60,6 +63,7 @@ impl ErrorKind {
         ErrorKind::RunNotRunning,
         ErrorKind::NoSuchTask,
         ErrorKind::InvalidMove,
+        ErrorKind::Corrupt,
     ];
 
     /// The kind of a store error, if it is one a correct store returns (single-writer mode:
@@ -76,6 +80,7 @@ impl ErrorKind {
             StoreError::RunNotRunning { .. } => ErrorKind::RunNotRunning,
             StoreError::NoSuchTask { .. } => ErrorKind::NoSuchTask,
             StoreError::InvalidMove { .. } => ErrorKind::InvalidMove,
+            StoreError::Corrupt { .. } => ErrorKind::Corrupt,
             StoreError::Remote { kind, .. } => {
                 return ErrorKind::ALL.into_iter().find(|k| k.name() == kind);
             }
@@ -101,6 +106,7 @@ impl ErrorKind {
             ErrorKind::RunNotRunning => "RunNotRunning",
             ErrorKind::NoSuchTask => "NoSuchTask",
             ErrorKind::InvalidMove => "InvalidMove",
+            ErrorKind::Corrupt => "Corrupt",
         }
     }
 }
@@ -116,6 +122,8 @@ impl ErrorKind {
 ///   gateway away;
 /// - `GatewayRunning`: more than one gateway process;
 /// - `UsedAcrossFork`: an agent that forks (`fork_every`);
+/// - `Corrupt`: a board that starts damaged beyond indexes (`board.damage`), until a
+///   repair rebuilds it;
 /// - and whatever `[expect.<variant>] allow_errors` adds (with a comment saying why).
 pub fn allowed_errors(scenario: &Scenario, variant: Variant) -> BTreeSet<ErrorKind> {
     use ErrorKind::*;
@@ -151,6 +159,7 @@ pub fn allowed_errors(scenario: &Scenario, variant: Variant) -> BTreeSet<ErrorKi
         &[UsedAcrossFork],
         processes.iter().any(|w| w.fork_every > 0),
     );
+    allow(&[Corrupt], scenario.board.damage.beyond_indexes());
     if let Some(expect) = scenario.expect.get(&variant.to_string()) {
         allowed.extend(&expect.allow_errors);
     }

@@ -242,7 +242,8 @@ fn unknown_variants_are_refused_listing_the_hazards() {
          journal-toggle-on-error, replace-while-open, delete-sidecars-after-crash, \
          unbounded-backups, autocheckpoint-everywhere, hard-link-alias, \
          connection-across-fork, journal-off, sync-off, connect-per-operation, \
-         init-only-flock, page-count-peek-after-commit, integrity-once-per-process)"
+         init-only-flock, page-count-peek-after-commit, integrity-once-per-process, \
+         raw-path-siblings)"
     );
 }
 

@@ -243,19 +243,17 @@ pub fn run_seed(
         .tempdir_in(&opts.work_dir)
         .map_err(|e| Error::system(format!("a folder in {}", opts.work_dir.display()), e))?;
     let db = dir.path().join("kanban.db");
-    setup::prepare(&db, &scenario.board, opts.schedule(scenario).is_some())?;
+    let setup_copies = setup::prepare(&db, &scenario.board, opts.schedule(scenario).is_some())?;
     let plan = Plan::new(scenario, seed);
     if opts.verbose {
         eprintln!("plan: {plan:#?}");
     }
-    let mut slots: Vec<Slot> = scenario
-        .processes()
-        .into_iter()
-        .zip(&plan.workers)
-        .map(|(spec, wp)| Slot {
+    let mut slots: Vec<Slot> = Vec::new();
+    for (spec, wp) in scenario.processes().into_iter().zip(&plan.workers) {
+        slots.push(Slot {
             kind: spec.kind,
             env: WorkerEnv {
-                db: db.clone(),
+                db: setup::board_path(&db, spec.path)?,
                 ledger: dir.path().join(format!("ledger-w{}.bin", wp.index)),
                 index: wp.index,
                 incarnation: 0,
@@ -277,8 +275,8 @@ pub fn run_seed(
             stalled: false,
             setup_exits: 0,
             groups: Vec::new(),
-        })
-        .collect();
+        });
+    }
     let mut outcome = Outcome {
         seed,
         faults_planned: plan.faults_planned(),
@@ -332,6 +330,11 @@ pub fn run_seed(
     if let Some(repair) = &final_repair {
         repair.judge(&mut outcome.findings);
     }
+    // A board damaged beyond indexes at start that ends with none was rebuilt.
+    let rebuilt = scenario.board.damage.beyond_indexes()
+        && outcome.findings.corrupt.is_empty()
+        && outcome.findings.invariant.is_empty();
+    outcome.findings.quarantine = crate::copies::check(&db, &setup_copies, rebuilt);
     outcome.final_repair = final_repair;
     outcome.findings.work = work::findings(
         scenario,

@@ -481,3 +481,63 @@ fn set_index_sql(db: &Path, sql: &str) -> rusqlite::Result<()> {
     )?;
     Ok(())
 }
+
+/// Leaves two rows of `notify_subs` with the same `name` in the closed board at `db`, both
+/// listed by the table's primary-key index `sqlite_autoindex_notify_subs_1`: a full
+/// `integrity_check` says `non-unique entry in index sqlite_autoindex_notify_subs_1`, and
+/// `REINDEX` fails with `UNIQUE constraint failed: notify_subs.name`. Every page stays
+/// well-formed, and every index lists every row.
+///
+/// What it leaves: the rows `('duplicated by damage_unique_index', 0)`, twice, with two
+/// new rowids (cursor 0 breaks no invariant).
+///
+/// How: with `writable_schema`, the table's definition loses its `PRIMARY KEY` and the
+/// autoindex becomes a plain index on `name` over the same b-tree (an autoindex and a
+/// plain one-column index store the same `(name, rowid)` entries); the two rows are
+/// inserted through it, then the stored definitions are put back. Each step uses a fresh
+/// connection, so each reads the schema as stored. Call it only while no session is open
+/// on the board, on a board it has not damaged yet (a kill between the steps leaves the
+/// table without its key: start again from a fresh board).
+pub fn damage_unique_index(db: &Path) -> rusqlite::Result<()> {
+    const AUTO: &str = "sqlite_autoindex_notify_subs_1";
+    const PLAIN: &str = "damage_unique_index_plain";
+    let table: String = Connection::open(db)?.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'notify_subs'",
+        [],
+        |r| r.get(0),
+    )?;
+    let without_key = table.replacen("TEXT PRIMARY KEY", "TEXT", 1);
+    let unswap = |conn: &Connection| -> rusqlite::Result<()> {
+        conn.execute_batch("PRAGMA writable_schema = ON")?;
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ?1 WHERE type = 'table' AND name = 'notify_subs'",
+            [&table],
+        )?;
+        conn.execute(
+            "UPDATE sqlite_master SET name = ?1, sql = NULL WHERE name = ?2",
+            [AUTO, PLAIN],
+        )?;
+        Ok(())
+    };
+    let swap = Connection::open(db)?;
+    swap.execute_batch("PRAGMA writable_schema = ON")?;
+    swap.execute(
+        "UPDATE sqlite_master SET sql = ?1 WHERE type = 'table' AND name = 'notify_subs'",
+        [&without_key],
+    )?;
+    swap.execute(
+        "UPDATE sqlite_master SET name = ?1, sql = ?2 WHERE name = ?3",
+        [
+            PLAIN,
+            &format!("CREATE INDEX {PLAIN} ON notify_subs(name)"),
+            AUTO,
+        ],
+    )?;
+    drop(swap);
+    Connection::open(db)?.execute(
+        "INSERT INTO notify_subs (name, last_event_id)
+         VALUES ('duplicated by damage_unique_index', 0), ('duplicated by damage_unique_index', 0)",
+        [],
+    )?;
+    unswap(&Connection::open(db)?)
+}

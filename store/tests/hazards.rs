@@ -846,3 +846,35 @@ fn assert_shows_index_damage(board: &mut Board) {
         "{report:?}"
     );
 }
+
+#[test]
+fn damage_unique_index_leaves_duplicates_that_reindex_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    common::make_board(&db, 10);
+    kanban_store::hazards::damage_unique_index(&db).unwrap();
+    let report = common::full_check(&db);
+    assert_eq!(
+        report.integrity,
+        vec!["non-unique entry in index sqlite_autoindex_notify_subs_1".to_string()],
+        "{report:?}"
+    );
+    assert!(
+        report.foreign_keys.is_empty() && report.invariants.is_empty(),
+        "{report:?}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let err = conn.execute_batch("REINDEX").unwrap_err();
+    assert!(
+        err.to_string().contains("UNIQUE constraint failed"),
+        "{err}"
+    );
+    let schema: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'notify_subs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(schema.contains("TEXT PRIMARY KEY"), "{schema}");
+}

@@ -12,6 +12,8 @@
 //!    verify the rebuild with the full check; then copy it over the board with the backup
 //!    API **in one step**, which is one write transaction on the board's WAL: a kill before
 //!    its commit leaves the old board, after it the new one, never none and never a mix;
+//!    a step that could not take the board's write lock is `Busy` (nothing changed), and
+//!    the board itself is checked again before the repair says `Rebuilt`;
 //! 4. publish the next generation and release the lock; sessions reopen once.
 //!
 //! Rerunning a repair after a kill finishes the job: it starts again from the check.
@@ -20,7 +22,7 @@
 use std::path::Path;
 
 use rusqlite::Connection;
-use rusqlite::backup::Backup;
+use rusqlite::backup::{Backup, StepResult};
 
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
@@ -162,19 +164,28 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
         quarantine::keep(&conn, path, cfg.quarantine_cap)
     })?;
     let (fresh, salvaged) = rebuild(&conn, path)?;
-    let after = check::run(&fresh, CheckLevel::Full);
+    let rebuilt = check::run(&fresh, CheckLevel::Full);
+    if !rebuilt.integrity.is_empty() {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "the rebuilt board failed its check: {:?}",
+                rebuilt.integrity
+            ),
+        });
+    }
+    copy_over(&fresh, &mut conn, path, cfg)?;
+    // The board itself, after the copy: what the report calls `after`.
+    let after = check::run(&conn, CheckLevel::Full);
     if !after.integrity.is_empty() {
         return Err(Error::Corrupt {
             path: path.to_path_buf(),
-            detail: format!("the rebuilt board failed its check: {:?}", after.integrity),
+            detail: format!(
+                "the board failed its check after the rebuild: {:?}",
+                after.integrity
+            ),
         });
     }
-    // One step: one write transaction on the board (see the module docs).
-    Backup::new(&fresh, &mut conn)
-        .and_then(|b| b.step(-1).map(|_| ()))
-        .at(path)?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .at(path)?;
     Ok(RepairReport {
         action: RepairAction::Rebuilt,
         before,
@@ -182,6 +193,38 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
         salvaged,
         quarantined: Some(quarantined),
     })
+}
+
+/// Copies the rebuilt board `fresh` over the board (`conn`) in one backup step: one write
+/// transaction on the board (see the module docs). A step that could not finish (the
+/// board's write lock held, past the busy timeout, by a connection our maintenance lock
+/// does not see) changed nothing, and is [`Error::Busy`]; a board left with another page
+/// count than the rebuild's was not copied over, and is [`Error::Corrupt`]. Then the WAL
+/// is checkpointed into the main file.
+fn copy_over(
+    fresh: &Connection,
+    conn: &mut Connection,
+    path: &Path,
+    cfg: &StoreConfig,
+) -> Result<()> {
+    let step = Backup::new(fresh, conn).and_then(|b| b.step(-1)).at(path)?;
+    if step != StepResult::Done {
+        return Err(Error::Busy {
+            path: path.to_path_buf(),
+            what: "the board's SQLite write lock, for the rebuild's copy over it",
+            waited_ms: u64::try_from(cfg.busy_timeout.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    let pages = |c: &Connection| c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
+    let (want, got) = (pages(fresh).at(path)?, pages(conn).at(path)?);
+    if want != got {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("the rebuild's copy left {got} pages, the rebuild has {want}"),
+        });
+    }
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .at(path)
 }
 
 /// Copies what can be read of `old` into a new in-memory board, table by table, then makes

@@ -586,6 +586,34 @@ fn a_10_mb_board_is_rebuilt() {
     assert!(check.is_ok(), "{check:?}");
 }
 
+// ------------------------------------------------------------------------ honest repair
+
+/// A connection the maintenance lock does not see (a raw one, as another program might
+/// hold) keeps the board's write lock: the rebuild's copy cannot be written. That is
+/// `Busy`, and the board is as it was; without it, a repair that changed nothing said
+/// `Rebuilt`.
+#[test]
+fn a_rebuild_that_cannot_write_the_board_is_busy_and_changes_nothing() {
+    let (_dir, db) = new_path();
+    make_board(&db, 600);
+    damage_events(&db, middle, 11);
+    let damaged = bytes(&db);
+    let blocker = raw(&db);
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut cfg = gateway();
+    cfg.busy_timeout = Duration::from_millis(50);
+    let result = repair(&db, &cfg);
+    drop(blocker);
+    assert!(
+        matches!(result, Err(Error::Busy { .. })),
+        "the copy over the board could not be written: {result:?}"
+    );
+    assert!(bytes(&db) == damaged, "the board is as it was");
+    let report = repair(&db, &gateway()).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt, "{report:?}");
+    assert!(full_check(&db).is_ok());
+}
+
 // ----------------------------------------------------------------------------- no board
 
 #[test]

@@ -138,24 +138,32 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
             quarantined: None,
         });
     }
+    // Why `REINDEX` was not enough, when it was tried.
+    let mut reindex_failed = String::new();
     if index_only(&before) {
-        conn.execute_batch("REINDEX").at(path)?;
-        let after = check::run(&conn, CheckLevel::Full);
-        if after.integrity.is_empty() {
-            return Ok(RepairReport {
-                action: RepairAction::Reindexed,
-                before,
-                after,
-                salvaged: Vec::new(),
-                quarantined: None,
-            });
+        // A failed `REINDEX` (a UNIQUE index over two rows with one key: `non-unique entry
+        // in index`) changed nothing, and is damage beyond indexes.
+        match conn.execute_batch("REINDEX") {
+            Ok(()) => {
+                let after = check::run(&conn, CheckLevel::Full);
+                if after.integrity.is_empty() {
+                    return Ok(RepairReport {
+                        action: RepairAction::Reindexed,
+                        before,
+                        after,
+                        salvaged: Vec::new(),
+                        quarantined: None,
+                    });
+                }
+            }
+            Err(e) => reindex_failed = format!(" (REINDEX failed: {e})"),
         }
     }
     if scope == Scope::Indexes {
         return Err(Error::Corrupt {
             path: path.to_path_buf(),
             detail: format!(
-                "damage beyond indexes, left for `kanban-db repair`: {}",
+                "damage beyond indexes, left for `kanban-db repair`: {}{reindex_failed}",
                 before.findings().next().unwrap_or_default()
             ),
         });
@@ -304,6 +312,10 @@ fn salvage(
         added: 0,
         uncounted: false,
     };
+    // Rowids read so far: a row of a rowid table the new board ignores although its rowid
+    // was not read before is a second row with the key of a kept one under a UNIQUE index
+    // (the first read is kept), and is counted as lost.
+    let mut read = std::collections::BTreeSet::new();
     // Copies the rows `sql` yields until it ends or breaks; the rowids it saw, in order.
     let mut scan = |sql: &str, out: &mut Salvaged| -> (Vec<i64>, bool) {
         let mut seen = Vec::new();
@@ -319,7 +331,12 @@ fn salvage(
                     values.push(rusqlite::types::Value::Integer(id));
                     seen.push(id);
                 }
-                out.copied += ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
+                let n = ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
+                out.copied += n;
+                let first_read = rowid.is_some_and(|id| read.insert(id));
+                if n == 0 && first_read {
+                    out.lost += 1;
+                }
             }
             Ok(())
         })()

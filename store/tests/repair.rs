@@ -614,6 +614,30 @@ fn a_rebuild_that_cannot_write_the_board_is_busy_and_changes_nothing() {
     assert!(full_check(&db).is_ok());
 }
 
+/// Two rows with one key under a UNIQUE index: `REINDEX` fails, so the repair rebuilds,
+/// keeps the first of the two rows (the lower rowid) and counts the other as lost.
+#[cfg(feature = "hazards")]
+#[test]
+fn duplicate_keys_are_rebuilt_keeping_one_and_counting_the_other() {
+    let (_dir, db) = new_path();
+    make_board(&db, 50);
+    kanban_store::hazards::damage_unique_index(&db).unwrap();
+    let before = contents(&db);
+    assert_eq!(before["notify_subs"].len(), 1, "{before:?}");
+
+    let report = repair(&db, &gateway()).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt, "{report:?}");
+    let subs = salvaged(&report, "notify_subs");
+    assert_eq!((subs.copied, subs.lost), (1, 1), "{subs:?}");
+    for s in report.salvaged.iter().filter(|s| s.table != "notify_subs") {
+        assert_eq!(s.lost, 0, "{s:?}");
+    }
+    assert!(full_check(&db).is_ok());
+    let after = contents(&db);
+    assert_eq!(counts(&after), counts(&before));
+    assert_eq!(after, before, "the one row of the name is kept as it was");
+}
+
 // ----------------------------------------------------------------------------- no board
 
 #[test]

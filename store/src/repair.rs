@@ -5,7 +5,8 @@
 //! 1. ask every session to let go and take the exclusive maintenance lock (the generation
 //!    protocol, [`crate::generation`]): sessions finish their transaction, close, and wait;
 //! 2. run the full check; a healthy board is left alone;
-//! 3. damage confined to indexes is fixed in place with `REINDEX` (one transaction);
+//! 3. damage confined to indexes is fixed in place with `REINDEX` (one transaction), after
+//!    counting as lost the rows an index lists that its table no longer holds;
 //! 4. anything else: keep a copy of the damaged board in quarantine (backup API,
 //!    content-addressed, capped), rebuild what is readable into a new database in memory,
 //!    table by table, row by row where a scan breaks, counting what could not be read;
@@ -74,7 +75,8 @@ pub struct RepairReport {
     pub before: CheckReport,
     /// The full check after it.
     pub after: CheckReport,
-    /// Per table, for a rebuild.
+    /// Per table, for a rebuild; for a `REINDEX`, the tables whose indexes listed rows the
+    /// table no longer held (counted as `lost`; `copied` is the rows the table holds).
     pub salvaged: Vec<Salvaged>,
     /// The copy of the damaged board kept, for a rebuild.
     pub quarantined: Option<Quarantined>,
@@ -143,15 +145,15 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
     if index_only(&before) {
         // A failed `REINDEX` (a UNIQUE index over two rows with one key: `non-unique entry
         // in index`) changed nothing, and is damage beyond indexes.
-        match conn.execute_batch("REINDEX") {
-            Ok(()) => {
+        match reindex(&conn) {
+            Ok(salvaged) => {
                 let after = check::run(&conn, CheckLevel::Full);
                 if after.integrity.is_empty() {
                     return Ok(RepairReport {
                         action: RepairAction::Reindexed,
                         before,
                         after,
-                        salvaged: Vec::new(),
+                        salvaged,
                         quarantined: None,
                     });
                 }
@@ -235,6 +237,88 @@ fn copy_over(
         .at(path)
 }
 
+/// The board's tables, in the order they were made, and whether each is `WITHOUT ROWID`.
+fn tables(conn: &Connection) -> rusqlite::Result<Vec<(String, bool)>> {
+    conn.prepare(
+        "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master
+         WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+    )?
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// `REINDEX`, which rebuilds every index from its table, after counting what it would drop
+/// without a trace: the rows an index lists that its table no longer holds (the split-brain
+/// signature). Those are the tables' lost rows, one entry per table that lost any.
+fn reindex(conn: &Connection) -> rusqlite::Result<Vec<Salvaged>> {
+    let mut lost = Vec::new();
+    for (table, without_rowid) in tables(conn)? {
+        let gone = vanished(conn, &table, without_rowid)?;
+        if gone > 0 {
+            let kept: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM \"{table}\" NOT INDEXED"),
+                [],
+                |r| r.get(0),
+            )?;
+            lost.push(Salvaged {
+                table,
+                copied: kept as u64,
+                lost: gone,
+                changed: 0,
+                added: 0,
+                uncounted: false,
+            });
+        }
+    }
+    conn.execute_batch("REINDEX")?;
+    Ok(lost)
+}
+
+/// How many rows the indexes of `table` list that the table does not hold, by key (the
+/// rowid, or the primary key of a table without rowids). Each index is read alone
+/// (`INDEXED BY`: the key is in every index, so the table is not looked at), the table
+/// alone (`NOT INDEXED`).
+fn vanished(conn: &Connection, table: &str, without_rowid: bool) -> rusqlite::Result<u64> {
+    let key = key_of(conn, table, without_rowid)?;
+    // The primary key of a table without rowids is the table itself.
+    let indexes = names(
+        conn,
+        &format!(
+            "SELECT name FROM pragma_index_list('{table}') WHERE NOT (origin = 'pk' AND {})",
+            i32::from(without_rowid)
+        ),
+    )?;
+    if indexes.is_empty() {
+        return Ok(0);
+    }
+    let listed = indexes
+        .iter()
+        .map(|index| format!("SELECT {key} FROM \"{table}\" INDEXED BY {index}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ");
+    let n: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM ({listed} EXCEPT SELECT {key} FROM \"{table}\" NOT INDEXED)"
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// The key of `table`'s rows, quoted: `rowid`, or the primary key's columns of a table
+/// without rowids.
+fn key_of(conn: &Connection, table: &str, without_rowid: bool) -> rusqlite::Result<String> {
+    if !without_rowid {
+        return Ok("rowid".to_string());
+    }
+    Ok(names(
+        conn,
+        &format!("SELECT name FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk"),
+    )?
+    .join(", "))
+}
+
 /// Copies what can be read of `old` into a new in-memory board, table by table, then makes
 /// it hold together ([`reconcile`]).
 fn rebuild(old: &Connection, path: &Path) -> Result<(Connection, Vec<Salvaged>)> {
@@ -245,25 +329,17 @@ fn rebuild(old: &Connection, path: &Path) -> Result<(Connection, Vec<Salvaged>)>
     fresh.pragma_update(None, "page_size", page_size).at(path)?;
     schema::migrate(&mut fresh, 0).at(path)?;
     fresh.pragma_update(None, "foreign_keys", false).at(path)?;
-    let tables: Vec<(String, bool)> = fresh
-        .prepare(
-            "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master
-             WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
-        )
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-        .at(path)?;
     let mut salvaged = Vec::new();
-    for (table, without_rowid) in &tables {
+    for (table, without_rowid) in &tables(&fresh).at(path)? {
         salvaged.push(salvage(old, &fresh, table, *without_rowid).at(path)?);
     }
     reconcile(&fresh, &mut salvaged).at(path)?;
     Ok((fresh, salvaged))
 }
 
-/// One column list of `table` (of the new board), quoted, from `pragma`'s `name` column.
-fn names(fresh: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
-    fresh
-        .prepare(sql)?
+/// The first column of `sql`'s rows (names from a `pragma`), quoted.
+fn names(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare(sql)?
         .query_map([], |r| r.get::<_, String>(0))?
         .map(|n| n.map(|n| format!("\"{n}\"")))
         .collect()
@@ -285,15 +361,11 @@ fn salvage(
         &format!("SELECT name FROM pragma_table_info('{table}')"),
     )?;
     let list = columns.join(", ");
-    let (select, key) = if without_rowid {
-        let key = names(
-            fresh,
-            &format!("SELECT name FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk"),
-        )?
-        .join(", ");
-        (format!("SELECT {list}, NULL"), key)
+    let key = key_of(fresh, table, without_rowid)?;
+    let select = if without_rowid {
+        format!("SELECT {list}, NULL")
     } else {
-        (format!("SELECT {list}, rowid"), "rowid".to_string())
+        format!("SELECT {list}, rowid")
     };
     let into = if without_rowid {
         let marks = vec!["?"; columns.len()].join(", ");

@@ -34,6 +34,7 @@ use crate::open::{self, Access};
 use crate::policy::index_only;
 use crate::quarantine::{self, Quarantined};
 use crate::reads::SqlResultExt;
+use crate::salvage;
 use crate::schema;
 
 /// What a repair did.
@@ -64,6 +65,9 @@ pub struct Salvaged {
     /// More rows than `lost` may be gone: the table broke, and no index of it could be
     /// read whole to count its rows (a table without rowids whose index is damaged too).
     pub uncounted: bool,
+    /// Rowids looked up one by one, between the two scans of a broken table (at most as
+    /// many as a table of the file's size can hold rows, and those the indexes list).
+    pub probed: u64,
 }
 
 /// The outcome of [`repair`].
@@ -253,7 +257,9 @@ fn tables(conn: &Connection) -> rusqlite::Result<Vec<(String, bool)>> {
 fn reindex(conn: &Connection) -> rusqlite::Result<Vec<Salvaged>> {
     let mut lost = Vec::new();
     for (table, without_rowid) in tables(conn)? {
-        let gone = vanished(conn, &table, without_rowid)?;
+        let key = salvage::key_of(conn, &table, without_rowid)?;
+        let indexes = salvage::indexes_of(conn, &table, without_rowid)?;
+        let gone = salvage::vanished(conn, &table, &key, &indexes)?;
         if gone > 0 {
             let kept: i64 = conn.query_row(
                 &format!("SELECT count(*) FROM \"{table}\" NOT INDEXED"),
@@ -267,56 +273,12 @@ fn reindex(conn: &Connection) -> rusqlite::Result<Vec<Salvaged>> {
                 changed: 0,
                 added: 0,
                 uncounted: false,
+                probed: 0,
             });
         }
     }
     conn.execute_batch("REINDEX")?;
     Ok(lost)
-}
-
-/// How many rows the indexes of `table` list that the table does not hold, by key (the
-/// rowid, or the primary key of a table without rowids). Each index is read alone
-/// (`INDEXED BY`: the key is in every index, so the table is not looked at), the table
-/// alone (`NOT INDEXED`).
-fn vanished(conn: &Connection, table: &str, without_rowid: bool) -> rusqlite::Result<u64> {
-    let key = key_of(conn, table, without_rowid)?;
-    // The primary key of a table without rowids is the table itself.
-    let indexes = names(
-        conn,
-        &format!(
-            "SELECT name FROM pragma_index_list('{table}') WHERE NOT (origin = 'pk' AND {})",
-            i32::from(without_rowid)
-        ),
-    )?;
-    if indexes.is_empty() {
-        return Ok(0);
-    }
-    let listed = indexes
-        .iter()
-        .map(|index| format!("SELECT {key} FROM \"{table}\" INDEXED BY {index}"))
-        .collect::<Vec<_>>()
-        .join(" UNION ");
-    let n: i64 = conn.query_row(
-        &format!(
-            "SELECT count(*) FROM ({listed} EXCEPT SELECT {key} FROM \"{table}\" NOT INDEXED)"
-        ),
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(n as u64)
-}
-
-/// The key of `table`'s rows, quoted: `rowid`, or the primary key's columns of a table
-/// without rowids.
-fn key_of(conn: &Connection, table: &str, without_rowid: bool) -> rusqlite::Result<String> {
-    if !without_rowid {
-        return Ok("rowid".to_string());
-    }
-    Ok(names(
-        conn,
-        &format!("SELECT name FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk"),
-    )?
-    .join(", "))
 }
 
 /// Copies what can be read of `old` into a new in-memory board, table by table, then makes
@@ -329,184 +291,16 @@ fn rebuild(old: &Connection, path: &Path) -> Result<(Connection, Vec<Salvaged>)>
     fresh.pragma_update(None, "page_size", page_size).at(path)?;
     schema::migrate(&mut fresh, 0).at(path)?;
     fresh.pragma_update(None, "foreign_keys", false).at(path)?;
+    let pages: i64 = old
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .at(path)?;
+    let max_rows = salvage::max_rows(pages as u64, page_size as u64);
     let mut salvaged = Vec::new();
     for (table, without_rowid) in &tables(&fresh).at(path)? {
-        salvaged.push(salvage(old, &fresh, table, *without_rowid).at(path)?);
+        salvaged.push(salvage::salvage(old, &fresh, table, *without_rowid, max_rows).at(path)?);
     }
     reconcile(&fresh, &mut salvaged).at(path)?;
     Ok((fresh, salvaged))
-}
-
-/// The first column of `sql`'s rows (names from a `pragma`), quoted.
-fn names(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
-    conn.prepare(sql)?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .map(|n| n.map(|n| format!("\"{n}\"")))
-        .collect()
-}
-
-/// Copies one table. A scan forward until it breaks, then backward from the end until it
-/// breaks: for one damaged page, that reads every other row. Between the two, rowid tables
-/// are read row by row; the rowids the table's indexes still list say which rows existed,
-/// so only those count as lost. A table without rowids is also read through its indexes
-/// (they hold every column here), forward and backward.
-fn salvage(
-    old: &Connection,
-    fresh: &Connection,
-    table: &str,
-    without_rowid: bool,
-) -> rusqlite::Result<Salvaged> {
-    let columns = names(
-        fresh,
-        &format!("SELECT name FROM pragma_table_info('{table}')"),
-    )?;
-    let list = columns.join(", ");
-    let key = key_of(fresh, table, without_rowid)?;
-    let select = if without_rowid {
-        format!("SELECT {list}, NULL")
-    } else {
-        format!("SELECT {list}, rowid")
-    };
-    let into = if without_rowid {
-        let marks = vec!["?"; columns.len()].join(", ");
-        format!("INSERT OR IGNORE INTO \"{table}\" ({list}) VALUES ({marks})")
-    } else {
-        let marks = vec!["?"; columns.len() + 1].join(", ");
-        format!("INSERT OR IGNORE INTO \"{table}\" ({list}, rowid) VALUES ({marks})")
-    };
-    let width = columns.len();
-    let mut ins = fresh.prepare(&into)?;
-    let mut out = Salvaged {
-        table: table.to_string(),
-        copied: 0,
-        lost: 0,
-        changed: 0,
-        added: 0,
-        uncounted: false,
-    };
-    // Rowids read so far: a row of a rowid table the new board ignores although its rowid
-    // was not read before is a second row with the key of a kept one under a UNIQUE index
-    // (the first read is kept), and is counted as lost.
-    let mut read = std::collections::BTreeSet::new();
-    // Copies the rows `sql` yields until it ends or breaks; the rowids it saw, in order.
-    let mut scan = |sql: &str, out: &mut Salvaged| -> (Vec<i64>, bool) {
-        let mut seen = Vec::new();
-        let broke = (|| -> rusqlite::Result<()> {
-            let mut stmt = old.prepare(sql)?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let mut values: Vec<rusqlite::types::Value> = (0..width)
-                    .map(|i| row.get(i))
-                    .collect::<rusqlite::Result<_>>()?;
-                let rowid: Option<i64> = row.get(width)?;
-                if let Some(id) = rowid {
-                    values.push(rusqlite::types::Value::Integer(id));
-                    seen.push(id);
-                }
-                let n = ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
-                out.copied += n;
-                let first_read = rowid.is_some_and(|id| read.insert(id));
-                if n == 0 && first_read {
-                    out.lost += 1;
-                }
-            }
-            Ok(())
-        })()
-        .is_err();
-        (seen, broke)
-    };
-    let from = format!("{select} FROM \"{table}\"");
-    let desc_key = key
-        .split(", ")
-        .map(|k| format!("{k} DESC"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let (forward, broke) = scan(&format!("{from} ORDER BY {key}"), &mut out);
-    if !broke {
-        return Ok(out);
-    }
-    let (backward, _) = scan(&format!("{from} ORDER BY {desc_key}"), &mut out);
-    let indexes: Vec<String> = names(
-        fresh,
-        &format!("SELECT name FROM pragma_index_list('{table}') WHERE origin = 'c'"),
-    )?;
-    if without_rowid {
-        // The indexes hold every column: read the rows through them, both ways. The rows
-        // lost are those a complete index lists that no read gave (0 if none is complete).
-        let mut listed = None;
-        for index in &indexes {
-            let via = format!("{select} FROM \"{table}\" INDEXED BY {index}");
-            let (_, broke) = scan(&via, &mut out);
-            scan(&format!("{via} ORDER BY {desc_key}"), &mut out);
-            if !broke {
-                let n: i64 = old
-                    .query_row(
-                        &format!("SELECT count(*) FROM \"{table}\" INDEXED BY {index}"),
-                        [],
-                        |r| r.get(0),
-                    )
-                    .unwrap_or(0);
-                listed = Some(n as u64);
-            }
-        }
-        out.lost = listed.map_or(0, |n| n.saturating_sub(out.copied));
-        out.uncounted = listed.is_none();
-        return Ok(out);
-    }
-    // Rowid table: the gap between the two scans, row by row.
-    let low = forward.last().copied().unwrap_or(i64::MIN);
-    let high = backward.last().copied().unwrap_or_else(|| {
-        old.query_row(&format!("SELECT max(rowid) FROM \"{table}\""), [], |r| {
-            r.get(0)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(low)
-    });
-    let mut known = std::collections::BTreeSet::new();
-    let mut complete_index = false;
-    for index in &indexes {
-        let mut listed = |order: &str| -> bool {
-            (|| -> rusqlite::Result<()> {
-                let mut stmt = old.prepare(&format!(
-                    "SELECT rowid FROM \"{table}\" INDEXED BY {index} WHERE rowid > ?1 AND rowid < ?2 ORDER BY rowid {order}"
-                ))?;
-                let mut rows = stmt.query([low, high])?;
-                while let Some(row) = rows.next()? {
-                    known.insert(row.get::<_, i64>(0)?);
-                }
-                Ok(())
-            })()
-            .is_ok()
-        };
-        complete_index |= listed("ASC");
-        listed("DESC");
-    }
-    let one = format!("{from} WHERE rowid = ?1");
-    let first = if low == i64::MIN { 1 } else { low + 1 };
-    for rowid in first..high {
-        let got = old.prepare_cached(&one).and_then(|mut s| {
-            let mut rows = s.query([rowid])?;
-            match rows.next()? {
-                None => Ok(false),
-                Some(row) => {
-                    let mut values: Vec<rusqlite::types::Value> = (0..width)
-                        .map(|i| row.get(i))
-                        .collect::<rusqlite::Result<_>>(
-                    )?;
-                    values.push(rusqlite::types::Value::Integer(rowid));
-                    out.copied += ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
-                    Ok(true)
-                }
-            }
-        });
-        // An unreadable rowid is a lost row if an index lists it; when no index could be
-        // read whole, every unreadable rowid counts (an estimate from above).
-        if got.is_err() && (known.contains(&rowid) || !complete_index) {
-            out.lost += 1;
-        }
-    }
-    Ok(out)
 }
 
 /// Makes the rebuilt board hold together after rows were lost, counting per table:

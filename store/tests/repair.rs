@@ -24,6 +24,12 @@
 //!   `lost_tasks_take_their_links_with_them` and
 //!   `lost_pages_of_task_links_and_its_index_are_counted`.
 //!
+//! - Honest figures (issue 13): a copy over the board that cannot take its write lock is
+//!   `Busy`, not `Rebuilt`; duplicate keys under a UNIQUE index are rebuilt keeping one row
+//!   and counting the other; rows gone behind their indexes are counted before `REINDEX`;
+//!   a lost table tail is counted, and a huge rowid past a lost page keeps the gap scan
+//!   within the file's size.
+//!
 //! Board files are damaged (and read with `std::fs`) only while nothing has them open in
 //! this process (see `common`); while a session is open, only child processes look at them.
 
@@ -710,6 +716,77 @@ fn rows_gone_behind_their_indexes_are_counted_as_lost_by_the_reindex() {
             .contains(&format!("task_events: {} rows saved, 3 lost", rows - 6)),
         "{run:?}"
     );
+}
+
+/// The last leaf of `task_events` lost: neither scan reads past it, and the rowids the
+/// indexes list there are the rows lost (the old gap scan ended at the last row read and
+/// said 0 lost).
+#[test]
+fn a_lost_table_tail_is_counted() {
+    let (_dir, db) = new_path();
+    make_board(&db, 600);
+    let before = contents(&db);
+    let hit = damage_events(&db, |leaves| leaves.len() - 1, 31);
+    assert!(hit.cells > 0);
+    let report = repair(&db, &gateway()).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt, "{report:?}");
+    let events = salvaged(&report, "task_events");
+    assert_eq!(events.lost, hit.cells, "{events:?}");
+    assert!(!events.uncounted, "{events:?}");
+    assert_rebuilt_from(&before, &contents(&db), &report);
+}
+
+/// A row with a huge rowid (2^62) on the last leaf of `task_events`, alone, and the leaf
+/// before it lost: the gap between the two scans spans ~2^62 rowids. The repair still
+/// finishes, counts the rows the indexes list on the lost leaf, and looks up no more
+/// rowids one by one than a table of the file's size can hold rows (the old gap scan
+/// tried every rowid up to 2^62 with the board locked; a watchdog stops the test).
+#[test]
+fn a_huge_rowid_past_a_lost_page_does_not_make_the_gap_scan_endless() {
+    const HUGE: i64 = 1 << 62;
+    let (_dir, db) = new_path();
+    make_board(&db, 600);
+    raw(&db)
+        .execute(
+            "INSERT INTO task_events (id, task_id, run_id, kind, payload, created_at)
+             VALUES (?1, (SELECT min(id) FROM tasks), NULL, 'note', ?2, 0)",
+            rusqlite::params![HUGE, "x".repeat(4000)],
+        )
+        .unwrap();
+    let file = bytes(&db);
+    let leaves = leaf_pages(&db, "task_events");
+    let last = leaves[leaves.len() - 1];
+    assert_eq!(
+        leaf_rowid_range(&file, last.pageno),
+        (HUGE, HUGE),
+        "alone on the last leaf"
+    );
+    let before = contents(&db);
+    let hit = damage_events(&db, |leaves| leaves.len() - 2, 32);
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let at = db.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(repair(&at, &gateway()));
+    });
+    let report = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the repair finishes")
+        .unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt, "{report:?}");
+    let events = salvaged(&report, "task_events");
+    eprintln!(
+        "a gap of ~2^62 rowids, a file of {} bytes: {events:?}",
+        file.len()
+    );
+    assert_eq!(events.lost, hit.cells, "{events:?}");
+    assert!(
+        events.probed <= file.len() as u64 / 3,
+        "rowids looked up one by one: {} for a file of {} bytes",
+        events.probed,
+        file.len()
+    );
+    assert_rebuilt_from(&before, &contents(&db), &report);
 }
 
 // ----------------------------------------------------------------------------- no board

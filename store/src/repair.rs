@@ -124,9 +124,14 @@ pub(crate) fn exclusively<T>(
 ) -> Result<T> {
     let lock = LockFile::open(path)?;
     let maintainer = Maintainer { path, cfg, lock };
-    let result = kanban_generations::maintain(&maintainer, |_exclusive| f())?;
-    maintainer.lock.clear_holder()?;
-    result
+    kanban_generations::maintain(&maintainer, |exclusive| {
+        let out = f();
+        // Cleared whatever `f` gave, while the lock is still ours: a later maintenance
+        // notes itself only once it holds the lock, so this cannot erase its note. (A
+        // killed maintenance clears nothing: `LockFile::holder` ignores its note.)
+        let cleared = exclusive.clear_holder();
+        out.and_then(|value| cleared.map(|()| value))
+    })?
 }
 
 /// The repair proper; the caller holds the exclusive maintenance lock.

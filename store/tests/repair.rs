@@ -33,6 +33,7 @@
 //! Board files are damaged (and read with `std::fs`) only while nothing has them open in
 //! this process (see `common`); while a session is open, only child processes look at them.
 
+mod child;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,9 +47,11 @@ use common::{
     make_board, new_path, overwrite_page, random_bytes, raw, write,
 };
 use kanban_store::header::Header;
-use kanban_store::lock::LockFile;
+use kanban_store::lock::{LockFile, Mode};
 use kanban_store::repair::{RepairAction, RepairReport, Salvaged, repair};
-use kanban_store::{Board, CheckLevel, Error, NewTask, Quarantined, Role, info, quarantine};
+use kanban_store::{
+    Board, CheckLevel, Clock, Error, NewTask, Quarantined, Role, SystemClock, info, quarantine,
+};
 
 // ------------------------------------------------------------------------------ helpers
 
@@ -787,6 +790,72 @@ fn a_huge_rowid_past_a_lost_page_does_not_make_the_gap_scan_endless() {
         file.len()
     );
     assert_rebuilt_from(&before, &contents(&db), &report);
+}
+
+/// The child entry of this binary.
+const ENTRY: &str = "maintenance_child";
+
+/// The child: takes the maintenance lock of `KANBAN_DB`, notes itself as its holder, says
+/// `ready` and waits to be killed.
+#[test]
+#[ignore = "child process entry"]
+fn maintenance_child() {
+    if child::role().is_none() {
+        return;
+    }
+    let db = std::path::PathBuf::from(std::env::var("KANBAN_DB").unwrap());
+    let mut lock = LockFile::open(&db).unwrap();
+    lock.lock_session(Mode::Exclusive, Duration::ZERO, &SystemClock)
+        .unwrap();
+    lock.note_holder(SystemClock.now_ms()).unwrap();
+    println!("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A maintenance SIGKILLed while it holds the lock cannot clear its note: a later
+/// maintenance that has to wait (here for a session) names no holder, not the dead pid
+/// (while it was alive, it was named).
+#[test]
+fn a_killed_maintenance_is_not_named_by_a_later_busy_error() {
+    use std::io::BufRead;
+    let (_dir, db) = new_path();
+    make_board(&db, 10);
+    let mut maintenance = child::spawn(
+        ENTRY,
+        "maintain",
+        &[("KANBAN_DB", db.display().to_string())],
+    );
+    let pid = maintenance.id();
+    let stdout = std::io::BufReader::new(maintenance.stdout.take().unwrap());
+    let ready = stdout
+        .lines()
+        .map_while(std::result::Result::ok)
+        .any(|line| line.ends_with("ready"));
+    assert!(ready, "the child took the lock");
+    // Alive, it is named.
+    let noted = LockFile::open(&db).unwrap().holder().unwrap();
+    assert_eq!(noted.map(|(p, _)| p), Some(pid));
+    maintenance.kill().unwrap();
+    maintenance.wait().unwrap();
+
+    let mut session = LockFile::open(&db).unwrap();
+    session
+        .lock_session(Mode::Shared, Duration::ZERO, &SystemClock)
+        .unwrap();
+    let mut cfg = gateway();
+    cfg.lock_timeout = Duration::from_millis(50);
+    match repair(&db, &cfg) {
+        Err(err @ Error::MaintenanceBusy { holder, .. }) => {
+            assert_eq!(
+                holder, None,
+                "the killed maintenance (pid {pid}) is named: {err}"
+            );
+            assert!(!err.to_string().contains(&pid.to_string()), "{err}");
+        }
+        other => panic!("expected MaintenanceBusy, got {other:?}"),
+    }
 }
 
 // ----------------------------------------------------------------------------- no board

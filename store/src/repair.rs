@@ -183,28 +183,10 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
         quarantine::keep(&conn, path, cfg.quarantine_cap)
     })?;
     let (fresh, salvaged) = rebuild(&conn, path)?;
-    let rebuilt = check::run(&fresh, CheckLevel::Full);
-    if !rebuilt.integrity.is_empty() {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!(
-                "the rebuilt board failed its check: {:?}",
-                rebuilt.integrity
-            ),
-        });
-    }
+    sound(&fresh, path, "the rebuilt board")?;
     copy_over(&fresh, &mut conn, path, cfg)?;
     // The board itself, after the copy: what the report calls `after`.
-    let after = check::run(&conn, CheckLevel::Full);
-    if !after.integrity.is_empty() {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!(
-                "the board failed its check after the rebuild: {:?}",
-                after.integrity
-            ),
-        });
-    }
+    let after = sound(&conn, path, "the board after the rebuild's copy")?;
     Ok(RepairReport {
         action: RepairAction::Rebuilt,
         before,
@@ -212,6 +194,19 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
         salvaged,
         quarantined: Some(quarantined),
     })
+}
+
+/// The full check of `conn`, if SQLite finds no damage; else [`Error::Corrupt`], saying
+/// `what` failed it.
+fn sound(conn: &Connection, path: &Path, what: &str) -> Result<CheckReport> {
+    let report = check::run(conn, CheckLevel::Full);
+    if !report.integrity.is_empty() {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("{what} failed its check: {:?}", report.integrity),
+        });
+    }
+    Ok(report)
 }
 
 /// Copies the rebuilt board `fresh` over the board (`conn`) in one backup step: one write

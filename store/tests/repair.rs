@@ -721,6 +721,33 @@ fn rows_gone_behind_their_indexes_are_counted_as_lost_by_the_reindex() {
     );
 }
 
+/// Rows gone behind their indexes in a table that also lost a page: the rebuild counts
+/// both (the old salvage counted only the page's rows).
+#[test]
+fn rows_gone_behind_their_indexes_are_counted_by_a_rebuild_too() {
+    let (_dir, db) = new_path();
+    make_board(&db, 600);
+    let ids: Vec<i64> = raw(&db)
+        .prepare("SELECT id FROM task_events WHERE run_id IS NULL ORDER BY id LIMIT 3 OFFSET 10")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap();
+    delete_behind_the_indexes(&db, &ids);
+    let before = contents(&db);
+    let hit = damage_events(&db, middle, 33);
+    let report = repair(&db, &gateway()).unwrap();
+    assert_eq!(report.action, RepairAction::Rebuilt, "{report:?}");
+    let events = salvaged(&report, "task_events");
+    assert_eq!(events.lost, hit.cells + 3, "{events:?}");
+    // The three were gone before the page was: the board lost the page's rows since.
+    let after = contents(&db);
+    assert_eq!(
+        before["task_events"]
+            .difference(&after["task_events"])
+            .count() as u64,
+        hit.cells
+    );
+}
+
 /// The last leaf of `task_events` lost: neither scan reads past it, and the rowids the
 /// indexes list there are the rows lost (the old gap scan ended at the last row read and
 /// said 0 lost).

@@ -7,6 +7,9 @@
 //!   (a table rebuilt when the operator allows it).
 //! - A repair held to indexes (the policy's, `kanban-db repair --indexes-only`) leaves a
 //!   damaged table as it was.
+//! - Duplicate keys under a UNIQUE index look like index damage, but `REINDEX` fails: the
+//!   default policy stops the gateway with `Corrupt` (beyond indexes), not a raw SQLite
+//!   error (with the `hazards` feature, for `damage_unique_index`).
 //! - A repair the calling thread would block (another session of this process open) is
 //!   refused at once with `Busy`, and only the gateway has a start-up check.
 //!

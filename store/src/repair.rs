@@ -152,18 +152,12 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
     // Why `REINDEX` was not enough, when it was tried.
     let mut reindex_failed = String::new();
     if index_only(&before) {
-        // One transaction, kept only if the board passes its check after: a `REINDEX` that
-        // fails (a UNIQUE index over two rows with one key: `non-unique entry in index`) or
-        // is not enough changes nothing (the entries that count lost rows stay for the
-        // rebuild), and is damage beyond indexes.
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(path)?;
-        match reindex(&tx) {
+        // A failed `REINDEX` (a UNIQUE index over two rows with one key: `non-unique entry
+        // in index`) changed nothing, and is damage beyond indexes.
+        match reindex(&conn) {
             Ok(salvaged) => {
-                let after = check::run(&tx, CheckLevel::Full);
+                let after = check::run(&conn, CheckLevel::Full);
                 if after.integrity.is_empty() {
-                    tx.commit().at(path)?;
                     return Ok(RepairReport {
                         action: RepairAction::Reindexed,
                         before,

@@ -683,17 +683,22 @@ fn delete_behind_the_indexes(db: &Path, ids: &[i64]) {
     define("");
 }
 
+/// Three events of no run (their loss breaks no invariant, so losing them behind the
+/// indexes is index-only damage).
+fn events_of_no_run(db: &Path) -> Vec<i64> {
+    raw(db)
+        .prepare("SELECT id FROM task_events WHERE run_id IS NULL ORDER BY id LIMIT 3 OFFSET 10")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap()
+}
+
 /// Rows gone from a table whose indexes still list them: `REINDEX` alone would drop the
 /// entries without a word. The repair counts them as lost first.
 #[test]
 fn rows_gone_behind_their_indexes_are_counted_as_lost_by_the_reindex() {
     let (_dir, db) = new_path();
     make_board(&db, 100);
-    // Events of no run: their loss breaks no invariant, so the damage is index-only.
-    let ids: Vec<i64> = raw(&db)
-        .prepare("SELECT id FROM task_events WHERE run_id IS NULL ORDER BY id LIMIT 3 OFFSET 10")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .unwrap();
+    let ids = events_of_no_run(&db);
     let rows = contents(&db)["task_events"].len() as u64;
     delete_behind_the_indexes(&db, &ids);
     let check = full_check(&db);
@@ -727,10 +732,7 @@ fn rows_gone_behind_their_indexes_are_counted_as_lost_by_the_reindex() {
 fn rows_gone_behind_their_indexes_are_counted_by_a_rebuild_too() {
     let (_dir, db) = new_path();
     make_board(&db, 600);
-    let ids: Vec<i64> = raw(&db)
-        .prepare("SELECT id FROM task_events WHERE run_id IS NULL ORDER BY id LIMIT 3 OFFSET 10")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .unwrap();
+    let ids = events_of_no_run(&db);
     delete_behind_the_indexes(&db, &ids);
     let before = contents(&db);
     let hit = damage_events(&db, middle, 33);

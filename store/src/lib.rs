@@ -38,6 +38,7 @@ pub mod policy;
 pub mod quarantine;
 mod reads;
 pub mod repair;
+mod salvage;
 pub mod schema;
 pub mod selftest;
 pub mod single_writer;

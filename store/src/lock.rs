@@ -268,7 +268,14 @@ impl LockFile {
 
     /// Whether another open file description holds `range` (`F_OFD_GETLK`).
     fn held_elsewhere(&self, range: Range) -> Result<bool> {
-        let mut fl = one_byte(range, libc::F_WRLCK);
+        self.conflicts(range, libc::F_WRLCK)
+    }
+
+    /// Whether another open file description holds `range` in a way that conflicts with
+    /// taking it as `kind` (`F_OFD_GETLK`): any holder for `F_WRLCK`, an exclusive one for
+    /// `F_RDLCK`.
+    fn conflicts(&self, range: Range, kind: libc::c_int) -> Result<bool> {
+        let mut fl = one_byte(range, kind);
         // SAFETY: the descriptor is open for the life of `self.file`; `fl` is a valid flock.
         let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
         if rc != 0 {
@@ -293,8 +300,14 @@ impl LockFile {
         self.write_at(&[0u8; 16], HOLDER_AT)
     }
 
-    /// The maintenance holder noted: process id and since when (ms since the epoch).
+    /// The maintenance holder noted: process id and since when (ms since the epoch). A note
+    /// is ignored while no other descriptor holds the session range exclusively: the
+    /// maintenance that wrote it is over, and may have been killed before it could clear it
+    /// (the kernel drops a dead process's locks, not its notes).
     pub fn holder(&self) -> Result<Option<(u32, i64)>> {
+        if !self.conflicts(Range::Session, libc::F_RDLCK)? {
+            return Ok(None);
+        }
         let mut buf = [0u8; 16];
         if self.read_at(&mut buf, HOLDER_AT)? < 16 {
             return Ok(None);
@@ -539,7 +552,7 @@ mod tests {
     #[test]
     fn the_word_and_the_holder_are_shared_through_the_file() {
         let (_dir, db) = board();
-        let a = LockFile::open(&db).unwrap();
+        let mut a = LockFile::open(&db).unwrap();
         let b = LockFile::open(&db).unwrap();
         assert_eq!(
             b.word().unwrap(),
@@ -554,6 +567,8 @@ mod tests {
         a.request(Duration::ZERO, &SystemClock).unwrap();
         // A second maintenance waits for the first one's request.
         assert!(b.request(Duration::from_millis(5), &SystemClock).is_err());
+        a.lock_session(Mode::Exclusive, Duration::ZERO, &SystemClock)
+            .unwrap();
         a.note_holder(1234).unwrap();
         assert_eq!(
             b.word().unwrap(),
@@ -562,6 +577,7 @@ mod tests {
                 requested: true
             }
         );
+        assert_eq!(b.holder().unwrap(), Some((std::process::id(), 1234)));
         // The request is a lock: it goes with the descriptor that holds it.
         drop(a);
         assert_eq!(
@@ -571,7 +587,8 @@ mod tests {
                 requested: false
             }
         );
-        assert_eq!(b.holder().unwrap(), Some((std::process::id(), 1234)));
+        // Nobody holds the maintenance lock: the note left in the file names nobody.
+        assert_eq!(b.holder().unwrap(), None);
     }
 
     #[test]

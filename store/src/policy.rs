@@ -5,7 +5,8 @@
 //! gateway checks once at start-up ([`crate::Board::check_at_start`], R7) and acts by
 //! the kind of damage:
 //! - damage confined to indexes is repaired at once by default: `REINDEX` rebuilds the
-//!   indexes from the tables, so nothing can be lost;
+//!   indexes from the tables, so nothing can be lost (a `REINDEX` that fails, as over
+//!   two rows with one key under a UNIQUE index, is damage beyond indexes);
 //! - anything else (a damaged table, broken references or invariants) is reported and the
 //!   gateway stops by default: a rebuild may lose rows, so an operator decides, with
 //!   `kanban-db repair`.
@@ -64,7 +65,10 @@ impl Default for DamagePolicy {
 }
 
 /// Whether every finding of the check is about an index's entries, not a table, a
-/// reference or an invariant: what `REINDEX` fixes without losing anything.
+/// reference or an invariant: what `REINDEX` fixes without losing anything, if it can.
+/// A `non-unique entry in index` may be a stale entry (then `REINDEX` fixes it) or two
+/// rows with one key (then `REINDEX` fails, changing nothing): the check cannot tell them
+/// apart, so the repair tries, and takes a failed `REINDEX` for damage beyond indexes.
 pub(crate) fn index_only(report: &CheckReport) -> bool {
     report.foreign_keys.is_empty()
         && report.invariants.is_empty()

@@ -5,13 +5,16 @@
 //! 1. ask every session to let go and take the exclusive maintenance lock (the generation
 //!    protocol, [`crate::generation`]): sessions finish their transaction, close, and wait;
 //! 2. run the full check; a healthy board is left alone;
-//! 3. damage confined to indexes is fixed in place with `REINDEX` (one transaction);
+//! 3. damage confined to indexes is fixed in place with `REINDEX` (one transaction), after
+//!    counting as lost the rows an index lists that its table no longer holds;
 //! 4. anything else: keep a copy of the damaged board in quarantine (backup API,
 //!    content-addressed, capped), rebuild what is readable into a new database in memory,
 //!    table by table, row by row where a scan breaks, counting what could not be read;
 //!    verify the rebuild with the full check; then copy it over the board with the backup
 //!    API **in one step**, which is one write transaction on the board's WAL: a kill before
 //!    its commit leaves the old board, after it the new one, never none and never a mix;
+//!    a step that could not take the board's write lock is `Busy` (nothing changed), and
+//!    the board itself is checked again before the repair says `Rebuilt`;
 //! 4. publish the next generation and release the lock; sessions reopen once.
 //!
 //! Rerunning a repair after a kill finishes the job: it starts again from the check.
@@ -20,7 +23,7 @@
 use std::path::Path;
 
 use rusqlite::Connection;
-use rusqlite::backup::Backup;
+use rusqlite::backup::{Backup, StepResult};
 
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
@@ -31,6 +34,7 @@ use crate::open::{self, Access};
 use crate::policy::index_only;
 use crate::quarantine::{self, Quarantined};
 use crate::reads::SqlResultExt;
+use crate::salvage;
 use crate::schema;
 
 /// What a repair did.
@@ -61,6 +65,9 @@ pub struct Salvaged {
     /// More rows than `lost` may be gone: the table broke, and no index of it could be
     /// read whole to count its rows (a table without rowids whose index is damaged too).
     pub uncounted: bool,
+    /// Rowids looked up one by one, between the two scans of a broken table (at most as
+    /// many as a table of the file's size can hold rows, and those the indexes list).
+    pub probed: u64,
 }
 
 /// The outcome of [`repair`].
@@ -72,7 +79,8 @@ pub struct RepairReport {
     pub before: CheckReport,
     /// The full check after it.
     pub after: CheckReport,
-    /// Per table, for a rebuild.
+    /// Per table, for a rebuild; for a `REINDEX`, the tables whose indexes listed rows the
+    /// table no longer held (counted as `lost`; `copied` is the rows the table holds).
     pub salvaged: Vec<Salvaged>,
     /// The copy of the damaged board kept, for a rebuild (never
     /// [`Quarantined::CapReached`]: a rebuild makes room, see [`crate::quarantine`]).
@@ -119,9 +127,14 @@ pub(crate) fn exclusively<T>(
 ) -> Result<T> {
     let lock = LockFile::open(path)?;
     let maintainer = Maintainer { path, cfg, lock };
-    let result = kanban_generations::maintain(&maintainer, |_exclusive| f())?;
-    maintainer.lock.clear_holder()?;
-    result
+    kanban_generations::maintain(&maintainer, |exclusive| {
+        let out = f();
+        // Cleared whatever `f` gave, while the lock is still ours: a later maintenance
+        // notes itself only once it holds the lock, so this cannot erase its note. (A
+        // killed maintenance clears nothing: `LockFile::holder` ignores its note.)
+        let cleared = exclusive.clear_holder();
+        out.and_then(|value| cleared.map(|()| value))
+    })?
 }
 
 /// The repair proper; the caller holds the exclusive maintenance lock.
@@ -139,24 +152,32 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
             quarantined: None,
         });
     }
+    // Why `REINDEX` was not enough, when it was tried.
+    let mut reindex_failed = String::new();
     if index_only(&before) {
-        conn.execute_batch("REINDEX").at(path)?;
-        let after = check::run(&conn, CheckLevel::Full);
-        if after.integrity.is_empty() {
-            return Ok(RepairReport {
-                action: RepairAction::Reindexed,
-                before,
-                after,
-                salvaged: Vec::new(),
-                quarantined: None,
-            });
+        // A failed `REINDEX` (a UNIQUE index over two rows with one key: `non-unique entry
+        // in index`) changed nothing, and is damage beyond indexes.
+        match reindex(&conn) {
+            Ok(salvaged) => {
+                let after = check::run(&conn, CheckLevel::Full);
+                if after.integrity.is_empty() {
+                    return Ok(RepairReport {
+                        action: RepairAction::Reindexed,
+                        before,
+                        after,
+                        salvaged,
+                        quarantined: None,
+                    });
+                }
+            }
+            Err(e) => reindex_failed = format!(" (the indexes could not be rebuilt: {e})"),
         }
     }
     if scope == Scope::Indexes {
         return Err(Error::Corrupt {
             path: path.to_path_buf(),
             detail: format!(
-                "damage beyond indexes, left for `kanban-db repair`: {}",
+                "damage beyond indexes, left for `kanban-db repair`: {}{reindex_failed}",
                 before.findings().next().unwrap_or_default()
             ),
         });
@@ -166,19 +187,10 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
         quarantine::keep(&conn, path, cfg.quarantine_cap, quarantine::AtCap::Evict)
     })?;
     let (fresh, salvaged) = rebuild(&conn, path)?;
-    let after = check::run(&fresh, CheckLevel::Full);
-    if !after.integrity.is_empty() {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("the rebuilt board failed its check: {:?}", after.integrity),
-        });
-    }
-    // One step: one write transaction on the board (see the module docs).
-    Backup::new(&fresh, &mut conn)
-        .and_then(|b| b.step(-1).map(|_| ()))
-        .at(path)?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .at(path)?;
+    sound(&fresh, path, "the rebuilt board")?;
+    copy_over(&fresh, &mut conn, path, cfg)?;
+    // The board itself, after the copy: what the report calls `after`.
+    let after = sound(&conn, path, "the board after the rebuild's copy")?;
     Ok(RepairReport {
         action: RepairAction::Rebuilt,
         before,
@@ -186,6 +198,91 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
         salvaged,
         quarantined: Some(quarantined),
     })
+}
+
+/// The full check of `conn`, if SQLite finds no damage; else [`Error::Corrupt`], saying
+/// `what` failed it.
+fn sound(conn: &Connection, path: &Path, what: &str) -> Result<CheckReport> {
+    let report = check::run(conn, CheckLevel::Full);
+    if !report.integrity.is_empty() {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("{what} failed its check: {:?}", report.integrity),
+        });
+    }
+    Ok(report)
+}
+
+/// Copies the rebuilt board `fresh` over the board (`conn`) in one backup step: one write
+/// transaction on the board (see the module docs). A step that could not finish (the
+/// board's write lock held, past the busy timeout, by a connection our maintenance lock
+/// does not see) changed nothing, and is [`Error::Busy`]; a board left with another page
+/// count than the rebuild's was not copied over, and is [`Error::Corrupt`]. Then the WAL
+/// is checkpointed into the main file.
+fn copy_over(
+    fresh: &Connection,
+    conn: &mut Connection,
+    path: &Path,
+    cfg: &StoreConfig,
+) -> Result<()> {
+    let step = Backup::new(fresh, conn).and_then(|b| b.step(-1)).at(path)?;
+    if step != StepResult::Done {
+        return Err(Error::Busy {
+            path: path.to_path_buf(),
+            what: "the board's SQLite write lock, for the rebuild's copy over it",
+            waited_ms: u64::try_from(cfg.busy_timeout.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    let pages = |c: &Connection| c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
+    let (want, got) = (pages(fresh).at(path)?, pages(conn).at(path)?);
+    if want != got {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("the rebuild's copy left {got} pages, the rebuild has {want}"),
+        });
+    }
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .at(path)
+}
+
+/// The board's tables, in the order they were made, and whether each is `WITHOUT ROWID`.
+fn tables(conn: &Connection) -> rusqlite::Result<Vec<(String, bool)>> {
+    conn.prepare(
+        "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master
+         WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+    )?
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// `REINDEX`, which rebuilds every index from its table, after counting what it would drop
+/// without a trace: the rows an index lists that its table no longer holds (the split-brain
+/// signature). Those are the tables' lost rows, one entry per table that lost any.
+fn reindex(conn: &Connection) -> rusqlite::Result<Vec<Salvaged>> {
+    let mut lost = Vec::new();
+    for (table, without_rowid) in tables(conn)? {
+        let key = salvage::key_of(conn, &table, without_rowid)?;
+        let indexes = salvage::indexes_of(conn, &table, without_rowid)?;
+        let gone = salvage::vanished(conn, &table, &key, &indexes)?;
+        if gone > 0 {
+            let kept: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM \"{table}\" NOT INDEXED"),
+                [],
+                |r| r.get(0),
+            )?;
+            lost.push(Salvaged {
+                table,
+                copied: kept as u64,
+                lost: gone,
+                changed: 0,
+                added: 0,
+                uncounted: false,
+                probed: 0,
+            });
+        }
+    }
+    conn.execute_batch("REINDEX")?;
+    Ok(lost)
 }
 
 /// Copies what can be read of `old` into a new in-memory board, table by table, then makes
@@ -198,187 +295,16 @@ fn rebuild(old: &Connection, path: &Path) -> Result<(Connection, Vec<Salvaged>)>
     fresh.pragma_update(None, "page_size", page_size).at(path)?;
     schema::migrate(&mut fresh, 0).at(path)?;
     fresh.pragma_update(None, "foreign_keys", false).at(path)?;
-    let tables: Vec<(String, bool)> = fresh
-        .prepare(
-            "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master
-             WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
-        )
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+    let pages: i64 = old
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
         .at(path)?;
+    let max_rows = salvage::max_rows(pages as u64, page_size as u64);
     let mut salvaged = Vec::new();
-    for (table, without_rowid) in &tables {
-        salvaged.push(salvage(old, &fresh, table, *without_rowid).at(path)?);
+    for (table, without_rowid) in &tables(&fresh).at(path)? {
+        salvaged.push(salvage::salvage(old, &fresh, table, *without_rowid, max_rows).at(path)?);
     }
     reconcile(&fresh, &mut salvaged).at(path)?;
     Ok((fresh, salvaged))
-}
-
-/// One column list of `table` (of the new board), quoted, from `pragma`'s `name` column.
-fn names(fresh: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
-    fresh
-        .prepare(sql)?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .map(|n| n.map(|n| format!("\"{n}\"")))
-        .collect()
-}
-
-/// Copies one table. A scan forward until it breaks, then backward from the end until it
-/// breaks: for one damaged page, that reads every other row. Between the two, rowid tables
-/// are read row by row; the rowids the table's indexes still list say which rows existed,
-/// so only those count as lost. A table without rowids is also read through its indexes
-/// (they hold every column here), forward and backward.
-fn salvage(
-    old: &Connection,
-    fresh: &Connection,
-    table: &str,
-    without_rowid: bool,
-) -> rusqlite::Result<Salvaged> {
-    let columns = names(
-        fresh,
-        &format!("SELECT name FROM pragma_table_info('{table}')"),
-    )?;
-    let list = columns.join(", ");
-    let (select, key) = if without_rowid {
-        let key = names(
-            fresh,
-            &format!("SELECT name FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk"),
-        )?
-        .join(", ");
-        (format!("SELECT {list}, NULL"), key)
-    } else {
-        (format!("SELECT {list}, rowid"), "rowid".to_string())
-    };
-    let into = if without_rowid {
-        let marks = vec!["?"; columns.len()].join(", ");
-        format!("INSERT OR IGNORE INTO \"{table}\" ({list}) VALUES ({marks})")
-    } else {
-        let marks = vec!["?"; columns.len() + 1].join(", ");
-        format!("INSERT OR IGNORE INTO \"{table}\" ({list}, rowid) VALUES ({marks})")
-    };
-    let width = columns.len();
-    let mut ins = fresh.prepare(&into)?;
-    let mut out = Salvaged {
-        table: table.to_string(),
-        copied: 0,
-        lost: 0,
-        changed: 0,
-        added: 0,
-        uncounted: false,
-    };
-    // Copies the rows `sql` yields until it ends or breaks; the rowids it saw, in order.
-    let mut scan = |sql: &str, out: &mut Salvaged| -> (Vec<i64>, bool) {
-        let mut seen = Vec::new();
-        let broke = (|| -> rusqlite::Result<()> {
-            let mut stmt = old.prepare(sql)?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let mut values: Vec<rusqlite::types::Value> = (0..width)
-                    .map(|i| row.get(i))
-                    .collect::<rusqlite::Result<_>>()?;
-                let rowid: Option<i64> = row.get(width)?;
-                if let Some(id) = rowid {
-                    values.push(rusqlite::types::Value::Integer(id));
-                    seen.push(id);
-                }
-                out.copied += ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
-            }
-            Ok(())
-        })()
-        .is_err();
-        (seen, broke)
-    };
-    let from = format!("{select} FROM \"{table}\"");
-    let desc_key = key
-        .split(", ")
-        .map(|k| format!("{k} DESC"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let (forward, broke) = scan(&format!("{from} ORDER BY {key}"), &mut out);
-    if !broke {
-        return Ok(out);
-    }
-    let (backward, _) = scan(&format!("{from} ORDER BY {desc_key}"), &mut out);
-    let indexes: Vec<String> = names(
-        fresh,
-        &format!("SELECT name FROM pragma_index_list('{table}') WHERE origin = 'c'"),
-    )?;
-    if without_rowid {
-        // The indexes hold every column: read the rows through them, both ways. The rows
-        // lost are those a complete index lists that no read gave (0 if none is complete).
-        let mut listed = None;
-        for index in &indexes {
-            let via = format!("{select} FROM \"{table}\" INDEXED BY {index}");
-            let (_, broke) = scan(&via, &mut out);
-            scan(&format!("{via} ORDER BY {desc_key}"), &mut out);
-            if !broke {
-                let n: i64 = old
-                    .query_row(
-                        &format!("SELECT count(*) FROM \"{table}\" INDEXED BY {index}"),
-                        [],
-                        |r| r.get(0),
-                    )
-                    .unwrap_or(0);
-                listed = Some(n as u64);
-            }
-        }
-        out.lost = listed.map_or(0, |n| n.saturating_sub(out.copied));
-        out.uncounted = listed.is_none();
-        return Ok(out);
-    }
-    // Rowid table: the gap between the two scans, row by row.
-    let low = forward.last().copied().unwrap_or(i64::MIN);
-    let high = backward.last().copied().unwrap_or_else(|| {
-        old.query_row(&format!("SELECT max(rowid) FROM \"{table}\""), [], |r| {
-            r.get(0)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(low)
-    });
-    let mut known = std::collections::BTreeSet::new();
-    let mut complete_index = false;
-    for index in &indexes {
-        let mut listed = |order: &str| -> bool {
-            (|| -> rusqlite::Result<()> {
-                let mut stmt = old.prepare(&format!(
-                    "SELECT rowid FROM \"{table}\" INDEXED BY {index} WHERE rowid > ?1 AND rowid < ?2 ORDER BY rowid {order}"
-                ))?;
-                let mut rows = stmt.query([low, high])?;
-                while let Some(row) = rows.next()? {
-                    known.insert(row.get::<_, i64>(0)?);
-                }
-                Ok(())
-            })()
-            .is_ok()
-        };
-        complete_index |= listed("ASC");
-        listed("DESC");
-    }
-    let one = format!("{from} WHERE rowid = ?1");
-    let first = if low == i64::MIN { 1 } else { low + 1 };
-    for rowid in first..high {
-        let got = old.prepare_cached(&one).and_then(|mut s| {
-            let mut rows = s.query([rowid])?;
-            match rows.next()? {
-                None => Ok(false),
-                Some(row) => {
-                    let mut values: Vec<rusqlite::types::Value> = (0..width)
-                        .map(|i| row.get(i))
-                        .collect::<rusqlite::Result<_>>(
-                    )?;
-                    values.push(rusqlite::types::Value::Integer(rowid));
-                    out.copied += ins.execute(rusqlite::params_from_iter(values.iter()))? as u64;
-                    Ok(true)
-                }
-            }
-        });
-        // An unreadable rowid is a lost row if an index lists it; when no index could be
-        // read whole, every unreadable rowid counts (an estimate from above).
-        if got.is_err() && (known.contains(&rowid) || !complete_index) {
-            out.lost += 1;
-        }
-    }
-    Ok(out)
 }
 
 /// Makes the rebuilt board hold together after rows were lost, counting per table:

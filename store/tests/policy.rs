@@ -7,6 +7,9 @@
 //!   (a table rebuilt when the operator allows it).
 //! - A repair held to indexes (the policy's, `kanban-db repair --indexes-only`) leaves a
 //!   damaged table as it was.
+//! - Duplicate keys under a UNIQUE index look like index damage, but `REINDEX` fails: the
+//!   default policy stops the gateway with `Corrupt` (beyond indexes), not a raw SQLite
+//!   error (with the `hazards` feature, for `damage_unique_index`).
 //! - A repair the calling thread would block (another session of this process open) is
 //!   refused at once with `Busy`, and only the gateway has a start-up check.
 //!
@@ -227,4 +230,28 @@ fn a_repair_held_to_indexes_reindexes() {
     ]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(full_check(&db).is_ok());
+}
+
+/// Two rows with one key under a UNIQUE index: the check's finding (`non-unique entry in
+/// index`) looks like index damage, but `REINDEX` cannot rebuild a UNIQUE index over
+/// duplicate rows. The default policy tries, and stops the gateway with `Corrupt` (damage
+/// beyond indexes) and the file as it was, not with the raw SQLite error.
+#[cfg(feature = "hazards")]
+#[test]
+fn duplicate_keys_under_a_unique_index_stop_the_gateway_as_damage_beyond_indexes() {
+    let (_dir, db) = new_path();
+    make_board(&db, 50);
+    kanban_store::hazards::damage_unique_index(&db).unwrap();
+    let before = bytes(&db);
+
+    let mut board = Board::open_with(&db, gateway()).unwrap();
+    match board.check_at_start() {
+        Err(Error::Corrupt { detail, .. }) => assert!(
+            detail.contains("beyond indexes") && detail.contains("UNIQUE constraint failed"),
+            "{detail}"
+        ),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    drop(board);
+    assert!(bytes(&db) == before, "the file changed");
 }

@@ -305,7 +305,6 @@ fn hardened_keeps_whole_copies(scenario: &str, seeds: u64) -> Value {
 }
 
 #[test]
-#[ignore = "needs the crash-honest quarantine copy (issue 13, helper B's store commits): the old store leaves a hot-journalled copy under its final name"]
 fn kill_during_quarantine_lands_and_keeps_only_whole_copies() {
     let run = hardened_keeps_whole_copies("kill-during-quarantine", 30);
     let (planned, _, landed) = faults(&run);
@@ -313,13 +312,11 @@ fn kill_during_quarantine_lands_and_keeps_only_whole_copies() {
 }
 
 #[test]
-#[ignore = "needs the rebuild at the cap to keep a copy (issue 13, helper B's store commits): the old store rebuilds with CapReached and no copy"]
 fn repair_at_cap_keeps_a_copy_of_what_it_replaces() {
     hardened_keeps_whole_copies("repair-at-cap", 30);
 }
 
 #[test]
-#[ignore = "needs a failed REINDEX to count as damage beyond indexes (issue 13, helper C's store commits): the old gateway dies of UNIQUE constraint failed"]
 fn unique_index_damage_stops_the_gateway_and_the_repair_rebuilds() {
     hardened_keeps_whole_copies("unique-index-damage", 30);
 }

@@ -126,7 +126,17 @@ fn exit_code(err: &Error) -> u8 {
 
 /// What an operator can do about what a check found (and what a gateway would do).
 fn next_step(report: &kanban_store::CheckReport) -> &'static str {
+    let duplicates = report
+        .integrity
+        .iter()
+        .any(|f| f.starts_with("non-unique entry in index"));
     match DamagePolicy::default().reaction(report) {
+        Some(OnDamage::Repair) if duplicates => {
+            "next: a unique index lists one key twice: `kanban-db repair` rebuilds the index \
+             (REINDEX) if the table is sound; if the table itself holds the key twice, it keeps \
+             a copy of this board in quarantine and rebuilds it, keeping the first row of each \
+             key; a gateway stops on duplicate rows until then"
+        }
         Some(OnDamage::Repair) => {
             "next: only indexes are damaged: `kanban-db repair` rebuilds them (REINDEX), losing \
              nothing; a gateway does it at its start"

@@ -107,6 +107,28 @@ fn check_full_refuses_random_bytes_with_the_typed_error() {
     assert_eq!(bytes(&db), before);
 }
 
+/// Duplicate rows under a unique index are not "only indexes": the hint must not promise a
+/// REINDEX that loses nothing (the REINDEX fails on them, and the repair rebuilds).
+#[cfg(feature = "hazards")]
+#[test]
+fn check_full_does_not_promise_a_lossless_reindex_for_duplicate_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    make_board(&db, 5);
+    kanban_store::hazards::damage_unique_index(&db).unwrap();
+    let run = kanban_db([OsStr::new("check"), OsStr::new("--full"), db.as_os_str()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let next: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("next: "))
+        .collect();
+    assert!(
+        matches!(&next[..], [n] if n.starts_with("next: a unique index lists one key twice")),
+        "what to do next: {next:?}"
+    );
+}
+
 #[test]
 fn check_full_names_the_damaged_index() {
     let dir = tempfile::tempdir().unwrap();

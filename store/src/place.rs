@@ -14,8 +14,8 @@
 //! path, so that processes reaching one board through different names log one name.
 //! Resolution errors name the path the caller gave (there is no canonical one).
 //!
-//! With the `raw-path-siblings` hazard, [`board`] returns the path as given: the siblings
-//! come from the raw string, as before this module existed.
+//! With the harness's `Hazard::RawPathSiblings` switch, [`board`] returns the path as given:
+//! the siblings come from the raw string, as before this module existed.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -318,17 +318,24 @@ impl Error {
     }
 
     /// True when the path holds nothing this store may use as a board: missing, not a
-    /// database, damaged, another application's, too new, several names. (Not contention,
+    /// database, truncated, another application's, too new, several names. (Not contention,
     /// usage or environment: there the path may well be a board that others are using.)
+    ///
+    /// Not [`Error::Corrupt`]: a corrupt board is still a board, which other processes may
+    /// hold sessions on through its lock file (damage that one connection trips over and
+    /// another does not see, or upstream's per-process health check in the harness); removing
+    /// that lock file would give the next opener a second one.
     pub(crate) fn is_no_board(&self) -> bool {
-        self.is_damage()
-            || matches!(
-                self,
-                Error::NotFound { .. }
-                    | Error::ForeignSchema { .. }
-                    | Error::SchemaTooNew { .. }
-                    | Error::HardLinked { .. }
-            )
+        matches!(
+            self,
+            Error::NotFound { .. }
+                | Error::EmptyFile { .. }
+                | Error::NotADatabase { .. }
+                | Error::Truncated { .. }
+                | Error::ForeignSchema { .. }
+                | Error::SchemaTooNew { .. }
+                | Error::HardLinked { .. }
+        )
     }
 
     /// True for damage to the board itself (as opposed to contention, usage or environment).

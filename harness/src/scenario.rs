@@ -265,9 +265,10 @@ pub struct WorkerSpec {
     /// Repairer: how often it repairs.
     #[serde(default = "defaults::repair_ms")]
     pub repair_ms: u64,
-    /// Repairer: damage an index (with the board to itself) before each repair.
+    /// Repairer: the damage it does (with the board to itself) before each repair
+    /// (`index`, `reference`, `unique-index`; default `none`).
     #[serde(default)]
-    pub damage: bool,
+    pub damage: Damage,
     /// Connections the process uses concurrently (upstream: dispatcher and notifier
     /// threads; request handlers and websocket pollers). At least 1.
     #[serde(default = "defaults::connections")]

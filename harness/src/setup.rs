@@ -139,25 +139,14 @@ fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<PathBuf>
     match spec.damage {
         Damage::None => {}
         Damage::Index => kanban_store::hazards::damage_index(db).map_err(|e| sql_error(db, e))?,
-        Damage::Reference => damage_reference(db).map_err(|e| sql_error(db, e))?,
+        Damage::Reference => {
+            kanban_store::hazards::damage_reference(db).map_err(|e| sql_error(db, e))?
+        }
         Damage::UniqueIndex => {
             kanban_store::hazards::damage_unique_index(db).map_err(|e| sql_error(db, e))?
         }
     }
     Ok(kept)
-}
-
-/// [`Damage::Reference`]: a comment on a task that does not exist, inserted with foreign
-/// keys off on a plain connection to the closed board (closing it checkpoints the WAL away).
-fn damage_reference(db: &Path) -> rusqlite::Result<()> {
-    let conn = rusqlite::Connection::open(db)?;
-    conn.pragma_update(None, "foreign_keys", false)?;
-    conn.execute(
-        "INSERT INTO task_comments (task_id, author, body, created_at)
-         VALUES ((SELECT max(id) + 1000 FROM tasks), 'setup', 'on no task', 0)",
-        [],
-    )?;
-    Ok(())
 }
 
 fn sql_error(db: &Path, e: rusqlite::Error) -> Error {

@@ -468,13 +468,33 @@ pub fn damage_index(db: &Path) -> rusqlite::Result<()> {
     set_index_sql(db, original)
 }
 
-/// [`damage_index`] while other processes use the board: with the board to itself
-/// (sessions let go at their next operation and reopen after), as a repair has it.
-pub fn damage_index_online(db: &Path, cfg: &StoreConfig) -> Result<()> {
+/// Leaves a comment on a task that does not exist in the closed board at `db` (inserted
+/// with foreign keys off): damage beyond indexes that `foreign_key_check` reports while
+/// every page still reads well, so a repair rebuilds the board (dropping the comment).
+/// Call it only while no session is open on the board.
+pub fn damage_reference(db: &Path) -> rusqlite::Result<()> {
+    let conn = Connection::open(db)?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.execute(
+        "INSERT INTO task_comments (task_id, author, body, created_at)
+         VALUES ((SELECT max(id) + 1000 FROM tasks), 'damage', 'on no task', 0)",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Runs `damage` ([`damage_index`], [`damage_reference`]...) while other processes use the
+/// board: with the board to itself (sessions let go at their next operation and reopen
+/// after), as a repair has it.
+pub fn damage_online(
+    db: &Path,
+    cfg: &StoreConfig,
+    damage: fn(&Path) -> rusqlite::Result<()>,
+) -> Result<()> {
     crate::repair::exclusively(db, cfg, || {
-        damage_index(db).map_err(|e| Error::Corrupt {
+        damage(db).map_err(|e| Error::Corrupt {
             path: db.to_path_buf(),
-            detail: format!("damaging the index failed: {e}"),
+            detail: format!("damaging the board failed: {e}"),
         })
     })
 }

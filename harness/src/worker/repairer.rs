@@ -2,7 +2,7 @@
 //! run (upstream: stop both services, dump, reload, rename by hand, restart).
 //!
 //! On start it repairs first: a repair killed midway is finished by the next one. Then, at
-//! each turn, it damages an index if asked (with the board to itself, like a repair) and
+//! each turn, it damages the board if asked (an index, or beyond indexes) (with the board to itself, like a repair) and
 //! repairs. The other workers let go of the board at their next operation and reopen once
 //! each repair has published the next generation; the ledgers show that nothing they had
 //! acknowledged is lost. Its ledger says what it did: a `Damage` intent before each damage,
@@ -10,13 +10,14 @@
 
 use std::path::Path;
 
+use kanban_store::hazards;
 use kanban_store::repair::repair;
 use kanban_store::{Error as StoreError, StoreConfig};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Ledgered, Pace, Sessions, read_failed};
 use crate::ledger::Op;
-use crate::scenario::WorkerSpec;
+use crate::scenario::{Damage, WorkerSpec};
 
 pub(super) fn run(
     sessions: &Sessions,
@@ -28,9 +29,9 @@ pub(super) fn run(
     repair_ledgered(db, cfg, ctx);
     let mut pace = Pace::new(&[spec.repair_ms], rng);
     while pace.next().is_some() {
-        if spec.damage {
+        if let Some(damage) = damaging(spec.damage) {
             let intent = ctx.intent(Op::Damage, (0, 0));
-            match kanban_store::hazards::damage_index_online(db, cfg) {
+            match hazards::damage_online(db, cfg, damage) {
                 Ok(()) => ctx.ack(intent, (0, 0)),
                 Err(e) => {
                     read_failed(ctx, &e);
@@ -41,6 +42,16 @@ pub(super) fn run(
         repair_ledgered(db, cfg, ctx);
     }
     Ok(())
+}
+
+/// The store's function that does `damage` to a closed board, if any.
+fn damaging(damage: Damage) -> Option<fn(&Path) -> rusqlite::Result<()>> {
+    match damage {
+        Damage::None => None,
+        Damage::Index => Some(hazards::damage_index),
+        Damage::Reference => Some(hazards::damage_reference),
+        Damage::UniqueIndex => Some(hazards::damage_unique_index),
+    }
 }
 
 /// Repairs; a repair that leaves the board healthy is acked in the ledger, so that the

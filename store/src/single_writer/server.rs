@@ -19,7 +19,7 @@ pub const REQUESTS_PER_SERVE: usize = 32;
 
 /// The longest one [`WriteServer::serve`] goes on taking new requests, in the board's
 /// clock's milliseconds (a request already started is finished: at most one write's time
-/// more).
+/// more; and one request is always answered if one is complete, so every call progresses).
 pub const SERVE_BUDGET_MS: i64 = 10;
 
 /// The most connections the server holds at once (each with up to a frame of bytes); more
@@ -108,7 +108,7 @@ impl WriteServer {
         let mut i = 0;
         while i < peers.len()
             && answered < REQUESTS_PER_SERVE
-            && clock.now_ms() - start < SERVE_BUDGET_MS
+            && (answered == 0 || clock.now_ms() - start < SERVE_BUDGET_MS)
         {
             match self.step(&mut peers[i], board) {
                 Step::Pending if clock.now_ms() - peers[i].since_ms <= idle_ms => i += 1,

@@ -5,6 +5,9 @@
 //! instructions in environment variables. The entry test returns at once when the
 //! variables are absent, so a plain `cargo test -- --ignored` is harmless.
 
+// Each test binary uses a subset of the helpers.
+#![allow(dead_code)]
+
 use std::process::Command;
 
 /// The environment variable that tells an entry test it is a child.
@@ -13,6 +16,11 @@ pub const ROLE: &str = "KANBAN_TEST_CHILD";
 /// Starts the entry test `entry` of this binary as a child process with `env` (stdout and
 /// stderr piped).
 pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> std::process::Child {
+    command(entry, role, env).spawn().expect("spawn the child")
+}
+
+/// The command [`spawn`] runs, for a caller that changes it first (another user, say).
+pub fn command(entry: &str, role: &str, env: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("the test binary");
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -28,7 +36,7 @@ pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> std::process::C
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn the child")
+    cmd
 }
 
 /// This process's child role, if it is a child.

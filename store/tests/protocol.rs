@@ -14,10 +14,10 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{make_board, new_path};
+use common::{Serving, make_board, new_path};
 use kanban_store::single_writer::{self, MAX_FRAME, REQUESTS_PER_SERVE, WriteServer};
 use kanban_store::{
     Board, Clock, Error, ErrorKind, NewTask, RequestId, Role, StoreConfig, SystemClock, Write,
@@ -57,42 +57,11 @@ fn titled(db: &Path, title: &str) -> usize {
     tasks.iter().filter(|t| t.title == title).count()
 }
 
-/// A gateway serving the board from a thread of its own until dropped.
-struct Serving {
-    stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Serving {
-    fn start(db: &Path, cfg: StoreConfig) -> Serving {
-        let db = db.to_path_buf();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let handle = std::thread::spawn(move || {
-            let mut gateway = Board::open_with(&db, cfg).unwrap();
-            let server = WriteServer::bind(&mut gateway).unwrap();
-            ready_tx.send(()).unwrap();
-            while !flag.load(Ordering::Relaxed) {
-                server.serve(&mut gateway).unwrap();
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        });
-        ready_rx.recv().unwrap();
-        Serving {
-            stop,
-            handle: Some(handle),
-        }
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+/// A gateway on the board at `db` that serves only when this test calls `serve`.
+fn gateway(db: &Path, cfg: StoreConfig) -> (Board, WriteServer) {
+    let mut gateway = Board::open_with(db, cfg).unwrap();
+    let server = WriteServer::bind(&mut gateway).unwrap();
+    (gateway, server)
 }
 
 /// A request frame as a dashboard sends it.
@@ -180,8 +149,7 @@ fn spawn_as_nobody(role: &str, sock: &Path) -> std::process::Child {
 fn the_server_refuses_a_peer_of_another_user() {
     let (dir, db) = new_path();
     make_board(&db, 1);
-    let mut gateway = Board::open_with(&db, gateway_cfg()).unwrap();
-    let server = WriteServer::bind(&mut gateway).unwrap();
+    let (mut gateway, server) = gateway(&db, gateway_cfg());
     let sock = single_writer::socket_path(&db);
     open_to_all(dir.path());
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -256,8 +224,7 @@ fn an_oversized_frame_is_refused_and_the_server_serves_the_next_client() {
     let big = "x".repeat(MAX_FRAME);
     // The client does not send it.
     let mut dash = dashboard(&db);
-    let mut gateway = Board::open_with(&db, gateway_cfg()).unwrap();
-    let server = WriteServer::bind(&mut gateway).unwrap();
+    let (mut gateway, server) = gateway(&db, gateway_cfg());
     let err = dash.submit(RequestId::random(), &create(&big)).unwrap_err();
     assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
     // A raw client that sends it anyway is told so and closed; the next one is served.
@@ -280,8 +247,7 @@ fn an_oversized_frame_is_refused_and_the_server_serves_the_next_client() {
 fn one_serve_answers_at_most_its_budget_and_the_next_calls_the_rest() {
     let (_dir, db) = new_path();
     make_board(&db, 1);
-    let mut gateway = Board::open_with(&db, gateway_cfg()).unwrap();
-    let server = WriteServer::bind(&mut gateway).unwrap();
+    let (mut gateway, server) = gateway(&db, gateway_cfg());
     let clients: Vec<UnixStream> = (0..200)
         .map(|_| raw(&db, &frame(RequestId::random(), &create("queued"))))
         .collect();
@@ -306,8 +272,7 @@ fn one_serve_answers_at_most_its_budget_and_the_next_calls_the_rest() {
 fn a_silent_or_slow_peer_costs_serve_no_wait_and_is_answered_once_complete() {
     let (_dir, db) = new_path();
     make_board(&db, 1);
-    let mut gateway = Board::open_with(&db, gateway_cfg()).unwrap();
-    let server = WriteServer::bind(&mut gateway).unwrap();
+    let (mut gateway, server) = gateway(&db, gateway_cfg());
     let request = frame(RequestId::random(), &create("slow"));
     let (head, tail) = request.split_at(request.len() / 2);
     let _silent = raw(&db, b"");
@@ -359,8 +324,7 @@ impl Clock for CountingClock {
 fn a_stalled_gateway_gives_unavailable_within_the_deadline_which_says_a_retry_is_safe() {
     let (_dir, db) = new_path();
     make_board(&db, 1);
-    let mut gateway = Board::open_with(&db, gateway_cfg()).unwrap();
-    let _server = WriteServer::bind(&mut gateway).unwrap();
+    let _stalled = gateway(&db, gateway_cfg());
     let busy = Duration::from_millis(200);
     let clock = Arc::new(CountingClock::default());
     let mut cfg = dashboard_cfg(busy);
@@ -418,8 +382,7 @@ fn a_repeated_id_is_answered_with_the_first_answer_and_applied_once() {
 fn retry_after_a_timeout(gateway_cfg: StoreConfig) -> usize {
     let (_dir, db) = new_path();
     make_board(&db, 1);
-    let mut gateway = Board::open_with(&db, gateway_cfg).unwrap();
-    let server = WriteServer::bind(&mut gateway).unwrap();
+    let (mut gateway, server) = gateway(&db, gateway_cfg);
     let (id, write) = (RequestId::random(), create("retried"));
     let mut dash = Board::open_with(&db, dashboard_cfg(Duration::from_millis(100))).unwrap();
     let err = dash.submit(id, &write).unwrap_err();

@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{make_board, new_path};
-use kanban_store::single_writer::WriteServer;
+use common::{Serving, make_board, new_path};
 use kanban_store::{Board, Error, ErrorKind, NewTask, Role, StoreConfig, TaskStatus};
 
 fn dashboard() -> StoreConfig {
@@ -20,32 +17,18 @@ fn dashboard() -> StoreConfig {
     cfg
 }
 
-/// A gateway serving the board's socket from a thread until the returned flag is set.
-fn serve(db: &std::path::Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    let db = db.to_path_buf();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let mut cfg = StoreConfig::new(Role::Gateway);
-        cfg.single_writer = true;
-        let mut gateway = Board::open_with(&db, cfg).unwrap();
-        let server = WriteServer::bind(&mut gateway).unwrap();
-        ready_tx.send(()).unwrap();
-        while !flag.load(Ordering::Relaxed) {
-            server.serve(&mut gateway).unwrap();
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    });
-    ready_rx.recv().unwrap();
-    (stop, handle)
+/// A gateway serving the board's socket from a thread until dropped.
+fn serve(db: &std::path::Path) -> Serving {
+    let mut cfg = StoreConfig::new(Role::Gateway);
+    cfg.single_writer = true;
+    Serving::start(db, cfg)
 }
 
 #[test]
 fn a_dashboards_writes_are_run_by_the_gateway() {
     let (_dir, db) = new_path();
     make_board(&db, 3);
-    let (stop, gateway) = serve(&db);
+    let gateway = serve(&db);
     let mut dash = Board::open_with(&db, dashboard()).unwrap();
     let id = dash
         .create_task(&NewTask {
@@ -80,8 +63,7 @@ fn a_dashboards_writes_are_run_by_the_gateway() {
         dash.transaction(|t| t.recompute_ready()),
         Err(Error::WrongRole { .. })
     ));
-    stop.store(true, Ordering::Relaxed);
-    gateway.join().unwrap();
+    drop(gateway);
 }
 
 #[test]
@@ -95,9 +77,8 @@ fn without_a_gateway_a_write_is_unavailable_at_once() {
     let err = dash.create_task(&NewTask::default()).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
     // A gateway that died leaves its socket file: still unavailable, still at once.
-    let (stop, gateway) = serve(&db);
-    stop.store(true, Ordering::Relaxed);
-    gateway.join().unwrap();
+    let gateway = serve(&db);
+    drop(gateway);
     let err = dash.create_task(&NewTask::default()).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
 }

@@ -299,3 +299,44 @@ pub fn write_at(path: &Path, contents: &[u8], secs: u64) {
         .and_then(|f| f.set_modified(at))
         .unwrap();
 }
+
+/// A gateway serving the board's socket from a thread of its own until dropped
+/// (single-writer mode).
+pub struct Serving {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Serving {
+    /// Opens the gateway with `cfg`, binds and serves; returns once it listens.
+    pub fn start(db: &Path, cfg: StoreConfig) -> Serving {
+        use std::sync::atomic::Ordering;
+        let db = db.to_path_buf();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            let mut gateway = Board::open_with(&db, cfg).unwrap();
+            let server = kanban_store::single_writer::WriteServer::bind(&mut gateway).unwrap();
+            ready_tx.send(()).unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                server.serve(&mut gateway).unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        });
+        ready_rx.recv().unwrap();
+        Serving {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -277,7 +277,7 @@ impl RunSummary {
 
 /// The summary table printed after a run.
 pub fn table(runs: &[RunSummary]) -> String {
-    const HEAD: [&str; 15] = [
+    const HEAD: [&str; 16] = [
         "scenario",
         "variant",
         "seeds",
@@ -289,18 +289,19 @@ pub fn table(runs: &[RunSummary]) -> String {
         "invar",
         "werr",
         "work",
+        "dup",
         "backups",
         "landed/armed/plan",
         "seeds/s",
         "acked/seed min~median per kind; expected errors",
     ];
-    const WIDTH: [usize; 15] = [24, 36, 6, 6, 7, 7, 6, 7, 6, 6, 5, 7, 17, 7, 0];
-    let row = |cells: [String; 15]| -> String {
+    const WIDTH: [usize; 16] = [24, 36, 6, 6, 7, 7, 6, 7, 6, 6, 5, 4, 7, 17, 7, 0];
+    let row = |cells: [String; 16]| -> String {
         let mut line = String::new();
         for (i, (cell, width)) in cells.iter().zip(WIDTH).enumerate() {
             let sep = if i == 0 { "" } else { " " };
             // Names left-aligned, numbers right-aligned.
-            let _ = if i < 2 || i == 14 {
+            let _ = if i < 2 || i == 15 {
                 write!(line, "{sep}{cell:<width$}")
             } else {
                 write!(line, "{sep}{cell:>width$}")
@@ -322,6 +323,11 @@ pub fn table(runs: &[RunSummary]) -> String {
             r.invariant.to_string(),
             r.worker_error.to_string(),
             r.seeds_with.get("work").copied().unwrap_or(0).to_string(),
+            r.seeds_with
+                .get("duplicate")
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
             r.backups_max.to_string(),
             format!(
                 "{}/{}/{}",

@@ -318,6 +318,9 @@ pub struct Faults {
     /// Stall length range in milliseconds, `[min, max]`.
     #[serde(default = "defaults::stall_ms")]
     pub stall_ms: [u64; 2],
+    /// Which kind of worker the stalls stop (default: any process).
+    #[serde(default)]
+    pub stall_worker: Option<WorkerKind>,
     /// Kills inside a store phase.
     #[serde(default)]
     pub phase_kills: Vec<PhaseKill>,
@@ -692,6 +695,11 @@ impl Scenario {
                 (self.faults.io.iter().map(|f| f.worker))
                     .enumerate()
                     .map(|(i, w)| (format!("faults.io[{i}]"), w)),
+            )
+            .chain(
+                (self.faults.stall_worker)
+                    .filter(|_| self.faults.stalls > 0)
+                    .map(|w| ("faults.stall".to_string(), Some(w))),
             );
         for (key, worker) in targets {
             let missing = match worker {

@@ -581,7 +581,7 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
 /// The single-writer gateway of [`Part::Gateway`]; returns how many requests it answered.
 fn gateway(db: &Path, cfg: StoreConfig) -> Result<usize, String> {
     let mut board = Board::open_with(db, cfg).map_err(|e| e.to_string())?;
-    let server = WriteServer::bind(db).map_err(|e| e.to_string())?;
+    let server = WriteServer::bind(&mut board).map_err(|e| e.to_string())?;
     // Told to stop by the end of standard input (the parent closes its end, or dies); a
     // thread blocks on it so that the serving loop never does.
     let stop = Arc::new(AtomicBool::new(false));

@@ -69,21 +69,19 @@ impl ErrorKind {
     /// The kind of a store error, if it is one a correct store returns (single-writer mode:
     /// the kind the gateway reported).
     pub fn of(e: &StoreError) -> Option<ErrorKind> {
-        Some(match e {
-            StoreError::Busy { .. } => ErrorKind::Busy,
-            StoreError::MaintenanceBusy { .. } => ErrorKind::MaintenanceBusy,
-            StoreError::Unavailable { .. } => ErrorKind::Unavailable,
-            StoreError::DiskFull { .. } => ErrorKind::DiskFull,
-            StoreError::IoFailure { .. } => ErrorKind::IoFailure,
-            StoreError::GatewayRunning { .. } => ErrorKind::GatewayRunning,
-            StoreError::UsedAcrossFork { .. } => ErrorKind::UsedAcrossFork,
-            StoreError::RunNotRunning { .. } => ErrorKind::RunNotRunning,
-            StoreError::NoSuchTask { .. } => ErrorKind::NoSuchTask,
-            StoreError::InvalidMove { .. } => ErrorKind::InvalidMove,
-            StoreError::Corrupt { .. } => ErrorKind::Corrupt,
-            StoreError::Remote { kind, .. } => {
-                return ErrorKind::ALL.into_iter().find(|k| k.name() == kind);
-            }
+        use kanban_store::ErrorKind as Store;
+        Some(match e.kind() {
+            Store::Busy => ErrorKind::Busy,
+            Store::MaintenanceBusy => ErrorKind::MaintenanceBusy,
+            Store::Unavailable => ErrorKind::Unavailable,
+            Store::DiskFull => ErrorKind::DiskFull,
+            Store::IoFailure => ErrorKind::IoFailure,
+            Store::GatewayRunning => ErrorKind::GatewayRunning,
+            Store::UsedAcrossFork => ErrorKind::UsedAcrossFork,
+            Store::RunNotRunning => ErrorKind::RunNotRunning,
+            Store::NoSuchTask => ErrorKind::NoSuchTask,
+            Store::InvalidMove => ErrorKind::InvalidMove,
+            Store::Corrupt => ErrorKind::Corrupt,
             _ => return None,
         })
     }

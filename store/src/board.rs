@@ -22,7 +22,7 @@ use crate::policy::{OnDamage, StartCheck};
 use crate::quarantine::{self, Quarantined};
 use crate::reads::{self, SqlResultExt};
 use crate::repair;
-use crate::single_writer::{self, Write};
+use crate::single_writer::{self, RequestId, Write};
 use crate::txn::Txn;
 use crate::types::{
     CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
@@ -188,7 +188,7 @@ impl Board {
 
     /// Creates a task.
     pub fn create_task(&mut self, task: &NewTask) -> Result<TaskId> {
-        self.write(Write::CreateTask(task.clone()))
+        self.submit_new(Write::CreateTask(task.clone()))
     }
 
     /// Changes a task's title, body and priority; returns the `updated` event's id.
@@ -199,7 +199,7 @@ impl Board {
         body: &str,
         priority: i64,
     ) -> Result<EventId> {
-        self.write(Write::UpdateTask {
+        self.submit_new(Write::UpdateTask {
             id,
             title: title.into(),
             body: body.into(),
@@ -209,32 +209,64 @@ impl Board {
 
     /// A user moves a task (not into or out of `running`); returns the `moved` event's id.
     pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<EventId> {
-        self.write(Write::MoveTask { id, to })
+        self.submit_new(Write::MoveTask { id, to })
     }
 
     /// Makes `child` depend on `parent`; returns the `linked` event's id.
     pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<EventId> {
-        self.write(Write::Link { parent, child })
+        self.submit_new(Write::Link { parent, child })
     }
 
     /// Adds a comment.
     pub fn comment(&mut self, task: TaskId, author: &str, body: &str) -> Result<i64> {
-        self.write(Write::Comment {
+        self.submit_new(Write::Comment {
             task,
             author: author.into(),
             body: body.into(),
         })
     }
 
-    /// Runs a user's write in a transaction of its own; a dashboard in single-writer mode
-    /// sends it to the gateway instead, whose [`crate::single_writer::WriteServer`] runs it
-    /// here.
-    pub(crate) fn write(&mut self, write: Write) -> Result<i64> {
+    /// Runs a user's `write` at most once per `id`, whatever the mode: a dashboard in
+    /// single-writer mode sends it to the gateway with its id (whose
+    /// [`crate::single_writer::WriteServer`] calls this), every other session applies it in
+    /// one transaction that also records the id. An id already applied is answered with
+    /// its first answer (the recorded value) and not applied again; the same id with
+    /// another write is [`Error::RequestIdReused`]. So a retry of an [`Error::Unavailable`]
+    /// (or of any error) with the same id is always safe. The board keeps the newest
+    /// [`single_writer::KEPT_REQUEST_IDS`] ids.
+    pub fn submit(&mut self, id: RequestId, write: &Write) -> Result<i64> {
         if self.forwards() {
             self.check_process()?;
-            return single_writer::forward(&self.path, &self.config, &write);
+            return single_writer::forward(&self.path, &self.config, id, write);
         }
-        self.transaction(|t| write.apply(t))
+        #[cfg(feature = "hazards")]
+        if self
+            .hazards()
+            .contains(crate::hazards::Hazard::ForgetRequestIds)
+        {
+            return self.transaction(|t| write.apply(t));
+        }
+        let digest = single_writer::digest(write);
+        self.transaction(|t| match single_writer::recorded(t, id, &digest)? {
+            Some(first) => Ok(first),
+            None => {
+                let value = write.apply(t)?;
+                single_writer::record(t, id, &digest, value)?;
+                Ok(value)
+            }
+        })
+    }
+
+    /// [`Board::submit`] under a fresh id (the write methods' path).
+    fn submit_new(&mut self, write: Write) -> Result<i64> {
+        self.submit(RequestId::random(), &write)
+    }
+
+    /// Whether this session holds the gateway lock (the gateway's sessions, until a repair
+    /// takes the board).
+    pub(crate) fn holds_gateway(&mut self) -> Result<bool> {
+        self.check_process()?;
+        Ok(self.pool.checkout()?.lock.holds_gateway())
     }
 
     /// Whether this session's writes go to the gateway (single-writer mode, dashboards).

@@ -171,6 +171,11 @@ pub struct StoreConfig {
     /// Single-writer mode: a dashboard sends its writes to the gateway over the board's
     /// socket (`<db>.sock`) instead of writing the file itself (see [`crate::single_writer`]).
     pub single_writer: bool,
+    /// Single-writer mode: a group whose processes may use the board's socket besides this
+    /// process's own user (its gid). `None` (the default): the socket is 0600 and only the
+    /// same user is trusted; `Some(gid)`: the socket is 0660 in that group and a peer whose
+    /// primary group it is is trusted too (see [`crate::single_writer::peer`]).
+    pub socket_group: Option<u32>,
     /// The gateway's reaction to damage its start-up check finds
     /// ([`crate::Board::check_at_start`]): repair index-only damage, stop on anything else.
     pub on_damage: DamagePolicy,
@@ -199,6 +204,7 @@ impl StoreConfig {
             quarantine_cap: 5,
             quarantine_on_damage: false,
             single_writer: false,
+            socket_group: None,
             on_damage: DamagePolicy::default(),
             clock: Arc::new(SystemClock),
             observer: None,
@@ -231,6 +237,7 @@ impl fmt::Debug for StoreConfig {
             .field("quarantine_cap", &self.quarantine_cap)
             .field("quarantine_on_damage", &self.quarantine_on_damage)
             .field("single_writer", &self.single_writer)
+            .field("socket_group", &self.socket_group)
             .field("on_damage", &self.on_damage)
             .field("observer", &self.observer.is_some())
             .field("allow_network_fs", &self.allow_network_fs);

@@ -6,9 +6,13 @@
 //! left untouched for an explicit repair; a contended one (`Busy`) is retried later;
 //! a misconfigured one (`ReadOnlyLocation`, `MissingFolder`) needs a human.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::Role;
+
+mod kind;
+
+pub use kind::{ErrorKind, UnknownErrorKind};
 
 /// Result alias used throughout the store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -119,8 +123,10 @@ pub enum Error {
         /// How long we waited.
         waited_ms: u64,
     },
-    /// Single-writer mode: the gateway that owns the writes is not there (or did not answer
-    /// in time); the write may not have happened.
+    /// Single-writer mode: the gateway that owns the writes is not there, or did not answer
+    /// within the client's deadline: the write may or may not have happened. A retry with
+    /// the same request id ([`crate::Board::submit`]) is always safe: the gateway applies
+    /// an id at most once.
     #[error("{}: unavailable: {why}", path.display())]
     Unavailable {
         /// The board path.
@@ -133,8 +139,8 @@ pub enum Error {
     Remote {
         /// The board path.
         path: PathBuf,
-        /// The gateway's error variant (`NoSuchTask`, `Busy`, ...).
-        kind: String,
+        /// The kind of the gateway's error (what [`Error::kind`] reports for this one).
+        kind: ErrorKind,
         /// Its message.
         message: String,
     },
@@ -289,6 +295,57 @@ pub enum Error {
         /// The number and text SQLite reported.
         version: String,
     },
+    // -- the single-writer protocol: request ids, frames, the socket's owner and peers
+    /// A request id already recorded for another write: ids are the caller's promise that
+    /// two requests are one, so a second write under one id is refused, not applied.
+    #[error("{}: request {id} was already used for another write; refusing it", path.display())]
+    RequestIdReused {
+        /// The board path.
+        path: PathBuf,
+        /// The request id, as 32 hex digits.
+        id: String,
+    },
+    /// A single-writer request (or answer) longer than the protocol allows: refused whole,
+    /// the connection closed.
+    #[error("{}: a frame of {size} bytes or more is over the limit of {max}", path.display())]
+    FrameTooLarge {
+        /// The board path.
+        path: PathBuf,
+        /// Its size in bytes (at least this much was seen).
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A single-writer request the gateway could not read (not the protocol's JSON).
+    #[error("{}: bad request on the gateway's socket: {detail}", path.display())]
+    BadRequest {
+        /// The board path.
+        path: PathBuf,
+        /// What the gateway could not read.
+        detail: String,
+    },
+    /// Only the session holding the gateway lock may listen on the board's socket (a
+    /// refused second gateway must not take it over).
+    #[error("{}: this session does not hold the gateway lock, so it may not listen on the board's socket", path.display())]
+    NotGatewayHolder {
+        /// The board path.
+        path: PathBuf,
+    },
+    /// The process at the other end of the board's socket is not trusted: another user,
+    /// not in the configured group.
+    #[error("{}: refusing the peer on the board's socket (process {pid}, uid {uid}, gid {gid}): {why}", path.display())]
+    PeerRefused {
+        /// The board path.
+        path: PathBuf,
+        /// The peer's process id (`SO_PEERCRED`).
+        pid: i32,
+        /// Its user id.
+        uid: u32,
+        /// Its group id.
+        gid: u32,
+        /// Who would have been trusted.
+        why: String,
+    },
 }
 
 impl Error {
@@ -335,6 +392,62 @@ impl Error {
                 | Error::ForeignSchema { .. }
                 | Error::SchemaTooNew { .. }
                 | Error::HardLinked { .. }
+        )
+    }
+
+    /// The file the error is about (the board, or the store's file beside it for
+    /// [`Error::Io`]); `None` for the two errors about the linked SQLite itself.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::VulnerableSqlite { .. } | Error::UnknownSqliteVersion { .. } => None,
+            Error::MissingFolder { path }
+            | Error::ReadOnlyLocation { path }
+            | Error::NotFound { path }
+            | Error::AlreadyExists { path }
+            | Error::EmptyFile { path }
+            | Error::NotADatabase { path }
+            | Error::Truncated { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::ForeignSchema { path, .. }
+            | Error::SchemaTooNew { path, .. }
+            | Error::Busy { path, .. }
+            | Error::MaintenanceBusy { path, .. }
+            | Error::Unavailable { path, .. }
+            | Error::Remote { path, .. }
+            | Error::GatewayRunning { path }
+            | Error::WrongRole { path, .. }
+            | Error::UsedAcrossFork { path, .. }
+            | Error::DiskFull { path }
+            | Error::IoFailure { path, .. }
+            | Error::NoSuchTask { path, .. }
+            | Error::RunNotRunning { path, .. }
+            | Error::InvalidMove { path, .. }
+            | Error::UnsafeQuarantine { path, .. }
+            | Error::NoQuarantineRoom { path, .. }
+            | Error::Io { path, .. }
+            | Error::Sqlite { path, .. }
+            | Error::HardLinked { path, .. }
+            | Error::UnsafeLockFile { path, .. }
+            | Error::UnsupportedFileSystem { path, .. }
+            | Error::FileSystemFailure { path, .. }
+            | Error::RequestIdReused { path, .. }
+            | Error::FrameTooLarge { path, .. }
+            | Error::BadRequest { path, .. }
+            | Error::NotGatewayHolder { path }
+            | Error::PeerRefused { path, .. } => Some(path),
+        }
+    }
+
+    /// True when the same call may succeed if simply made again later: contention
+    /// ([`Error::Busy`], [`Error::MaintenanceBusy`]: the other holder lets go) and a gateway
+    /// that did not answer ([`Error::Unavailable`]: with the same request id the retry is
+    /// applied at most once, see [`crate::Board::submit`]); an [`Error::Remote`] is
+    /// retryable when the gateway's error is. Damage, bad input, a missing task and the
+    /// environment are not: they need a repair, another call or a human.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::Busy | ErrorKind::MaintenanceBusy | ErrorKind::Unavailable
         )
     }
 

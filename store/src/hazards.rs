@@ -72,11 +72,14 @@ pub enum Hazard {
     /// a symlink and through its target gets two lock files, so a repair through one name
     /// does not exclude sessions opened through the other.
     RawPathSiblings,
+    /// The board neither records nor looks up request ids: every request the gateway reads
+    /// is applied, a retry of one that timed out included (the store before request ids).
+    ForgetRequestIds,
 }
 
 impl Hazard {
     /// Every hazard.
-    pub const ALL: [Hazard; 17] = [
+    pub const ALL: [Hazard; 18] = [
         Hazard::RawHeaderPeek,
         Hazard::CopySidecarsOnCheck,
         Hazard::IntegrityOnConnect,
@@ -94,6 +97,7 @@ impl Hazard {
         Hazard::PageCountPeekAfterCommit,
         Hazard::IntegrityOncePerProcess,
         Hazard::RawPathSiblings,
+        Hazard::ForgetRequestIds,
     ];
 
     /// The switch's name (as in `hazard:<name>`).
@@ -116,6 +120,7 @@ impl Hazard {
             Hazard::PageCountPeekAfterCommit => "page-count-peek-after-commit",
             Hazard::IntegrityOncePerProcess => "integrity-once-per-process",
             Hazard::RawPathSiblings => "raw-path-siblings",
+            Hazard::ForgetRequestIds => "forget-request-ids",
         }
     }
 

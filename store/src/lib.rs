@@ -53,10 +53,11 @@ pub mod hazards;
 pub use board::Board;
 pub use check::{CheckLevel, CheckReport};
 pub use config::{Clock, Phase, PhaseObserver, Role, StoreConfig, SystemClock};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result, UnknownErrorKind};
 pub use info::BoardInfo;
 pub use policy::{DamagePolicy, OnDamage, StartCheck};
 pub use quarantine::Quarantined;
+pub use single_writer::{RequestId, Write};
 pub use txn::Txn;
 pub use types::{
     CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,

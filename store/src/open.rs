@@ -64,7 +64,7 @@ pub(crate) struct Session {
     /// checkpoint owner's connection; always 0 for other roles).
     pub wal_frames: Arc<AtomicI64>,
     /// Our lock file, holding the shared session range.
-    pub _lock: LockFile,
+    pub lock: LockFile,
 }
 
 /// Refuses what can be refused before anything is created beside the board: a vulnerable
@@ -175,7 +175,7 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         per_operation,
         reader: reader.filter(|_| !per_operation),
         wal_frames,
-        _lock: lock,
+        lock,
     })
 }
 

@@ -74,6 +74,17 @@ const MIGRATIONS: &[&str] = &[
         last_event_id INTEGER NOT NULL DEFAULT 0
     );
     ",
+    // 2: the ids of the requests applied (see `single_writer`'s applied ids), so that a
+    // retried write is answered, not applied twice.
+    "
+    CREATE TABLE request_ids (
+        seq        INTEGER PRIMARY KEY,
+        id         TEXT NOT NULL UNIQUE,
+        digest     TEXT NOT NULL,
+        value      INTEGER NOT NULL,
+        applied_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Brings a board from its `user_version` to [`VERSION`], one transaction per step.

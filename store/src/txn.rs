@@ -28,7 +28,7 @@ pub struct Txn<'a> {
 
 impl Txn<'_> {
     /// The transaction, if this process may use it.
-    fn live(&self) -> Result<&Transaction<'_>> {
+    pub(crate) fn live(&self) -> Result<&Transaction<'_>> {
         (self.guard)()?;
         Ok(self.tx)
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{bytes, gateway, listing, make_board, random_bytes, raw, sidecars, write};
-use kanban_store::{Board, CheckLevel, Error, Role, StoreConfig, schema};
+use kanban_store::{Board, CheckLevel, Error, ErrorKind, Role, StoreConfig, schema};
 use rusqlite::{Connection, OpenFlags};
 
 /// Asserts that `$err` (an [`Error`]) matches `$pat`, showing it when it does not.
@@ -481,7 +481,7 @@ fn every_error() -> Vec<(&'static str, Error)> {
             "Remote",
             Error::Remote {
                 path: path(),
-                kind: "NoSuchTask".into(),
+                kind: ErrorKind::NoSuchTask,
                 message: "/boards/main/kanban.db: no task 7".into(),
             },
         ),
@@ -598,7 +598,79 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 version: "-1 (\"3.54.1\")".into(),
             },
         ),
+        // -- the single-writer protocol
+        (
+            "RequestIdReused",
+            Error::RequestIdReused {
+                path: path(),
+                id: "0000000000000000000000000000002a".into(),
+            },
+        ),
+        (
+            "FrameTooLarge",
+            Error::FrameTooLarge {
+                path: path(),
+                size: 65_537,
+                max: 65_536,
+            },
+        ),
+        (
+            "BadRequest",
+            Error::BadRequest {
+                path: path(),
+                detail: "expected value at line 1 column 1".into(),
+            },
+        ),
+        ("NotGatewayHolder", Error::NotGatewayHolder { path: path() }),
+        (
+            "PeerRefused",
+            Error::PeerRefused {
+                path: path(),
+                pid: 4242,
+                uid: 65534,
+                gid: 65534,
+                why: "only uid 1000 is trusted".into(),
+            },
+        ),
     ]
+}
+
+/// Every error has a kind whose stable name reads back as it, one kind per variant (a
+/// `Remote` reports the gateway's), and a path unless it is about SQLite itself.
+#[test]
+fn every_error_has_its_own_kind_and_a_path() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, err) in every_error() {
+        let kind = err.kind();
+        assert_eq!(kind.as_str().parse::<ErrorKind>(), Ok(kind), "{name}");
+        if name == "Remote" {
+            assert_eq!(kind, ErrorKind::NoSuchTask);
+        } else {
+            assert!(seen.insert(kind.as_str()), "{name}: kind {kind} twice");
+            assert_eq!(format!("{kind:?}"), name);
+        }
+        let sqlite_itself = matches!(
+            err,
+            Error::VulnerableSqlite { .. } | Error::UnknownSqliteVersion { .. }
+        );
+        assert_eq!(err.path().is_none(), sqlite_itself, "{name}");
+    }
+    assert_eq!(seen.len(), ErrorKind::ALL.len());
+    assert!(
+        Error::Busy {
+            path: "/b".into(),
+            what: "x",
+            waited_ms: 0
+        }
+        .is_retryable()
+    );
+    assert!(
+        !Error::NoSuchTask {
+            path: "/b".into(),
+            id: 1
+        }
+        .is_retryable()
+    );
 }
 
 /// The variant names declared in `src/error.rs`, in order (lines `    Name {` or `    Name,`

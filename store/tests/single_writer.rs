@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{make_board, new_path};
 use kanban_store::single_writer::WriteServer;
-use kanban_store::{Board, Error, NewTask, Role, StoreConfig, TaskStatus};
+use kanban_store::{Board, Error, ErrorKind, NewTask, Role, StoreConfig, TaskStatus};
 
 fn dashboard() -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Dashboard);
@@ -30,7 +30,7 @@ fn serve(db: &std::path::Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>)
         let mut cfg = StoreConfig::new(Role::Gateway);
         cfg.single_writer = true;
         let mut gateway = Board::open_with(&db, cfg).unwrap();
-        let server = WriteServer::bind(&db).unwrap();
+        let server = WriteServer::bind(&mut gateway).unwrap();
         ready_tx.send(()).unwrap();
         while !flag.load(Ordering::Relaxed) {
             server.serve(&mut gateway).unwrap();
@@ -66,7 +66,13 @@ fn a_dashboards_writes_are_run_by_the_gateway() {
     // The gateway's errors come back typed by kind.
     let err = dash.move_task(9_999, TaskStatus::Todo).unwrap_err();
     assert!(
-        matches!(&err, Error::Remote { kind, .. } if kind == "NoSuchTask"),
+        matches!(
+            &err,
+            Error::Remote {
+                kind: ErrorKind::NoSuchTask,
+                ..
+            }
+        ),
         "{err}"
     );
     // A transaction of the dashboard's own would write the file: refused in this mode.

@@ -31,7 +31,7 @@ pub(super) fn run(
     let mut dispatcher = sessions.open(Role::Gateway)?;
     // Single-writer mode: the dashboards' writes come in here (we hold the gateway lock).
     let server = (dispatcher.config().single_writer)
-        .then(|| WriteServer::bind(dispatcher.path()))
+        .then(|| WriteServer::bind(&mut dispatcher))
         .transpose()?;
     // The owner checks the board at start-up (R7: explicit, never per request), before its
     // other sessions open: index-only damage is repaired, other damage stops it (by default).

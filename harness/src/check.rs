@@ -636,7 +636,7 @@ impl<'a> Seen<'a> {
             }
             (Mark::Read, Op::Cursor) => self.cursor_reads.push(r),
             (Mark::Read, _) => self.reads.push(r),
-            (Mark::Error | Mark::Expected, _) => {}
+            (Mark::Error | Mark::Expected | Mark::Tally, _) => {}
         }
     }
 

@@ -151,7 +151,10 @@ impl Plan {
         let stalled = f.stall_worker.map(|k| forked_of_kind(&workers, Some(k)));
         for _ in 0..f.stalls {
             faults.push(TimedFault {
-                at_ms: rng.random_range(0..budget),
+                at_ms: match f.stall_at_ms {
+                    Some([lo, hi]) => rng.random_range(lo..=hi),
+                    None => rng.random_range(0..budget),
+                },
                 worker: match &stalled {
                     Some(targets) => targets[rng.random_range(0..targets.len())],
                     None => rng.random_range(0..n),

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::check::KINDS;
+use crate::ledger::Tally;
 use crate::scenario::{Expect, Variant};
 use crate::supervisor::Outcome;
 
@@ -84,6 +85,9 @@ pub struct RunSummary {
     acked_seeds: BTreeMap<String, Vec<u64>>,
     /// Expected errors per kind (`Busy`, `DiskFull`...), over all seeds.
     pub expected_errors: BTreeMap<String, u64>,
+    /// What the workers counted, per tally (`retry`, `oversize-closed`, ...; every tally,
+    /// zeros too, once any seed counted one), over all seeds.
+    pub tallies: BTreeMap<String, u64>,
     /// Worker starts that could not set up (`EXIT_SETUP`), over all seeds.
     pub setup_exits: u64,
     /// Deterministic mode: scheduling steps, over all seeds.
@@ -146,6 +150,12 @@ impl RunSummary {
         }
         for (kind, &n) in &o.expected_errors {
             *self.expected_errors.entry(kind.clone()).or_default() += n;
+        }
+        if !o.tallies.is_empty() {
+            for t in Tally::ALL {
+                *self.tallies.entry(t.name().into()).or_default() +=
+                    o.tallies.get(t.name()).copied().unwrap_or(0);
+            }
         }
         self.setup_exits += u64::from(o.setup_exits);
         if o.failed() {
@@ -355,6 +365,12 @@ fn work_cell(r: &RunSummary) -> String {
         .collect();
     if !errors.is_empty() {
         cell.push(format!("; {}", errors.join(" ")));
+    }
+    if !r.tallies.is_empty() {
+        let tallies: Vec<String> = (r.tallies.iter())
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        cell.push(format!("; {}", tallies.join(" ")));
     }
     if r.setup_exits > 0 {
         cell.push(format!("; {} setup exits", r.setup_exits));

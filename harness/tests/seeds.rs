@@ -351,16 +351,17 @@ fn the_hazard_matrix_detects_every_hazard_kills_can_show() {
 /// hardened run showed the duplicates the hazard now shows.
 #[test]
 fn single_writer_retries_apply_each_request_once_and_forget_request_ids_duplicates() {
-    let (run, _) = run("single-writer-retries", "hardened", 16);
-    assert_sound(&run);
-    assert_eq!(seeds_with(&run, "duplicate"), 0, "{run}");
+    let (hardened, _) = run("single-writer-retries", "hardened", 16);
+    assert_sound(&hardened);
+    assert_eq!(seeds_with(&hardened, "duplicate"), 0, "{hardened}");
     for tally in [
         "retry",
         "flood-answered",
         "oversize-closed",
         "silent-closed",
     ] {
-        assert!(run["tallies"][tally].as_u64() > Some(0), "{tally}: {run}");
+        let n = hardened["tallies"][tally].as_u64();
+        assert!(n > Some(0), "{tally}: {hardened}");
     }
     let (forgot, _) = run("single-writer-retries", "hazard:forget-request-ids", 16);
     assert!(seeds_with(&forgot, "duplicate") >= 4, "{forgot}");

@@ -1,7 +1,7 @@
 //! After every seed: is the board intact, is every acknowledged commit on it, and is
 //! everything a reader saw still there?
 //!
-//! Seven kinds of finding ([`KINDS`]), each counted per seed:
+//! Eight kinds of finding ([`KINDS`]), each counted per seed:
 //! - `corrupt`: `integrity_check` reports damage, or SQLite cannot even read the board;
 //! - `lost_acked`: a ledger ack whose effect is not on the board *exactly* (its event, by
 //!   the id the commit returned, with its kind, task and payload; the run's outcome and
@@ -23,7 +23,10 @@
 //!   (or one it returns only under faults the scenario does not have: [`crate::work`]);
 //! - `work`: the workers did (almost) nothing, or crash-looped ([`crate::work`]);
 //! - `quarantine`: a quarantine copy that is no whole board, or a rebuild that kept no copy
-//!   of what it replaced ([`crate::copies`]).
+//!   of what it replaced ([`crate::copies`]);
+//! - `duplicate`: one intended effect on the board more than once (a token that titles two
+//!   tasks, writes two comments, or is the payload of two events of one kind): a write
+//!   applied twice, as a gateway does that applies a retried request again.
 //!
 //! What is not found exactly, and why: a task or comment a dashboard created in
 //! single-writer mode (the gateway's answer carries its id, not its event's: it is found
@@ -70,10 +73,13 @@ pub struct Findings {
     /// Quarantine copies that are not whole, and rebuilds that kept none.
     #[serde(default)]
     pub quarantine: Vec<String>,
+    /// Effects on the board more than once.
+    #[serde(default)]
+    pub duplicate: Vec<String>,
 }
 
 /// Every finding kind by name, in report order: the names expectations use.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "corrupt",
     "lost_acked",
     "invariant",
@@ -81,6 +87,7 @@ pub const KINDS: [&str; 7] = [
     "work",
     "lost_after_read",
     "quarantine",
+    "duplicate",
 ];
 
 impl Findings {
@@ -99,6 +106,7 @@ impl Findings {
             "work" => &self.work,
             "lost_after_read" => &self.lost_after_read,
             "quarantine" => &self.quarantine,
+            "duplicate" => &self.duplicate,
             _ => &[],
         }
     }
@@ -373,6 +381,32 @@ impl Board {
         findings.lost_after_read.extend(unattributed);
         self.verify_text(ledgers, findings);
         findings.invariant.extend(self.phantoms(&seen));
+        findings.duplicate.extend(self.duplicates());
+    }
+
+    /// Tokens on the board more than once where each names one effect: two tasks titled
+    /// so, two comments by it, two events of one kind with it as payload.
+    fn duplicates(&self) -> Vec<String> {
+        let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let places = (self.tasks.values().map(|t| ("task titles", t.as_str())))
+            .chain(
+                self.comments
+                    .values()
+                    .map(|a| ("comment authors", a.as_str())),
+            )
+            .chain(
+                self.events
+                    .values()
+                    .map(|e| (e.kind.as_str(), e.payload.as_str())),
+            );
+        for (place, token) in places.filter(|(_, t)| ledger::is_token(t)) {
+            *counts.entry((token, place)).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|((token, place), n)| format!("{token} is on the board {n} times ({place})"))
+            .collect()
     }
 
     /// What is missing of an acked effect (`None`: it is there, exactly).
@@ -602,7 +636,7 @@ impl<'a> Seen<'a> {
             }
             (Mark::Read, Op::Cursor) => self.cursor_reads.push(r),
             (Mark::Read, _) => self.reads.push(r),
-            (Mark::Error | Mark::Expected, _) => {}
+            (Mark::Error | Mark::Expected | Mark::Tally, _) => {}
         }
     }
 

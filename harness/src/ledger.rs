@@ -47,6 +47,47 @@ pub enum Mark {
     Expected = 4,
     /// A reader observed this (events, or a cursor): it must still be on the board.
     Read = 5,
+    /// Something the harness counts happened (`a`: its [`Tally`] code): a retry, a
+    /// connection the gateway closed. Nothing to find on the board.
+    Tally = 6,
+}
+
+/// What a [`Mark::Tally`] record counts (counted per seed, summed in the report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tally {
+    /// A dashboard sent a write again after a retryable error (same request id).
+    Retry = 1,
+    /// The gateway closed a connection that sent more than the largest request.
+    OversizeClosed = 2,
+    /// The gateway closed a connection that sent nothing.
+    SilentClosed = 3,
+    /// The gateway answered a request of a flooding client.
+    FloodAnswered = 4,
+}
+
+impl Tally {
+    /// Every tally, in report order.
+    pub const ALL: [Tally; 4] = [
+        Tally::Retry,
+        Tally::OversizeClosed,
+        Tally::SilentClosed,
+        Tally::FloodAnswered,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tally::Retry => "retry",
+            Tally::OversizeClosed => "oversize-closed",
+            Tally::SilentClosed => "silent-closed",
+            Tally::FloodAnswered => "flood-answered",
+        }
+    }
+
+    /// The tally of a record's code.
+    pub fn from_code(code: i64) -> Option<Tally> {
+        Tally::ALL.into_iter().find(|t| *t as i64 == code)
+    }
 }
 
 /// The operations the checker knows how to verify. For each: what the intent's `a`/`b`
@@ -189,6 +230,7 @@ impl Record {
             3 => Mark::Error,
             4 => Mark::Expected,
             5 => Mark::Read,
+            6 => Mark::Tally,
             _ => return None,
         };
         Some(Record {

@@ -35,6 +35,8 @@ pub enum Detection {
     Backups,
     /// A seed where workers met errors a correct store does not return.
     WorkerError,
+    /// One effect on the board more than once (a retried request applied twice).
+    Duplicate,
     /// Process kills cannot show it (the reason is in [`row`]).
     NotByKills,
 }
@@ -45,6 +47,9 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
     use Detection::*;
     match hazard {
         Hazard::RawHeaderPeek => ("issue-33169", Damage, ""),
+        // A request queued behind a stalled gateway past the client's deadline is sent
+        // again; without the ids both copies are applied.
+        Hazard::ForgetRequestIds => ("single-writer-retries", Duplicate, ""),
         Hazard::CopySidecarsOnCheck => ("health-checks", Damage, ""),
         // The check on connect refuses the damaged board before the gateway's repair.
         Hazard::IntegrityOnConnect => ("health-guard", WorkerError, ""),
@@ -107,6 +112,7 @@ impl Detection {
         match self {
             Detection::Damage => &["corrupt", "lost_acked", "lost_after_read"],
             Detection::WorkerError => &["worker_error", "work"],
+            Detection::Duplicate => &["duplicate"],
             Detection::Backups | Detection::NotByKills => &[],
         }
     }

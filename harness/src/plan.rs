@@ -148,10 +148,17 @@ impl Plan {
                 action: FaultAction::Kill,
             });
         }
+        let stalled = f.stall_worker.map(|k| forked_of_kind(&workers, Some(k)));
         for _ in 0..f.stalls {
             faults.push(TimedFault {
-                at_ms: rng.random_range(0..budget),
-                worker: rng.random_range(0..n),
+                at_ms: match f.stall_at_ms {
+                    Some([lo, hi]) => rng.random_range(lo..=hi),
+                    None => rng.random_range(0..budget),
+                },
+                worker: match &stalled {
+                    Some(targets) => targets[rng.random_range(0..targets.len())],
+                    None => rng.random_range(0..n),
+                },
                 action: FaultAction::Stall(rng.random_range(f.stall_ms[0]..=f.stall_ms[1])),
             });
         }
@@ -221,5 +228,30 @@ mod tests {
             shared > 0,
             "no seed put two kills on one worker: the test shows nothing"
         );
+    }
+
+    /// `faults.stall_worker` aims every stall at a worker of that kind.
+    ///
+    /// Failed before: the key was unknown (`unknown field \`stall_worker\``).
+    #[test]
+    fn stalls_stop_the_kind_they_name() {
+        let text = "description = \"t\"\nsingle_writer = true\n\
+            [[workers]]\nkind = \"dashboard\"\ncount = 3\n\
+            [[workers]]\nkind = \"gateway\"\n\
+            [faults]\nstalls = 4\nstall_worker = \"gateway\"\n\
+            [expect.hardened]\nmax_failure_rate = 0.0\n";
+        let scenario = Scenario::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let gateway = (scenario.processes().iter())
+            .position(|w| w.kind == WorkerKind::Gateway)
+            .unwrap();
+        for seed in 0..20 {
+            let plan = Plan::new(&scenario, seed);
+            assert_eq!(plan.faults.len(), 4);
+            assert!(
+                plan.faults.iter().all(|f| f.worker == gateway),
+                "seed {seed}: {:?}",
+                plan.faults
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::check::KINDS;
+use crate::ledger::Tally;
 use crate::scenario::{Expect, Variant};
 use crate::supervisor::Outcome;
 
@@ -84,6 +85,9 @@ pub struct RunSummary {
     acked_seeds: BTreeMap<String, Vec<u64>>,
     /// Expected errors per kind (`Busy`, `DiskFull`...), over all seeds.
     pub expected_errors: BTreeMap<String, u64>,
+    /// What the workers counted, per tally (`retry`, `oversize-closed`, ...; every tally,
+    /// zeros too, once any seed counted one), over all seeds.
+    pub tallies: BTreeMap<String, u64>,
     /// Worker starts that could not set up (`EXIT_SETUP`), over all seeds.
     pub setup_exits: u64,
     /// Deterministic mode: scheduling steps, over all seeds.
@@ -146,6 +150,12 @@ impl RunSummary {
         }
         for (kind, &n) in &o.expected_errors {
             *self.expected_errors.entry(kind.clone()).or_default() += n;
+        }
+        if !o.tallies.is_empty() {
+            for t in Tally::ALL {
+                *self.tallies.entry(t.name().into()).or_default() +=
+                    o.tallies.get(t.name()).copied().unwrap_or(0);
+            }
         }
         self.setup_exits += u64::from(o.setup_exits);
         if o.failed() {
@@ -277,7 +287,7 @@ impl RunSummary {
 
 /// The summary table printed after a run.
 pub fn table(runs: &[RunSummary]) -> String {
-    const HEAD: [&str; 15] = [
+    const HEAD: [&str; 16] = [
         "scenario",
         "variant",
         "seeds",
@@ -289,18 +299,19 @@ pub fn table(runs: &[RunSummary]) -> String {
         "invar",
         "werr",
         "work",
+        "dup",
         "backups",
         "landed/armed/plan",
         "seeds/s",
         "acked/seed min~median per kind; expected errors",
     ];
-    const WIDTH: [usize; 15] = [24, 36, 6, 6, 7, 7, 6, 7, 6, 6, 5, 7, 17, 7, 0];
-    let row = |cells: [String; 15]| -> String {
+    const WIDTH: [usize; 16] = [24, 36, 6, 6, 7, 7, 6, 7, 6, 6, 5, 4, 7, 17, 7, 0];
+    let row = |cells: [String; 16]| -> String {
         let mut line = String::new();
         for (i, (cell, width)) in cells.iter().zip(WIDTH).enumerate() {
             let sep = if i == 0 { "" } else { " " };
             // Names left-aligned, numbers right-aligned.
-            let _ = if i < 2 || i == 14 {
+            let _ = if i < 2 || i == 15 {
                 write!(line, "{sep}{cell:<width$}")
             } else {
                 write!(line, "{sep}{cell:>width$}")
@@ -322,6 +333,11 @@ pub fn table(runs: &[RunSummary]) -> String {
             r.invariant.to_string(),
             r.worker_error.to_string(),
             r.seeds_with.get("work").copied().unwrap_or(0).to_string(),
+            r.seeds_with
+                .get("duplicate")
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
             r.backups_max.to_string(),
             format!(
                 "{}/{}/{}",
@@ -349,6 +365,12 @@ fn work_cell(r: &RunSummary) -> String {
         .collect();
     if !errors.is_empty() {
         cell.push(format!("; {}", errors.join(" ")));
+    }
+    if !r.tallies.is_empty() {
+        let tallies: Vec<String> = (r.tallies.iter())
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        cell.push(format!("; {}", tallies.join(" ")));
     }
     if r.setup_exits > 0 {
         cell.push(format!("; {} setup exits", r.setup_exits));

@@ -220,6 +220,10 @@ pub enum WorkerKind {
     /// An operator: repairs the board now and then (after damaging it, if asked), with
     /// the other workers running.
     Repairer,
+    /// A hostile client of the gateway's socket (single-writer mode): floods it with
+    /// requests over `connections` connections at once, sends a frame larger than the
+    /// largest request, and connects without sending anything.
+    Flooder,
 }
 
 impl WorkerKind {
@@ -231,6 +235,7 @@ impl WorkerKind {
             WorkerKind::Agent => "agent",
             WorkerKind::Command => "command",
             WorkerKind::Repairer => "repairer",
+            WorkerKind::Flooder => "flooder",
         }
     }
 }
@@ -256,7 +261,8 @@ pub struct WorkerSpec {
     /// Dashboard: API request interval (board reads).
     #[serde(default = "defaults::request_ms")]
     pub request_ms: u64,
-    /// Dashboard: user edit interval (create, move, comment).
+    /// Dashboard: user edit interval (create, move, comment); flooder: the interval of
+    /// its turns (a flood, an oversized frame, or a silent connection each).
     #[serde(default = "defaults::edit_ms")]
     pub edit_ms: u64,
     /// Agent: heartbeat interval; results come every few heartbeats.
@@ -318,6 +324,13 @@ pub struct Faults {
     /// Stall length range in milliseconds, `[min, max]`.
     #[serde(default = "defaults::stall_ms")]
     pub stall_ms: [u64; 2],
+    /// Which kind of worker the stalls stop (default: any process).
+    #[serde(default)]
+    pub stall_worker: Option<WorkerKind>,
+    /// When the stalls start, in milliseconds after the workers start, `[min, max]`
+    /// (default: anywhere in the budget); so a stall can be made to end inside the seed.
+    #[serde(default)]
+    pub stall_at_ms: Option<[u64; 2]>,
     /// Kills inside a store phase.
     #[serde(default)]
     pub phase_kills: Vec<PhaseKill>,
@@ -655,6 +668,14 @@ impl Scenario {
                 )));
             }
         }
+        if let Some([lo, hi]) = scenario.faults.stall_at_ms
+            && lo > hi
+        {
+            return Err(bad(format!(
+                "`faults.stall_at_ms`: empty range {:?}",
+                [lo, hi]
+            )));
+        }
         if scenario.faults.stall_ms[0] > scenario.faults.stall_ms[1] {
             return Err(bad(format!(
                 "`faults.stall_ms`: empty range {:?}",
@@ -692,6 +713,11 @@ impl Scenario {
                 (self.faults.io.iter().map(|f| f.worker))
                     .enumerate()
                     .map(|(i, w)| (format!("faults.io[{i}]"), w)),
+            )
+            .chain(
+                (self.faults.stall_worker)
+                    .filter(|_| self.faults.stalls > 0)
+                    .map(|w| ("faults.stall".to_string(), Some(w))),
             );
         for (key, worker) in targets {
             let missing = match worker {

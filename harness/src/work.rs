@@ -170,7 +170,11 @@ pub fn allowed_errors(scenario: &Scenario, variant: Variant) -> BTreeSet<ErrorKi
 pub fn default_floor(kind: WorkerKind) -> u64 {
     match kind {
         WorkerKind::Repairer => 0,
-        WorkerKind::Gateway | WorkerKind::Dashboard | WorkerKind::Agent | WorkerKind::Command => 1,
+        WorkerKind::Gateway
+        | WorkerKind::Dashboard
+        | WorkerKind::Agent
+        | WorkerKind::Command
+        | WorkerKind::Flooder => 1,
     }
 }
 

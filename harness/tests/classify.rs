@@ -110,15 +110,15 @@ fn pair(op: Op, worker: u16, seq: u64, args: (i64, i64), effect: (i64, i64)) -> 
 /// The categories with findings, in `Findings` order.
 fn kinds(f: &Findings) -> Vec<&'static str> {
     [
-        ("corrupt", &f.corrupt),
-        ("lost_acked", &f.lost_acked),
-        ("lost_after_read", &f.lost_after_read),
-        ("invariant", &f.invariant),
-        ("worker_error", &f.worker_error),
+        "corrupt",
+        "lost_acked",
+        "lost_after_read",
+        "invariant",
+        "worker_error",
+        "duplicate",
     ]
     .into_iter()
-    .filter(|(_, v)| !v.is_empty())
-    .map(|(k, _)| k)
+    .filter(|k| !f.of_kind(k).is_empty())
     .collect()
 }
 
@@ -636,6 +636,39 @@ fn an_intent_without_an_ack_is_not_lost() {
     let mut fx = Fixture::new(1);
     let ledger = fx.binary(&[rec(Mark::Intent, Op::CreateTask, 1, 1, (0, 0))], &[]);
     assert_kinds(&fx.check(&[ledger]), &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// duplicate
+
+/// A create and a comment applied twice (the retry of a request the gateway had already
+/// run) are each a duplicate; the first application is acked, so nothing is lost.
+///
+/// Failed before: no check counted effects, so a write applied twice passed.
+#[test]
+fn a_write_applied_twice_is_a_duplicate() {
+    let mut fx = Fixture::new(1);
+    let task = first_task(&fx);
+    let (create, comment) = (token(1, 0, 1), token(1, 0, 2));
+    let mut board = fx.board();
+    let first = board.create_task(&new_task(&create)).unwrap();
+    board.create_task(&new_task(&create)).unwrap();
+    let said = board.comment(task, &comment, "once").unwrap();
+    board.comment(task, &comment, "twice").unwrap();
+    drop(board);
+    let mut records = pair(Op::CreateTask, 1, 1, (0, 0), (first, 0)).to_vec();
+    records.extend(pair(Op::Comment, 1, 2, (task, 0), (said, 0)));
+    let ledger = fx.binary(&records, &[]);
+    let f = fx.check(&[ledger]);
+    let text = assert_kinds(&f, &["duplicate"]);
+    for what in [
+        "w1i0s1 is on the board 2 times (created)",
+        "w1i0s1 is on the board 2 times (task titles)",
+        "w1i0s2 is on the board 2 times (comment authors)",
+        "w1i0s2 is on the board 2 times (commented)",
+    ] {
+        assert!(text.contains(what), "{what}: {text}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

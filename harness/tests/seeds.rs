@@ -341,3 +341,28 @@ fn the_hazard_matrix_detects_every_hazard_kills_can_show() {
     insta::assert_snapshot!(table);
     assert_eq!(out.status.code(), Some(0), "{table}");
 }
+
+/// Single-writer mode under retries, a stalled gateway and a hostile client (issue 14):
+/// hardened, every retried request is applied once and nothing acked is lost, while the
+/// flooder's requests are answered and its oversized and silent connections are closed (each
+/// counted when the flooder saw it); without request ids, the retries are duplicates.
+///
+/// Failed before (the dashboards sent no request ids and the gateway recorded none): the
+/// hardened run showed the duplicates the hazard now shows.
+#[test]
+fn single_writer_retries_apply_each_request_once_and_forget_request_ids_duplicates() {
+    let (hardened, _) = run("single-writer-retries", "hardened", 16);
+    assert_sound(&hardened);
+    assert_eq!(seeds_with(&hardened, "duplicate"), 0, "{hardened}");
+    for tally in [
+        "retry",
+        "flood-answered",
+        "oversize-closed",
+        "silent-closed",
+    ] {
+        let n = hardened["tallies"][tally].as_u64();
+        assert!(n > Some(0), "{tally}: {hardened}");
+    }
+    let (forgot, _) = run("single-writer-retries", "hazard:forget-request-ids", 16);
+    assert!(seeds_with(&forgot, "duplicate") >= 4, "{forgot}");
+}

@@ -142,6 +142,10 @@ pub struct Outcome {
     /// Expected errors the workers met, per kind (`Busy`, `DiskFull`...).
     #[serde(default)]
     pub expected_errors: BTreeMap<String, u64>,
+    /// What the workers counted ([`ledger::Tally`]: retries, connections the gateway
+    /// closed), per tally name.
+    #[serde(default)]
+    pub tallies: BTreeMap<String, u64>,
     /// Worker starts that ended with `EXIT_SETUP` (the worker could not start).
     #[serde(default)]
     pub setup_exits: u32,
@@ -385,6 +389,10 @@ fn count_work(slots: &[Slot], ledgers: &[Ledger], outcome: &mut Outcome) {
                 {
                     let kind = ErrorKind::from_code(r.a).map_or("?", ErrorKind::name);
                     *outcome.expected_errors.entry(kind.into()).or_default() += 1;
+                }
+                for r in c.records.iter().filter(|r| r.mark == ledger::Mark::Tally) {
+                    let name = ledger::Tally::from_code(r.a).map_or("?", ledger::Tally::name);
+                    *outcome.tallies.entry(name.into()).or_default() += 1;
                 }
                 c.records
                     .iter()

@@ -5,12 +5,16 @@
 //! handler and an editor are actors of one thread; with `connections >= 2` the poller has a
 //! session of its own. Edits happen inside write transactions where the [`Overlap`] may
 //! connect another session. What the poller reads is ledgered: it must stay on the board.
+//! In single-writer mode every edit is a request to the gateway, sent again with the same
+//! request id after every retryable error (`Unavailable`: a gateway down, stalled or slow
+//! past the client's deadline) until it is answered: the ledger has one intent and at most
+//! one ack per edit, and a gateway that applied a request twice shows as a `duplicate`.
 
-use kanban_store::{Board, Error as StoreError, NewTask, Role, TaskId, TaskStatus};
+use kanban_store::{Board, Error as StoreError, NewTask, Role, TaskId, TaskStatus, Write};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ledgered, Overlap, Pace, Sessions, last_event, read_failed};
+use super::{Effect, Ledgered, Overlap, Pace, Sessions, last_event, read_failed, request_id};
 use crate::ledger::{self, Op};
 use crate::scenario::WorkerSpec;
 
@@ -49,7 +53,8 @@ pub(super) fn run(
     Ok(())
 }
 
-/// One user edit: create (most often), comment, move or rename a task.
+/// One user edit: create (most often), comment, move or rename a task. In single-writer
+/// mode each goes to the gateway ([`forward`]).
 fn edit(
     board: &mut Board,
     ctx: &mut Ledgered,
@@ -59,23 +64,25 @@ fn edit(
 ) {
     let roll = rng.random_range(0..100);
     let pick = (!known.is_empty()).then(|| known[rng.random_range(0..known.len())]);
+    let forwards = board.config().single_writer;
     match (roll, pick) {
         (0..40, _) | (_, None) => {
             let priority = rng.random_range(0..5);
+            let task = |token: &str| NewTask {
+                title: token.to_string(),
+                body: "from the dashboard".into(),
+                priority,
+                parents: Vec::new(),
+            };
+            if forwards {
+                // (The gateway's answer is the task's id: the event's stays unknown.)
+                let write = |token: &str| Write::CreateTask(task(token));
+                forward(board, ctx, Op::CreateTask, (0, 0), write, |id| (id, 0));
+                return;
+            }
             ctx.write(Op::CreateTask, (0, 0), |token| {
-                let task = NewTask {
-                    title: token.to_string(),
-                    body: "from the dashboard".into(),
-                    priority,
-                    parents: Vec::new(),
-                };
-                if board.config().single_writer {
-                    // The gateway runs it: no transaction of our own, so no overlap inside it.
-                    // (Its answer is the task's id: the event's stays unknown.)
-                    return board.create_task(&task).map(|id| Some((id, 0)));
-                }
                 board.transaction(|t| {
-                    let id = t.create_task(&task)?;
+                    let id = t.create_task(&task(token))?;
                     let event = last_event(t);
                     overlap.maybe(rng);
                     Ok(Some((id, event)))
@@ -83,12 +90,16 @@ fn edit(
             });
         }
         (40..65, Some((task, _))) => {
+            let comment = |token: &str| Write::Comment {
+                task,
+                author: token.to_string(),
+                body: "looks good".into(),
+            };
+            if forwards {
+                forward(board, ctx, Op::Comment, (task, 0), comment, |id| (id, 0));
+                return;
+            }
             ctx.write(Op::Comment, (task, 0), |token| {
-                if board.config().single_writer {
-                    return board
-                        .comment(task, token, "looks good")
-                        .map(|id| Some((id, 0)));
-                }
                 board.transaction(|t| {
                     let id = t.comment(task, token, "looks good")?;
                     Ok(Some((id, last_event(t))))
@@ -98,12 +109,28 @@ fn edit(
         (65..85, Some((task, status))) if status != TaskStatus::Running => {
             let to =
                 [TaskStatus::Todo, TaskStatus::Ready, TaskStatus::Blocked][rng.random_range(0..3)];
-            ctx.write(Op::Move, (task, ledger::status_code(to)), |_| {
+            let args = (task, ledger::status_code(to));
+            if forwards {
+                let write = |_: &str| Write::MoveTask { id: task, to };
+                forward(board, ctx, Op::Move, args, write, |event| (task, event));
+                return;
+            }
+            ctx.write(Op::Move, args, |_| {
                 board.move_task(task, to).map(|event| Some((task, event)))
             });
         }
         (_, Some((task, _))) => {
             let priority = rng.random_range(0..5);
+            if forwards {
+                let write = |token: &str| Write::UpdateTask {
+                    id: task,
+                    title: token.to_string(),
+                    body: "edited".into(),
+                    priority,
+                };
+                forward(board, ctx, Op::UpdateTask, (task, 0), write, |e| (task, e));
+                return;
+            }
             ctx.write(Op::UpdateTask, (task, 0), |token| {
                 board
                     .update_task(task, token, "edited", priority)
@@ -111,4 +138,21 @@ fn edit(
             });
         }
     }
+}
+
+/// Sends the write `write` makes of its token to the gateway, with the request id of its
+/// intent, again after every retryable error (the id makes that safe); `effect` is the
+/// ack's for the gateway's answer.
+fn forward(
+    board: &mut Board,
+    ctx: &mut Ledgered,
+    op: Op,
+    args: (i64, i64),
+    write: impl Fn(&str) -> Write,
+    effect: impl Fn(i64) -> Effect,
+) {
+    ctx.write_retrying(op, args, |intent| {
+        let value = board.submit(request_id(intent), &write(&intent.token()))?;
+        Ok(Some(effect(value)))
+    });
 }

@@ -19,6 +19,7 @@
 mod agent;
 pub(crate) mod alarm;
 mod dashboard;
+mod flooder;
 mod gateway;
 mod repairer;
 
@@ -29,11 +30,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kanban_store::{Board, DamagePolicy, Error as StoreError, Phase, Role, StoreConfig};
+use kanban_store::{Board, DamagePolicy, Error as StoreError, Phase, RequestId, Role, StoreConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ledger::{self, Mark, Op, Record};
+use crate::ledger::{self, Mark, Op, Record, Tally};
 use crate::plan::{PhaseKillPlan, incarnation_seed};
 use crate::scenario::{Variant, WorkerKind, WorkerSpec};
 use crate::shim::{self, IoFault};
@@ -138,6 +139,7 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
         WorkerKind::Dashboard => dashboard::run(&make, &env.spec, &mut ctx, &mut rng),
         WorkerKind::Agent => agent::run(&make, &env.spec, &mut ctx, &mut rng),
         WorkerKind::Repairer => repairer::run(&make, &env.spec, &mut ctx, &mut rng),
+        WorkerKind::Flooder => flooder::run(&make, &env.spec, &mut ctx, &mut rng),
         WorkerKind::Command => unreachable!("command workers are exec'd, not forked"),
     };
     if shim {
@@ -281,6 +283,52 @@ impl Ledgered {
         }
     }
 
+    /// Like [`Ledgered::write`], sending the write again (the same token, so the same
+    /// request id) after every retryable error until it succeeds, fails otherwise, or the
+    /// worker is asked to stop: one intent, each error recorded (and each retry tallied),
+    /// an ack only after the success.
+    pub(crate) fn write_retrying(
+        &mut self,
+        op: Op,
+        args: (i64, i64),
+        mut f: impl FnMut(&Record) -> Result<Option<Effect>, StoreError>,
+    ) -> Option<Effect> {
+        let intent = self.intent(op, args);
+        loop {
+            match f(&intent) {
+                Ok(effect) => {
+                    if let Some(effect) = effect {
+                        self.ack(intent, effect);
+                    }
+                    return effect;
+                }
+                Err(e) => {
+                    self.error(op, &e);
+                    if !e.is_retryable() || stopping() {
+                        return None;
+                    }
+                    self.tally(Tally::Retry);
+                    // A gateway that is down is back after its restart delay: no spinning.
+                    token::sleep_us(1_000);
+                }
+            }
+        }
+    }
+
+    /// Counts something that happened ([`Tally`]).
+    pub(crate) fn tally(&mut self, what: Tally) {
+        self.append(&Record {
+            mark: Mark::Tally,
+            op: Op::Read,
+            worker: self.worker,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            a: what as i64,
+            b: 0,
+            c: 0,
+        });
+    }
+
     /// Writes the intent of a new operation; returns it (its token names the effect).
     pub(crate) fn intent(&mut self, op: Op, (a, b): (i64, i64)) -> Record {
         self.seq += 1;
@@ -382,6 +430,15 @@ pub(crate) fn last_event(t: &kanban_store::Txn<'_>) -> i64 {
     t.event_ids().last().copied().unwrap_or(0)
 }
 
+/// The request id of the write `intent` ledgers: its token's worker, incarnation and seq,
+/// so unique in the seed, and the same when the write is sent again.
+pub(crate) fn request_id(intent: &Record) -> RequestId {
+    let n = (u128::from(intent.worker) << 96)
+        | (u128::from(intent.incarnation) << 64)
+        | u128::from(intent.seq);
+    RequestId::new(n)
+}
+
 /// The notifier cursor name of worker `index`.
 pub fn cursor_name(index: u16) -> String {
     format!("notifier-w{index}")
@@ -441,7 +498,7 @@ impl Pace {
     /// Waits for the next due actor and returns its index; `None` when asked to stop.
     pub(crate) fn next(&mut self) -> Option<usize> {
         loop {
-            if STOP.load(Ordering::Relaxed) || token::stop_requested() {
+            if stopping() {
                 return None;
             }
             let (i, &(at, every)) = self
@@ -458,6 +515,11 @@ impl Pace {
             token::sleep_us((at - now).min(2_000));
         }
     }
+}
+
+/// Whether the worker was asked to stop (SIGTERM, or the scheduler's end of the seed).
+pub(crate) fn stopping() -> bool {
+    STOP.load(Ordering::Relaxed) || token::stop_requested()
 }
 
 extern "C" fn on_term(_: libc::c_int) {

@@ -95,11 +95,6 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
             NotByKills,
             "harmless alone: it drops only the db file's locks, between transactions; part of naive",
         ),
-        Hazard::ForgetRequestIds => (
-            "single-writer",
-            NotByKills,
-            "kills alone never resend a request; it takes a client that retries under the same id (the store's protocol test shows the duplicate)",
-        ),
     }
 }
 

@@ -257,9 +257,14 @@ impl Board {
         })
     }
 
-    /// [`Board::submit`] under a fresh id (the write methods' path).
+    /// The write methods' path: forwarded under a fresh id, or applied here without
+    /// recording one (an id no caller knows can never be retried, and a random one written
+    /// into the board would make two runs of one deterministic seed differ).
     fn submit_new(&mut self, write: Write) -> Result<i64> {
-        self.submit(RequestId::random(), &write)
+        if self.forwards() {
+            return self.submit(RequestId::random(), &write);
+        }
+        self.transaction(|t| write.apply(t))
     }
 
     /// Whether this session holds the gateway lock (the gateway's sessions, until a repair

@@ -43,7 +43,7 @@ pub(crate) fn forward(db: &Path, cfg: &StoreConfig, id: RequestId, write: &Write
     let mut call = Call {
         db,
         cfg,
-        left: deadline(cfg.busy_timeout),
+        until_ms: cfg.clock.now_ms() + millis(deadline(cfg.busy_timeout)),
     };
     let stream = call.connect()?;
     Trust::here(cfg.socket_group).check(db, &stream)?;
@@ -51,11 +51,16 @@ pub(crate) fn forward(db: &Path, cfg: &StoreConfig, id: RequestId, write: &Write
     call.answer(&stream)?.into_result(db)
 }
 
-/// One exchange, and what is left of its deadline.
+/// One exchange, and when its deadline passes (on the configured clock: a pause may last
+/// longer than asked, a real `poll` at least a millisecond, so pauses are not counted).
 struct Call<'a> {
     db: &'a Path,
     cfg: &'a StoreConfig,
-    left: Duration,
+    until_ms: i64,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Call<'_> {
@@ -69,7 +74,7 @@ impl Call<'_> {
     /// Waits `PAUSE` (for the socket to be readable, if given) out of the deadline, or
     /// says the deadline has passed.
     fn pause(&mut self, readable: Option<&UnixStream>, doing: &str) -> Result<()> {
-        if self.left.is_zero() {
+        if self.cfg.clock.now_ms() >= self.until_ms {
             return Err(self.unavailable(format!(
                 "no answer from the gateway within the deadline of {} ms while {doing}: \
                  the write may or may not have happened; a retry with the same request id is safe",
@@ -80,7 +85,6 @@ impl Call<'_> {
             Some(s) => self.cfg.clock.wait_readable(s.as_raw_fd(), PAUSE),
             None => self.cfg.clock.sleep(PAUSE),
         }
-        self.left = self.left.saturating_sub(PAUSE);
         Ok(())
     }
 

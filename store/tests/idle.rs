@@ -96,17 +96,13 @@ fn second_gateway(db: &Path) -> std::result::Result<(), Error> {
     Board::open_with(db, cfg).map(drop)
 }
 
-#[test]
-fn a_repair_keeps_the_gateway_with_its_process() {
-    let (_dir, db) = new_path();
-    make_board(&db, 5);
-    let mut g = Board::open_with(&db, gateway()).unwrap();
-    g.list_board().unwrap();
-
-    // During the repair (the board to itself), a second gateway is refused at once.
+/// An observer that, on entering a repair, tries a second gateway and notes what it got.
+fn try_a_second_gateway_during_repairs(
+    db: &Path,
+    cfg: &mut StoreConfig,
+) -> Arc<Mutex<Vec<String>>> {
     let during: Arc<Mutex<Vec<String>>> = Arc::default();
-    let mut cfg = with_wait(gateway());
-    let (seen, path) = (during.clone(), db.clone());
+    let (seen, path) = (during.clone(), db.to_path_buf());
     cfg.observer = Some(Arc::new(move |phase, entering| {
         if phase == Phase::Repair && entering {
             let got = match second_gateway(&path) {
@@ -116,13 +112,13 @@ fn a_repair_keeps_the_gateway_with_its_process() {
             seen.lock().unwrap().push(got);
         }
     }));
-    let report = repair_within(&db, &cfg, Scope::Indexes).expect("the repair runs");
-    assert_eq!(report.action, RepairAction::Healthy);
-    assert_eq!(*during.lock().unwrap(), ["GatewayRunning"]);
+    during
+}
 
-    // After it, G is still the gateway: a second one is refused, G writes.
+/// After a repair, G is still the gateway: a second one is refused, G writes.
+fn still_the_gateway(g: &mut Board, db: &Path, tasks: usize) {
     assert!(
-        matches!(second_gateway(&db), Err(Error::GatewayRunning { .. })),
+        matches!(second_gateway(db), Err(Error::GatewayRunning { .. })),
         "a second gateway after the repair"
     );
     g.create_task(&NewTask {
@@ -130,5 +126,37 @@ fn a_repair_keeps_the_gateway_with_its_process() {
         ..Default::default()
     })
     .expect("G writes after the repair");
-    assert_eq!(g.list_board().unwrap().len(), 6);
+    assert_eq!(g.list_board().unwrap().len(), tasks + 1);
+}
+
+/// The gateway's own start-up repair (its default policy `REINDEX`es a damaged index):
+/// during it a second gateway is refused, and G is the gateway after it.
+#[test]
+fn the_gateways_own_repair_keeps_it_the_gateway() {
+    let (_dir, db) = new_path();
+    make_board(&db, 5);
+    damage_index(&db);
+    let mut cfg = with_wait(gateway());
+    let during = try_a_second_gateway_during_repairs(&db, &mut cfg);
+    let mut g = Board::open_with(&db, cfg).unwrap();
+    let start = g.check_at_start().expect("the start-up check");
+    let repaired = start.repaired.expect("the damaged index is repaired");
+    assert_eq!(repaired.action, RepairAction::Reindexed);
+    assert_eq!(*during.lock().unwrap(), ["GatewayRunning"]);
+    still_the_gateway(&mut g, &db, 5);
+}
+
+/// Another process's repair (`kanban-db repair`) while G sits idle: the same.
+#[test]
+fn another_repair_keeps_the_gateway_with_its_process() {
+    let (_dir, db) = new_path();
+    make_board(&db, 5);
+    let mut g = Board::open_with(&db, gateway()).unwrap();
+    g.list_board().unwrap();
+    let mut cfg = with_wait(gateway());
+    let during = try_a_second_gateway_during_repairs(&db, &mut cfg);
+    let report = repair_within(&db, &cfg, Scope::Indexes).expect("the repair runs");
+    assert_eq!(report.action, RepairAction::Healthy);
+    assert_eq!(*during.lock().unwrap(), ["GatewayRunning"]);
+    still_the_gateway(&mut g, &db, 5);
 }

@@ -50,11 +50,9 @@ impl Sessions {
     /// process has it, even while a repair has every session off the board.
     pub(crate) fn new(path: &Path, cfg: StoreConfig, intent: Intent) -> Result<Sessions> {
         let lock = LockFile::open(path)?;
-        if cfg.role == Role::Gateway && intent != Intent::Inspect && !upstream_locks(&cfg) {
-            if let Err(e) = lock.lock_gateway(cfg.lock_timeout, cfg.clock.as_ref()) {
-                lock.remove_if_created();
-                return Err(e);
-            }
+        let gateway = cfg.role == Role::Gateway && intent != Intent::Inspect;
+        if gateway && !upstream_locks(&cfg) {
+            lock.lock_gateway(cfg.lock_timeout, cfg.clock.as_ref())?;
         }
         Ok(Sessions {
             lock,

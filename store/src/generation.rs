@@ -69,8 +69,8 @@ impl Sessions {
     }
 }
 
-/// Whether sessions take upstream's `flock` instead of our locks (the `init-only-flock`
-/// hazard: upstream had no generations, no session lock of ours, no gateway lock).
+/// Whether sessions take upstream's `flock` instead of our locks (a hazard: upstream had
+/// no generations, no session lock of ours, no gateway lock).
 fn upstream_locks(cfg: &StoreConfig) -> bool {
     #[cfg(feature = "hazards")]
     if crate::hazards::ignores_generations(cfg) {

@@ -95,7 +95,7 @@ fn may_create(cfg: &StoreConfig, intent: Intent) -> bool {
 }
 
 /// Opens a session on the board at `path`; the caller holds the shared session range of
-/// `lock` (unless the `init-only-flock` hazard is on), which a create or migration trades
+/// `lock` (unless upstream's `flock` replaces our locks, a hazard), which a create or migration trades
 /// for the exclusive one and back.
 pub(crate) fn open(
     path: &Path,

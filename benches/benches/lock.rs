@@ -15,7 +15,7 @@ use kanban_store::lock::{LockFile, Mode};
 
 fn lock(c: &mut Criterion<BenchClock>) {
     let dir = scratch("kanban-bench-lock-");
-    let mut file = LockFile::open(&dir.path().join("kanban.db")).expect("the lock file");
+    let file = LockFile::open(&dir.path().join("kanban.db")).expect("the lock file");
     let timeout = Duration::from_secs(5);
     let mut group = c.benchmark_group("lock");
     group.bench_function("shared_session", |b| {

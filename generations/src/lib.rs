@@ -1,22 +1,30 @@
 //! Connection generations: how a repair gets every process off the board, and back on.
 //!
 //! A repair needs the board to itself (the exclusive maintenance lock), but gateways and
-//! dashboards keep sessions open for their whole life. So the board has a *generation*,
-//! kept with its lock file (never in the database files), and a *request* bit:
+//! dashboards keep their connections open for their whole life, and may sit idle for
+//! minutes. So a process holds the *shared* lock only while it runs an operation
+//! ([`Pool::with`]), never while idle, and the board has a *generation*, kept with its lock
+//! file (never in the database files), and a *request* bit:
 //! 1. the repair sets the request (the store makes it a lock range, so that a repair that
-//!    dies withdraws it), then waits for the exclusive lock;
-//! 2. every process, at its next checkout of a connection ([`Pool::checkout`]), sees the
-//!    request, drops its handle (its connections and its shared lock: the transaction it
-//!    was in has finished, since checkouts happen between transactions), and waits;
+//!    dies withdraws it), then waits for the exclusive lock: only the operations under way
+//!    hold it back, idle processes hold nothing;
+//! 2. an operation that starts while a request is up waits for it to clear before it takes
+//!    the shared lock (so a stream of operations cannot starve the repair);
 //! 3. the repair runs, then publishes generation + 1 with the request bit clear, and
 //!    releases the lock;
-//! 4. each process opens a new handle once and tags it with the new generation.
+//! 4. each process, at its next operation, takes the shared lock, reads the generation
+//!    (which cannot move while it holds the lock), sees that its handle (its connections)
+//!    is of an older one, drops it and opens a new one once.
 //!
-//! A handle of an older generation is never used again: a checkout compares the handle's
-//! generation with the published one first. The protocol is generic over a [`Backend`]
-//! (the real one is the store's lock file and SQLite connections) so that it can be model
-//! checked in-process: `loom` (`RUSTFLAGS="--cfg loom" cargo test -p kanban-generations
-//! --test loom`) and `shuttle` (`tests/shuttle.rs`).
+//! A handle of an older generation is never used again, and no handle is used while a
+//! maintenance runs: every use is under the shared lock, after comparing the handle's
+//! generation with the one published. The cost, per operation: two lock calls (take and
+//! release the shared lock) and two reads of the word. Idle sessions notice nothing (no
+//! thread, no signal): they need not, since they hold nothing.
+//!
+//! The protocol is generic over a [`Backend`] (the real one is the store's lock file and
+//! SQLite connections) so that it can be model checked in-process: `loom` (`RUSTFLAGS="--cfg
+//! loom" cargo test -p kanban-generations --test loom`) and `shuttle` (`tests/shuttle.rs`).
 
 #![deny(missing_docs)]
 
@@ -33,14 +41,19 @@ pub struct Word {
 
 /// What the protocol needs from the outside world.
 pub trait Backend {
-    /// An open handle: connections plus the shared lock that keeps maintenance away.
+    /// An open handle: the connections, of one generation.
     type Handle;
     /// The backend's error.
     type Error;
     /// Reads the published word.
     fn word(&self) -> Result<Word, Self::Error>;
-    /// Opens a handle (taking the shared lock; waiting for a running maintenance).
+    /// Opens a handle; the caller holds the shared lock.
     fn open(&self) -> Result<Self::Handle, Self::Error>;
+    /// Takes the shared lock that keeps maintenance away (waiting, up to a timeout, while a
+    /// maintenance holds the exclusive one).
+    fn hold(&self) -> Result<(), Self::Error>;
+    /// Releases the shared lock ([`Backend::hold`]).
+    fn let_go(&self);
     /// Waits a little while a maintenance is requested; `tries` counts earlier waits, so
     /// the backend can give up with an error after its timeout.
     fn pause(&self, tries: u32) -> Result<(), Self::Error>;
@@ -73,41 +86,49 @@ impl<B: Backend> Pool<B> {
         self.reopens
     }
 
-    /// The handle of the current generation: the one held when nothing changed; else the
-    /// old one is dropped first (releasing the shared lock), the request waited out, and a
-    /// new one opened.
-    pub fn checkout(&mut self) -> Result<&mut B::Handle, B::Error> {
-        let mut word = self.backend.word()?;
-        let current =
-            matches!(self.handle, Some((g, _)) if g == word.generation && !word.requested);
-        if !current {
-            let had = self.handle.take().is_some();
-            let mut tries = 0;
-            loop {
-                while word.requested {
-                    self.backend.pause(tries)?;
-                    tries += 1;
-                    word = self.backend.word()?;
+    /// Runs `f` on the handle of the current generation, under the shared lock: the
+    /// handle held when nothing changed; else (a maintenance ran since) the old one is
+    /// dropped and a new one opened first. A requested maintenance is waited out before the
+    /// lock is taken. The lock is released when `f` returns (or unwinds).
+    pub fn with<T>(&mut self, f: impl FnOnce(&mut B::Handle) -> T) -> Result<T, B::Error> {
+        let mut tries = 0;
+        loop {
+            if !self.backend.word()?.requested {
+                self.backend.hold()?;
+                let held = Held(&self.backend);
+                // Under the shared lock: no maintenance runs, the generation stays put.
+                let word = self.backend.word()?;
+                if !word.requested {
+                    let current = matches!(self.handle, Some((g, _)) if g == word.generation);
+                    if !current {
+                        let had = self.handle.take().is_some();
+                        self.handle = Some((word.generation, self.backend.open()?));
+                        self.reopens += u64::from(had);
+                    }
+                    let out = f(&mut self.handle.as_mut().expect("just set").1);
+                    drop(held);
+                    return Ok(out);
                 }
-                let handle = self.backend.open()?;
-                // A maintenance may have been requested (and even run) while we opened:
-                // a handle is only good if the word did not move under it.
-                let after = self.backend.word()?;
-                if after == word {
-                    self.handle = Some((word.generation, handle));
-                    break;
-                }
-                drop(handle);
-                word = after;
+                // Requested between our two looks: let it have the board first.
+                drop(held);
             }
-            self.reopens += u64::from(had);
+            self.backend.pause(tries)?;
+            tries += 1;
         }
-        Ok(&mut self.handle.as_mut().expect("just set").1)
     }
 
-    /// Drops the handle (its connections and shared lock).
+    /// Drops the handle (its connections).
     pub fn release(&mut self) {
         self.handle = None;
+    }
+}
+
+/// The shared lock, released on drop (also while unwinding out of an operation).
+struct Held<'a, B: Backend>(&'a B);
+
+impl<B: Backend> Drop for Held<'_, B> {
+    fn drop(&mut self) {
+        self.0.let_go();
     }
 }
 

@@ -3,7 +3,7 @@
 //! On a real board the processes are OS processes, the lock is a range of `<db>.lock` and
 //! the word is in that file; here (`tests/model/mod.rs`, the model `tests/loom.rs`
 //! enumerates) the processes are `shuttle` threads running the crate's own
-//! `Pool::checkout`, the maintainers run the crate's own `maintain`, and the lock file is an
+//! `Pool::with`, the maintainers run the crate's own `maintain`, and the lock file is an
 //! in-memory reader-writer lock. Each test runs three or four processes (some waiting on
 //! the lock, some polling it as the store does) and one maintainer, with the request kept
 //! either as a bit of the word (`_bit`, as `maintain` writes it) or as a lock (`_lock`, as
@@ -11,7 +11,7 @@
 //! probabilistic-concurrency-testing ones (`check_pct`, which finds bugs that need a few
 //! unlikely preemptions). It checks what the store relies on:
 //!
-//! - no stale handle is used: at every use after a checkout, the handle is of the
+//! - no stale handle is used: at every use inside an operation, the handle is of the
 //!   published generation and no maintenance is at work (whose `work` sees no session);
 //! - one reopen per generation: a process gets a new handle exactly when `Pool::reopens`
 //!   counts one, never two in one generation (but after a withdrawn request), never more

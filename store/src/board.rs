@@ -1,7 +1,8 @@
 //! [`Board`]: one process's session on one board.
 //!
-//! A `Board` holds the shared session lock for as long as it lives, one read-write
-//! connection, and (for dashboards) a read-only one. Writes go through
+//! A `Board` holds one read-write connection, and (for dashboards) a read-only one, for as
+//! long as it lives, and the shared session lock during each operation (see
+//! [`crate::generation`]). Writes go through
 //! [`Board::transaction`] (`BEGIN IMMEDIATE`, R5); reads are single statements. Everything
 //! a caller may want to know about the file itself (checks, info, checkpoints, quarantine)
 //! is an explicit call, never a side effect of opening or of an ordinary operation.
@@ -14,7 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
 use crate::error::{Error, Result};
-use crate::generation::{self, Pool, Sessions};
+use crate::generation::{Pool, Sessions};
 use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
 use crate::place;
@@ -86,7 +87,7 @@ impl Board {
         // Before `Sessions` makes the lock file: a refused path keeps its folder as it was.
         open::refuse_early(path, &config, intent)?;
         let mut pool = Pool::new(Sessions::new(path, config.clone(), intent)?);
-        if let Err(e) = pool.checkout().map(drop) {
+        if let Err(e) = pool.with(|_| ()) {
             if e.is_no_board() {
                 // A lock file this open created beside what is no board goes too, so the
                 // folder is left as it was. No session can be using it: every open of this
@@ -267,11 +268,11 @@ impl Board {
         self.transaction(|t| write.apply(t))
     }
 
-    /// Whether this session holds the gateway lock (the gateway's sessions, until a repair
-    /// takes the board).
+    /// Whether this board holds the gateway lock (a gateway's, for its whole life,
+    /// repairs included).
     pub(crate) fn holds_gateway(&mut self) -> Result<bool> {
         self.check_process()?;
-        Ok(self.pool.checkout()?.lock.holds_gateway())
+        Ok(self.pool.backend().holds_gateway())
     }
 
     /// Whether this session's writes go to the gateway (single-writer mode, dashboards).
@@ -354,10 +355,6 @@ impl Board {
     /// [`StoreConfig::on_damage`] policy: by default, damage confined to indexes is repaired
     /// (`REINDEX`, nothing lost) and anything else gives [`Error::Corrupt`] so the gateway
     /// stops until an operator runs `kanban-db repair`.
-    ///
-    /// Call it before the process opens its other sessions on the board: a repair waits for
-    /// every session to let go, and those of the calling thread cannot; with one open, a
-    /// repair is refused at once with [`Error::Busy`].
     pub fn check_at_start(&mut self) -> Result<StartCheck> {
         if !self.config.role.owns_checkpoints() {
             return Err(Error::WrongRole {
@@ -381,15 +378,6 @@ impl Board {
                 ),
             }),
             Some(OnDamage::Repair) => {
-                // Our own session lets go first; any other of this process would not.
-                self.pool.release();
-                if generation::open_here(&self.path) {
-                    return Err(Error::Busy {
-                        path: self.path.clone(),
-                        what: "the board for a repair (another session of this process holds it; check before opening it)",
-                        waited_ms: 0,
-                    });
-                }
                 // A rebuild only if the policy allows one for damage beyond indexes.
                 let scope = match policy.other {
                     OnDamage::Repair => repair::Scope::Rebuild,
@@ -442,14 +430,15 @@ impl Board {
     /// this session's last commit (SQLite's WAL hook reports the whole WAL, other processes'
     /// frames included). The gateway calls this on every dispatcher tick.
     pub fn checkpoint_if_due(&mut self) -> Result<Option<CheckpointReport>> {
-        let frames = self.pool.checkout()?.wal_frames.load(Ordering::Relaxed);
+        let frames = self.pool.with(|s| s.wal_frames.load(Ordering::Relaxed))?;
         if frames < i64::from(self.config.checkpoint_frames) {
             return Ok(None);
         }
         let report = self.checkpoint()?;
         if report.checkpointed == report.wal_frames {
             // The next writer starts the WAL over; its commit reports the new size.
-            self.pool.checkout()?.wal_frames.store(0, Ordering::Relaxed);
+            self.pool
+                .with(|s| s.wal_frames.store(0, Ordering::Relaxed))?;
         }
         Ok(Some(report))
     }
@@ -493,11 +482,12 @@ impl Board {
     /// Runs `f` on the read-only connection if there is one, else on the session's.
     fn with_reader<T>(&mut self, f: impl FnOnce(&Connection, &Path) -> Result<T>) -> Result<T> {
         self.check_process()?;
-        let session: &mut Session = self.pool.checkout()?;
-        match &session.reader {
-            Some(reader) => f(reader, &self.path),
-            None => read_write(session, &self.path, &self.config, |c, p| f(c, p)),
-        }
+        let (path, config) = (&self.path, &self.config);
+        self.pool
+            .with(|session: &mut Session| match &session.reader {
+                Some(reader) => f(reader, path),
+                None => read_write(session, path, config, |c, p| f(c, p)),
+            })?
     }
 
     /// Runs `f` on the read-write connection (a fresh one per call with the
@@ -507,8 +497,9 @@ impl Board {
         f: impl FnOnce(&mut Connection, &Path) -> Result<T, E>,
     ) -> Result<T, E> {
         self.check_process()?;
-        let session: &mut Session = self.pool.checkout()?;
-        read_write(session, &self.path, &self.config, f)
+        let (path, config) = (&self.path, &self.config);
+        self.pool
+            .with(|session: &mut Session| read_write(session, path, config, f))?
     }
 
     /// Refuses a session used in a process other than the one that opened it.

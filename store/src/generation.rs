@@ -1,19 +1,27 @@
 //! Connection generations on a real board: the [`kanban_generations`] protocol over our
 //! lock file and SQLite sessions.
 //!
-//! A [`Board`](crate::Board) keeps its session (connections + shared lock) in a
-//! [`Pool`]; every operation checks it out first, which costs one 8-byte `pread` of the
-//! lock file. When a repair asks for the board, the session is dropped between two
-//! operations and reopened once the repair has published the next generation.
+//! A [`Board`](crate::Board) keeps its connections in a [`Pool`], and one descriptor of the
+//! lock file for its whole life. Every operation takes the shared session range on that
+//! descriptor, runs, and releases it ([`Pool::with`]): an idle board holds no lock, so a
+//! repair gets the board as soon as the operations under way are over, however long other
+//! processes keep their boards open. The other way, an idle session noticing the request
+//! without an operation, needs a thread (or a signal) in every process that opens a board,
+//! which workers that fork must not have. The cost is two `fcntl` calls and two 8-byte
+//! `pread`s of the lock file per operation (see the module docs of `kanban-generations`);
+//! the connections stay open while idle, and are reopened once after a repair published
+//! the next generation.
+//!
+//! The same descriptor holds the gateway range for as long as the gateway's `Board` lives,
+//! so a repair (which has the sessions let go) never lets a second gateway in.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use kanban_generations::{Backend, Maintenance, Word};
 
-use crate::config::StoreConfig;
+use crate::config::{Role, StoreConfig};
 use crate::error::{Error, Result};
 use crate::lock::{LockFile, Mode};
 use crate::open::{self, Intent, Session};
@@ -28,113 +36,94 @@ pub(crate) struct Sessions {
     path: PathBuf,
     cfg: StoreConfig,
     intent: Cell<Intent>,
-    /// A descriptor of the lock file that holds no lock: it only reads the word.
-    watch: LockFile,
+    /// The lock file, for the board's life: the shared range during each operation, the
+    /// gateway range for a gateway, and the word.
+    lock: LockFile,
+    /// The process that opened it: a forked child never lets go of its parent's lock
+    /// (the descriptor, hence the lock, is shared with the parent).
+    pid: u32,
 }
 
 impl Sessions {
-    /// Sessions on `path`; the first is opened with `intent` (then plain sessions).
+    /// Sessions on `path`; the first is opened with `intent` (then plain sessions). A
+    /// gateway takes the gateway lock here, once: [`Error::GatewayRunning`] if another
+    /// process has it, even while a repair has every session off the board.
     pub(crate) fn new(path: &Path, cfg: StoreConfig, intent: Intent) -> Result<Sessions> {
+        let lock = LockFile::open(path)?;
+        let gateway = cfg.role == Role::Gateway && intent != Intent::Inspect;
+        if gateway && !upstream_locks(&cfg) {
+            lock.lock_gateway(cfg.lock_timeout, cfg.clock.as_ref())?;
+        }
         Ok(Sessions {
-            watch: LockFile::open(path)?,
+            lock,
             path: path.to_path_buf(),
             cfg,
             intent: Cell::new(intent),
+            pid: std::process::id(),
         })
+    }
+
+    /// Whether this board holds the gateway lock (a gateway's, for its whole life).
+    pub(crate) fn holds_gateway(&self) -> bool {
+        self.lock.holds_gateway()
     }
 
     /// Removes the lock file if this process's first look at the board created it.
     pub(crate) fn remove_created_lock(&self) {
-        self.watch.remove_if_created();
+        self.lock.remove_if_created();
     }
 }
 
-/// Sessions open in this process, per board: a session that waits for a repair while
-/// another session of its process still holds the board would wait for itself.
-static OPEN_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Whether a session of this process is open on `path`.
-pub(crate) fn open_here(path: &Path) -> bool {
-    OPEN_HERE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .any(|p| p == path)
-}
-
-/// A session, counted in [`OPEN_HERE`] while it lives.
-pub(crate) struct Counted {
-    session: Session,
-    path: PathBuf,
-}
-
-impl Counted {
-    fn new(session: Session, path: &Path) -> Counted {
-        OPEN_HERE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(path.to_path_buf());
-        Counted {
-            session,
-            path: path.to_path_buf(),
-        }
+/// Whether sessions take upstream's `flock` instead of our locks (a hazard: upstream had
+/// no generations, no session lock of ours, no gateway lock).
+fn upstream_locks(cfg: &StoreConfig) -> bool {
+    #[cfg(feature = "hazards")]
+    if crate::hazards::ignores_generations(cfg) {
+        return true;
     }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        let mut open = OPEN_HERE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = open.iter().position(|p| *p == self.path) {
-            open.swap_remove(i);
-        }
-    }
-}
-
-impl std::ops::Deref for Counted {
-    type Target = Session;
-    fn deref(&self) -> &Session {
-        &self.session
-    }
-}
-
-impl std::ops::DerefMut for Counted {
-    fn deref_mut(&mut self) -> &mut Session {
-        &mut self.session
-    }
+    let _ = cfg;
+    false
 }
 
 impl Backend for Sessions {
-    type Handle = Counted;
+    type Handle = Session;
     type Error = Error;
 
     fn word(&self) -> Result<Word> {
-        #[cfg(feature = "hazards")]
-        if crate::hazards::ignores_generations(&self.cfg) {
+        if upstream_locks(&self.cfg) {
             return Ok(Word {
                 generation: 0,
                 requested: false,
             });
         }
-        self.watch.word()
+        self.lock.word()
     }
 
-    fn open(&self) -> Result<Counted> {
-        let session = open::open(&self.path, &self.cfg, self.intent.get())?;
+    fn open(&self) -> Result<Session> {
+        let session = open::open(&self.path, &self.cfg, self.intent.get(), &self.lock)?;
         if self.intent.get() == Intent::CreateNew {
             self.intent.set(Intent::Session);
         }
-        Ok(Counted::new(session, &self.path))
+        Ok(session)
+    }
+
+    fn hold(&self) -> Result<()> {
+        if upstream_locks(&self.cfg) {
+            return Ok(());
+        }
+        self.lock
+            .lock_session(Mode::Shared, self.cfg.lock_timeout, self.cfg.clock.as_ref())
+    }
+
+    fn let_go(&self) {
+        if self.pid == std::process::id() && self.lock.session_mode().is_some() {
+            // Releasing a lock we hold on an open descriptor cannot fail; if it did, the
+            // descriptor is unusable and the lock goes when it closes.
+            let _ = self.lock.unlock_session();
+        }
     }
 
     fn pause(&self, tries: u32) -> Result<()> {
-        if open_here(&self.path) {
-            // Let the caller go on to its other sessions, which let go in turn.
-            return Err(Error::Busy {
-                path: self.path.clone(),
-                what: "the board (a repair is running; another session of this process still holds it)",
-                waited_ms: 0,
-            });
-        }
         let waited = PAUSE * tries;
         if waited >= self.cfg.lock_timeout {
             return Err(Error::Busy {
@@ -190,7 +179,7 @@ impl Maintenance for Maintainer<'_> {
     }
 
     fn lock_exclusive(&self) -> Result<LockFile> {
-        let mut exclusive = LockFile::open(self.path)?;
+        let exclusive = LockFile::open(self.path)?;
         let locked = exclusive.lock_session(
             Mode::Exclusive,
             self.cfg.lock_timeout,

@@ -32,6 +32,7 @@
 //! This is the only module allowed to open files with `std::fs` (see `store/clippy.toml`):
 //! it opens the lock file, never the database or its `-wal`/`-shm`.
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -80,8 +81,8 @@ pub struct LockFile {
     board: PathBuf,
     /// This descriptor created the file (`O_EXCL` succeeded).
     created: bool,
-    session: Option<Mode>,
-    gateway: bool,
+    session: Cell<Option<Mode>>,
+    gateway: Cell<bool>,
 }
 
 /// How often an open retries when the lock file vanishes between `O_EXCL` and a plain open
@@ -118,8 +119,8 @@ impl LockFile {
                             path,
                             board: db.to_path_buf(),
                             created: create,
-                            session: None,
-                            gateway: false,
+                            session: Cell::new(None),
+                            gateway: Cell::new(false),
                         };
                         return lock.vet(board.as_ref(), bits);
                     }
@@ -213,13 +214,13 @@ impl LockFile {
 
     /// The session range's current mode, if held.
     pub fn session_mode(&self) -> Option<Mode> {
-        self.session
+        self.session.get()
     }
 
     /// Takes (or converts to) the session range in `mode`, waiting up to `timeout`.
     ///
     /// Converting exclusive to shared is atomic: no other maintenance can slip in between.
-    pub fn lock_session(&mut self, mode: Mode, timeout: Duration, clock: &dyn Clock) -> Result<()> {
+    pub fn lock_session(&self, mode: Mode, timeout: Duration, clock: &dyn Clock) -> Result<()> {
         let what = match mode {
             Mode::Shared => "the board's session lock",
             Mode::Exclusive => "the board's maintenance lock (other sessions are open)",
@@ -229,7 +230,7 @@ impl LockFile {
             Mode::Exclusive => libc::F_WRLCK,
         };
         self.retry(Range::Session, kind, timeout, clock, what)?;
-        self.session = Some(mode);
+        self.session.set(Some(mode));
         Ok(())
     }
 
@@ -334,29 +335,29 @@ impl LockFile {
     }
 
     /// Tries once to take the session range in `mode`; false if another holder conflicts.
-    pub fn try_lock_session(&mut self, mode: Mode) -> Result<bool> {
+    pub fn try_lock_session(&self, mode: Mode) -> Result<bool> {
         let kind = match mode {
             Mode::Shared => libc::F_RDLCK,
             Mode::Exclusive => libc::F_WRLCK,
         };
         let got = self.set(Range::Session, kind)?;
         if got {
-            self.session = Some(mode);
+            self.session.set(Some(mode));
         }
         Ok(got)
     }
 
     /// Releases the session range.
-    pub fn unlock_session(&mut self) -> Result<()> {
+    pub fn unlock_session(&self) -> Result<()> {
         self.set(Range::Session, libc::F_UNLCK)?;
-        self.session = None;
+        self.session.set(None);
         Ok(())
     }
 
     /// Takes the gateway range, waiting up to `timeout`: a second gateway gets
     /// [`Error::GatewayRunning`]. (The wait covers a gateway that is just closing, and a
     /// descriptor of ours briefly inherited by a child between its fork and its exec.)
-    pub fn lock_gateway(&mut self, timeout: Duration, clock: &dyn Clock) -> Result<()> {
+    pub fn lock_gateway(&self, timeout: Duration, clock: &dyn Clock) -> Result<()> {
         match self.retry(
             Range::Gateway,
             libc::F_WRLCK,
@@ -365,7 +366,7 @@ impl LockFile {
             "the gateway lock",
         ) {
             Ok(()) => {
-                self.gateway = true;
+                self.gateway.set(true);
                 Ok(())
             }
             Err(Error::Busy { .. }) => Err(Error::GatewayRunning {
@@ -377,7 +378,7 @@ impl LockFile {
 
     /// Whether this descriptor holds the gateway range.
     pub fn holds_gateway(&self) -> bool {
-        self.gateway
+        self.gateway.get()
     }
 
     fn retry(
@@ -495,9 +496,9 @@ mod tests {
     #[test]
     fn shared_sessions_coexist_and_exclude_maintenance() {
         let (_dir, db) = board();
-        let mut a = LockFile::open(&db).unwrap();
-        let mut b = LockFile::open(&db).unwrap();
-        let mut m = LockFile::open(&db).unwrap();
+        let a = LockFile::open(&db).unwrap();
+        let b = LockFile::open(&db).unwrap();
+        let m = LockFile::open(&db).unwrap();
         assert!(a.try_lock_session(Mode::Shared).unwrap());
         assert!(b.try_lock_session(Mode::Shared).unwrap());
         assert!(!m.try_lock_session(Mode::Exclusive).unwrap());
@@ -513,19 +514,19 @@ mod tests {
         // The very failure of fcntl locks: open and close the lock file elsewhere in the
         // same process; our lock must survive it.
         let (_dir, db) = board();
-        let mut a = LockFile::open(&db).unwrap();
+        let a = LockFile::open(&db).unwrap();
         a.lock_session(Mode::Exclusive, Duration::ZERO, &SystemClock)
             .unwrap();
         drop(LockFile::open(&db).unwrap());
-        let mut b = LockFile::open(&db).unwrap();
+        let b = LockFile::open(&db).unwrap();
         assert!(!b.try_lock_session(Mode::Shared).unwrap());
     }
 
     #[test]
     fn downgrade_is_atomic_and_lets_sessions_in() {
         let (_dir, db) = board();
-        let mut a = LockFile::open(&db).unwrap();
-        let mut b = LockFile::open(&db).unwrap();
+        let a = LockFile::open(&db).unwrap();
+        let b = LockFile::open(&db).unwrap();
         a.lock_session(Mode::Exclusive, Duration::ZERO, &SystemClock)
             .unwrap();
         a.lock_session(Mode::Shared, Duration::ZERO, &SystemClock)
@@ -536,8 +537,8 @@ mod tests {
     #[test]
     fn busy_after_the_timeout() {
         let (_dir, db) = board();
-        let mut a = LockFile::open(&db).unwrap();
-        let mut b = LockFile::open(&db).unwrap();
+        let a = LockFile::open(&db).unwrap();
+        let b = LockFile::open(&db).unwrap();
         a.lock_session(Mode::Shared, Duration::ZERO, &SystemClock)
             .unwrap();
         let err = b
@@ -552,7 +553,7 @@ mod tests {
     #[test]
     fn the_word_and_the_holder_are_shared_through_the_file() {
         let (_dir, db) = board();
-        let mut a = LockFile::open(&db).unwrap();
+        let a = LockFile::open(&db).unwrap();
         let b = LockFile::open(&db).unwrap();
         assert_eq!(
             b.word().unwrap(),
@@ -594,8 +595,8 @@ mod tests {
     #[test]
     fn one_gateway_per_board() {
         let (_dir, db) = board();
-        let mut a = LockFile::open(&db).unwrap();
-        let mut b = LockFile::open(&db).unwrap();
+        let a = LockFile::open(&db).unwrap();
+        let b = LockFile::open(&db).unwrap();
         a.lock_gateway(Duration::ZERO, &SystemClock).unwrap();
         assert!(matches!(
             b.lock_gateway(Duration::from_millis(20), &SystemClock),

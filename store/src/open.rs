@@ -5,7 +5,8 @@
 //!    `stat` shows is no board (missing, empty, a folder, a file with several hard links),
 //!    and a network file system (`statfs`, [`crate::filesystem`]), before anything is
 //!    created beside the path ([`refuse_early`]);
-//! 2. take the shared session lock on `<db>.lock` (R3);
+//! 2. the caller holds the shared session lock on `<db>.lock` (R3), on the descriptor it
+//!    keeps for the board's life ([`crate::generation`]), and passes it in;
 //! 3. look at the file through `stat` and SQLite only (R2): empty, foreign, too new, not a
 //!    database, truncated and corrupt files get typed errors (R8) and are left untouched;
 //! 4. if the board is missing, older than this build, or in rollback-journal mode, trade the
@@ -48,9 +49,8 @@ pub(crate) enum Intent {
     Inspect,
 }
 
-/// An open session: its connections and the lock that keeps maintenance away.
-///
-/// Field order matters: connections are dropped before the lock is released.
+/// An open session: its connections. The lock that keeps maintenance away is the caller's
+/// (held during each operation, see [`crate::generation`]).
 pub(crate) struct Session {
     /// The read-write connection (`None` only with the `connect-per-operation` hazard, or
     /// when inspecting).
@@ -63,8 +63,6 @@ pub(crate) struct Session {
     /// Frames in the WAL as of this session's last commit (set by SQLite's WAL hook on the
     /// checkpoint owner's connection; always 0 for other roles).
     pub wal_frames: Arc<AtomicI64>,
-    /// Our lock file, holding the shared session range.
-    pub lock: LockFile,
 }
 
 /// Refuses what can be refused before anything is created beside the board: a vulnerable
@@ -96,19 +94,22 @@ fn may_create(cfg: &StoreConfig, intent: Intent) -> bool {
     intent == Intent::CreateNew || (intent == Intent::Session && cfg.create_if_missing)
 }
 
-/// Opens a session on the board at `path`.
-pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Session> {
+/// Opens a session on the board at `path`; the caller holds the shared session range of
+/// `lock` (unless upstream's `flock` replaces our locks, a hazard), which a create or migration trades
+/// for the exclusive one and back.
+pub(crate) fn open(
+    path: &Path,
+    cfg: &StoreConfig,
+    intent: Intent,
+    lock: &LockFile,
+) -> Result<Session> {
     refuse_early(path, cfg, intent)?;
     let may_create = may_create(cfg, intent);
     let not_found = || Error::NotFound {
         path: path.to_path_buf(),
     };
-    let mut lock = LockFile::open(path)?;
     let upstream = upstream_init(path, cfg)?;
     let ours = upstream.is_none();
-    if ours {
-        lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
-    }
     #[cfg(feature = "hazards")]
     crate::hazards::before_connect(path, cfg);
 
@@ -129,9 +130,6 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         }
     };
     drop(upstream);
-    if ours && cfg.role == Role::Gateway && intent != Intent::Inspect {
-        lock.lock_gateway(cfg.lock_timeout, cfg.clock.as_ref())?;
-    }
 
     let (mut conn, reader) = match intent {
         Intent::Inspect => (None, Some(connect(path, cfg, Access::ReadOnly)?)),
@@ -175,7 +173,6 @@ pub(crate) fn open(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Ses
         per_operation,
         reader: reader.filter(|_| !per_operation),
         wal_frames,
-        lock,
     })
 }
 

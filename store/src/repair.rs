@@ -3,7 +3,8 @@
 //! The upstream operators' recovery was: stop both services, dump, reload, rename files by
 //! hand, restart. Here one call does it with the services running:
 //! 1. ask every session to let go and take the exclusive maintenance lock (the generation
-//!    protocol, [`crate::generation`]): sessions finish their transaction, close, and wait;
+//!    protocol, [`crate::generation`]): idle sessions hold nothing, operations under way
+//!    finish, new ones wait;
 //! 2. run the full check; a healthy board is left alone;
 //! 3. damage confined to indexes is fixed in place with `REINDEX` (one transaction), after
 //!    counting as lost the rows an index lists that its table no longer holds;
@@ -118,8 +119,10 @@ pub fn repair_within(given: &Path, cfg: &StoreConfig, scope: Scope) -> Result<Re
     })
 }
 
-/// Runs `f` with the board to itself: every session lets go at its next operation, and
-/// reopens once `f` is done and the next generation is published.
+/// Runs `f` with the board to itself: sessions hold the shared lock only during an
+/// operation, so `f` waits for the operations under way, not for idle sessions; each
+/// session reopens its connections at its first operation after the next generation is
+/// published. A gateway keeps the gateway lock throughout.
 pub(crate) fn exclusively<T>(
     path: &Path,
     cfg: &StoreConfig,

@@ -7,9 +7,10 @@
 //! one line of the report; the first failure stops it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::check::CheckLevel;
-use crate::config::{Role, StoreConfig};
+use crate::config::{Role, StoreConfig, SystemClock};
 use crate::error::{Error, Result};
 use crate::lock::{LockFile, Mode};
 use crate::types::{NewTask, RunOutcome};
@@ -32,8 +33,12 @@ pub fn run(folder: &Path) -> Result<Vec<String>> {
     let mut gateway = Board::create(&db, StoreConfig::new(Role::Gateway))?;
     report.push(format!("created {} in WAL mode", db.display()));
 
-    let mut probe = LockFile::open(&db)?;
+    // A session holds the shared lock during its operations only: hold one as it does.
+    let session = LockFile::open(&db)?;
+    session.lock_session(Mode::Shared, Duration::ZERO, &SystemClock)?;
+    let probe = LockFile::open(&db)?;
     locks_hold(!probe.try_lock_session(Mode::Exclusive)?, &db)?;
+    drop((session, probe));
     report.push("OFD locks hold: a session keeps maintenance out".into());
 
     let mut dashboard = Board::open(&db, Role::Dashboard)?;

@@ -738,7 +738,7 @@ fn naive_sessions_hold_no_lock_of_their_own() {
     naive.create_task(&task("t")).unwrap();
     assert_eq!(locks_on(&lock), [], "no session, gateway or init lock held");
     // Nothing keeps a maintenance (or a second gateway) away.
-    let mut maintenance = LockFile::open(&db).unwrap();
+    let maintenance = LockFile::open(&db).unwrap();
     assert!(maintenance.try_lock_session(Mode::Exclusive).unwrap());
     assert!(
         maintenance

@@ -70,7 +70,10 @@ fn a_repair_through_either_name_waits_for_sessions_opened_through_the_other() {
         let mut session = Board::open(session_via, Role::Worker).unwrap();
         session.list_board().unwrap();
         let before = (bytes(&target), listing(dir.path()));
-        let result = repair::repair(repair_via, &cfg);
+        // A session holds the board during its operations: run the repair inside one.
+        let result = session
+            .transaction(|_| Ok(repair::repair(repair_via, &cfg)))
+            .unwrap();
         assert!(
             matches!(result, Err(Error::MaintenanceBusy { .. })),
             "a repair via {} while a session is open via {}: {result:?}",
@@ -96,8 +99,10 @@ fn raw_path_siblings_lets_a_repair_through_the_link_ignore_the_target_s_sessions
     cfg.lock_timeout = Duration::from_millis(200);
     cfg.hazards = HazardSet::default().with(Hazard::RawPathSiblings);
     let mut session = Board::open(&target, Role::Worker).unwrap();
-    session.list_board().unwrap();
-    repair::repair(&link, &cfg).expect("the hazard's repair does not see the session");
+    session
+        .transaction(|_| Ok(repair::repair(&link, &cfg)))
+        .unwrap()
+        .expect("the hazard's repair does not see the session's operation");
     assert!(beside(&link, ".lock").exists());
 }
 

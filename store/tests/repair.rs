@@ -833,7 +833,7 @@ fn maintenance_child() {
         return;
     }
     let db = std::path::PathBuf::from(std::env::var("KANBAN_DB").unwrap());
-    let mut lock = LockFile::open(&db).unwrap();
+    let lock = LockFile::open(&db).unwrap();
     lock.lock_session(Mode::Exclusive, Duration::ZERO, &SystemClock)
         .unwrap();
     lock.note_holder(SystemClock.now_ms()).unwrap();
@@ -869,7 +869,7 @@ fn a_killed_maintenance_is_not_named_by_a_later_busy_error() {
     maintenance.kill().unwrap();
     maintenance.wait().unwrap();
 
-    let mut session = LockFile::open(&db).unwrap();
+    let session = LockFile::open(&db).unwrap();
     session
         .lock_session(Mode::Shared, Duration::ZERO, &SystemClock)
         .unwrap();
@@ -1093,10 +1093,14 @@ fn a_repair_while_a_worker_writes_loses_nothing() {
 }
 
 #[test]
-fn an_idle_session_makes_the_cli_repair_exit_3() {
+fn an_operation_under_way_makes_the_cli_repair_exit_3() {
     let (_dir, db) = new_path();
     make_board(&db, 20);
-    let idle = Board::open(&db, Role::Worker).unwrap();
+    // What a session holds during an operation (an idle one holds nothing, see `idle.rs`).
+    let operation = LockFile::open(&db).unwrap();
+    operation
+        .lock_session(Mode::Shared, Duration::ZERO, &SystemClock)
+        .unwrap();
     let word = LockFile::open(&db).unwrap().word().unwrap();
 
     let run = kanban_db([
@@ -1114,7 +1118,7 @@ fn an_idle_session_makes_the_cli_repair_exit_3() {
         "a repair that never got the board withdraws its request and publishes nothing"
     );
 
-    drop(idle);
+    drop(operation);
     let run = kanban_db([
         OsStr::new("repair"),
         db.as_os_str(),

@@ -47,19 +47,28 @@ fn impatient() -> StoreConfig {
 #[test]
 fn r3_a_session_holds_the_shared_lock_and_keeps_maintenance_out() {
     let (_dir, db) = new_board();
-    let mut probe = LockFile::open(&db).unwrap();
-    let board = Board::open(&db, Role::Dashboard).unwrap();
-    assert!(!probe.try_lock_session(Mode::Exclusive).unwrap());
-    assert!(probe.try_lock_session(Mode::Shared).unwrap());
+    let probe = LockFile::open(&db).unwrap();
+    let mut board = Board::open(&db, Role::Worker).unwrap();
+    // During an operation: maintenance is kept out, other sessions are not.
+    let (exclusive, shared) = board
+        .transaction(|_| {
+            let exclusive = probe.try_lock_session(Mode::Exclusive).unwrap();
+            let shared = probe.try_lock_session(Mode::Shared).unwrap();
+            probe.unlock_session().unwrap();
+            Ok((exclusive, shared))
+        })
+        .unwrap();
+    assert!(!exclusive && shared);
+    // Idle, the session holds nothing: a maintenance may have the board.
+    assert!(probe.try_lock_session(Mode::Exclusive).unwrap());
     probe.unlock_session().unwrap();
     drop(board);
-    assert!(probe.try_lock_session(Mode::Exclusive).unwrap());
 }
 
 #[test]
 fn r3_sessions_wait_for_maintenance_and_time_out_busy() {
     let (_dir, db) = new_board();
-    let mut maintenance = LockFile::open(&db).unwrap();
+    let maintenance = LockFile::open(&db).unwrap();
     assert!(maintenance.try_lock_session(Mode::Exclusive).unwrap());
     let err = Board::open_with(&db, impatient()).unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err}");
@@ -99,7 +108,7 @@ fn r4_a_rollback_board_is_upgraded_to_wal_once_under_the_exclusive_lock() {
 #[test]
 fn r4_connect_never_changes_the_journal_mode_while_sessions_are_open() {
     let (_dir, db) = rollback_board();
-    let mut session = LockFile::open(&db).unwrap();
+    let session = LockFile::open(&db).unwrap();
     assert!(session.try_lock_session(Mode::Shared).unwrap());
     let err = Board::open_with(&db, impatient()).unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err}");
@@ -111,7 +120,7 @@ fn r4_connect_never_changes_the_journal_mode_while_sessions_are_open() {
 fn r4_hazard_journal_toggle_changes_it_on_connect() {
     use kanban_store::hazards::{Hazard, HazardSet};
     let (_dir, db) = rollback_board();
-    let mut session = LockFile::open(&db).unwrap();
+    let session = LockFile::open(&db).unwrap();
     assert!(session.try_lock_session(Mode::Shared).unwrap());
     let mut cfg = impatient();
     cfg.hazards = HazardSet::default().with(Hazard::JournalToggleOnError);

@@ -7,14 +7,15 @@
 //! `maintain` writes it, or a lock a maintenance holds, as the store keeps it.
 //!
 //! A process is a [`Pool`] over a [`Process`] backend, running the crate's own
-//! [`Pool::checkout`]; a maintainer runs the crate's own [`maintain`] over a [`Maintainer`].
+//! [`Pool::with`]; a maintainer runs the crate's own [`maintain`] over a [`Maintainer`].
 //! So the checkers explore the code the store runs, not a copy of it. The model only
 //! decides *when* things happen:
-//! - a process checks out a few times back to back (transactions), then goes idle until the
-//!   word moves away from what its last checkout read (a maintenance asks for the board, or
-//!   publishes a generation), and checks out again; it stops when every maintainer is done
-//!   and nothing moved since. A process that keeps a handle through a request therefore
-//!   blocks the maintenance for good, which the checkers report as a deadlock;
+//! - a process runs a few operations back to back (transactions, each a [`Pool::with`]),
+//!   then goes idle, running nothing, until every maintainer is done; then it runs one
+//!   more if the word moved since its last operation read it, and stops. A process whose
+//!   idle session kept the shared lock (or anything a maintenance waits for) therefore
+//!   blocks the maintenance for good, which the checkers report as a deadlock: the
+//!   maintenances must complete while sessions sit idle;
 //! - a maintainer runs its [`Step`]s: maintenances that wait for the exclusive lock, ones
 //!   that give up at once when a session holds it (the store's lock timeout, at its
 //!   shortest: the request is withdrawn), and waits for processes to have died.
@@ -24,9 +25,9 @@
 //! opens the lock as the store does, with `try_shared` and a yield (shuttle only).
 //!
 //! What is checked, in every explored interleaving:
-//! - (a) **no stale handle is used**: at every use (right after a checkout) the handle's
-//!   generation (read under its shared lock when opened) is the published one, and no
-//!   maintenance `work` is running; `work` itself sees no shared holder and the exclusive
+//! - (a) **no stale handle is used**: at every use (inside an operation) the shared lock is
+//!   held, the handle's generation (read under the shared lock when opened) is the
+//!   published one, and no maintenance `work` is running; `work` itself sees no shared holder and the exclusive
 //!   lock held;
 //! - (b) **one reopen per generation**: per process, a checkout gives a new handle exactly
 //!   when `Pool::reopens` goes up by one, and (unless a request was withdrawn) only in a
@@ -37,8 +38,8 @@
 //! - (c) **no deadlock**: every thread ends (the checkers fail a run in which all threads
 //!   wait; a livelock hits loom's branch bound or shuttle's step bound, or the backend's
 //!   pause limit);
-//! - (d) **release on panic**: a process that panics while it holds a checked-out handle
-//!   (unwinding, caught at the top of its thread) has released its shared lock once the
+//! - (d) **release on panic**: a process that panics inside an operation (its handle
+//!   in hand; unwinding, caught at the top of its thread) has released its shared lock once the
 //!   unwinding is over (see [`DROPPED_WHILE_UNWINDING`]), so a maintenance that waits for
 //!   its death gets the exclusive lock (else (c));
 //! - and at the end no lock is held.
@@ -260,13 +261,11 @@ impl World {
         }
     }
 
-    /// An idle process, whose last checkout read `seen`: waits until the word moves away
-    /// from it (its next transaction, hence checkout, comes when something changed that
-    /// it has not read yet) or every maintainer is done. `true` when nothing moved and
-    /// nothing will.
+    /// An idle process, whose last operation read `seen`: waits, holding nothing, until
+    /// every maintainer is done. `true` when nothing moved since `seen`.
     fn idle(&self, seen: Word) -> bool {
         let mut p = self.published.lock().unwrap();
-        while p.word == seen && p.maintainers > 0 {
+        while p.maintainers > 0 {
             p = self.changed.wait(p).unwrap();
         }
         p.word == seen
@@ -292,6 +291,11 @@ impl World {
     /// (a), at every use of a checked-out handle.
     fn check_use(&self, handle: &Handle) {
         assert!(
+            self.lock.holders().0 > 0,
+            "handle {:?} used without the shared lock",
+            handle.id
+        );
+        assert!(
             !self.in_maintenance.load(Ordering::SeqCst),
             "handle {:?} used while a maintenance runs",
             handle.id
@@ -314,19 +318,12 @@ impl World {
     }
 }
 
-/// A session: connections plus a shared lock, released on drop (also while unwinding).
+/// A session's connections (the shared lock is taken and released around each operation).
 pub struct Handle {
-    world: Arc<World>,
     /// The generation published when it was opened (under its shared lock).
     pub generation: u64,
     /// (process, how many handles that process opened before).
     pub id: (usize, u64),
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.world.lock.unlock_shared();
-    }
 }
 
 /// One process's backend.
@@ -337,7 +334,7 @@ pub struct Process {
     /// waiting on the lock.
     polls: bool,
     opened: Cell<u64>,
-    /// The word this process read last (in its last checkout).
+    /// The word this process read last (in its last operation).
     seen: Cell<Word>,
 }
 
@@ -352,6 +349,15 @@ impl Backend for Process {
     }
 
     fn open(&self) -> Result<Handle, Error> {
+        let seq = self.opened.get();
+        self.opened.set(seq + 1);
+        Ok(Handle {
+            generation: self.world.word().generation,
+            id: (self.process, seq),
+        })
+    }
+
+    fn hold(&self) -> Result<(), Error> {
         if self.polls {
             while !self.world.lock.try_shared() {
                 thread::yield_now();
@@ -359,13 +365,11 @@ impl Backend for Process {
         } else {
             self.world.lock.lock_shared();
         }
-        let seq = self.opened.get();
-        self.opened.set(seq + 1);
-        Ok(Handle {
-            generation: self.world.word().generation,
-            world: self.world.clone(),
-            id: (self.process, seq),
-        })
+        Ok(())
+    }
+
+    fn let_go(&self) {
+        self.world.lock.unlock_shared();
     }
 
     fn pause(&self, tries: u32) -> Result<(), Error> {
@@ -468,9 +472,10 @@ struct Report {
     generation: u64,
 }
 
-/// Where a dying process's pool (and the handle it has checked out) is dropped: under loom,
-/// on the way up of the unwinding, as in a real panic; under shuttle, right after the
-/// unwinding is caught, because shuttle's primitives stop scheduling in a thread that
+/// Where a dying process dies, and its pool is dropped: under loom, inside its operation
+/// (the shared lock released on the way up of the unwinding, as in a real panic) and the
+/// pool while unwinding too; under shuttle, right after its operation, and the pool once
+/// the unwinding is caught, because shuttle's primitives stop scheduling in a thread that
 /// panics (`ExecutionState::should_stop`), so a lock released while unwinding breaks its
 /// runtime rather than the model.
 const DROPPED_WHILE_UNWINDING: bool = cfg!(loom);
@@ -526,11 +531,19 @@ fn session(
     let mut checkouts = 0;
     loop {
         let reopens = pool.reopens();
-        let handle = pool.checkout().expect("checkout");
         checkouts += 1;
-        world.check_use(handle);
-        let now = (handle.generation, handle.id);
-        if script.dies_after == Some(checkouts) {
+        let dies = script.dies_after == Some(checkouts);
+        let now = pool
+            .with(|handle| {
+                world.check_use(handle);
+                if dies && DROPPED_WHILE_UNWINDING {
+                    // Unwinds out of the operation, shared lock held.
+                    resume_unwind(Box::new(Died));
+                }
+                (handle.generation, handle.id)
+            })
+            .expect("an operation");
+        if dies {
             // Unwinds without the panic hook (shuttle's would report a failure).
             resume_unwind(Box::new(Died));
         }
@@ -564,15 +577,16 @@ fn session(
             break;
         }
     }
-    // Nothing moved since the last maintenance: the next checkout keeps the handle.
+    // Nothing moved since the last maintenance: the next operation keeps the handle.
     let (generation, id) = last.expect("checked out at least once");
     let reopens = pool.reopens();
-    let handle = pool.checkout().expect("checkout");
-    world.check_use(handle);
-    assert_eq!(
-        handle.id, id,
-        "process {process}: reopened with nothing changed"
-    );
+    let kept = pool
+        .with(|handle| {
+            world.check_use(handle);
+            handle.id
+        })
+        .expect("an operation");
+    assert_eq!(kept, id, "process {process}: reopened with nothing changed");
     assert_eq!(pool.reopens(), reopens);
     Report {
         reopens: pool.reopens(),

@@ -598,6 +598,15 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 version: "-1 (\"3.54.1\")".into(),
             },
         ),
+        // Liveness: online copies that finish.
+        (
+            "CopyIncomplete",
+            Error::CopyIncomplete {
+                path: path(),
+                dest: PathBuf::from("/backups/copy.db"),
+                detail: "12800 pages copied of 12801".into(),
+            },
+        ),
     ]
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn to_new_file(conn: &Connection, path: &Path, dest: &Path) -> Result
     }
     let dir = crate::place::folder_of(dest);
     let prefix = partial_prefix(dest);
-    sweep(&dir, &prefix)?;
+    sweep(&dir, &prefix, 0)?;
     let n = PARTIALS.fetch_add(1, Ordering::Relaxed);
     let partial = dir.join(format!("{prefix}{}-{n}", std::process::id()));
     let written = write_checked(conn, path, &partial, dest).and_then(|()| {
@@ -126,9 +126,10 @@ fn partial_prefix(dest: &Path) -> String {
     format!(".{}.partial-", name.unwrap_or_default())
 }
 
-/// Removes the files in `dir` named `<prefix><pid>-...` whose writer `pid` is gone (killed
+/// Removes the regular files in `dir` named `<prefix>` and `-`-separated fields, the
+/// `field`th (from 0) being the process id of their writer, whose writer is gone (killed
 /// midway; SQLite's sidecars of such a file included). A live writer's are left alone.
-fn sweep(dir: &Path, prefix: &str) -> Result<()> {
+pub(crate) fn sweep(dir: &Path, prefix: &str, field: usize) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -139,7 +140,7 @@ fn sweep(dir: &Path, prefix: &str) -> Result<()> {
             .file_name()
             .to_str()
             .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|rest| rest.split('-').next())
+            .and_then(|rest| rest.split('-').nth(field))
             .and_then(|pid| pid.parse::<i32>().ok());
         if writer.is_some_and(|pid| !alive(pid)) && entry.metadata().is_ok_and(|m| m.is_file()) {
             remove_partial(&entry.path());
@@ -155,7 +156,7 @@ fn remove_partial(partial: &Path) {
 }
 
 /// True unless no process `pid` exists (a process of another user exists too).
-pub(crate) fn alive(pid: i32) -> bool {
+fn alive(pid: i32) -> bool {
     let pid = nix::unistd::Pid::from_raw(pid);
     nix::sys::signal::kill(pid, None) != Err(nix::errno::Errno::ESRCH)
 }

@@ -387,23 +387,8 @@ fn backup_into(snapshot: &Connection, partial: &Path) -> Result<()> {
 /// Removes the partial files of copies whose writer is gone (killed midway). A partial file
 /// of a live process may still be written, and is left alone.
 fn sweep_partials(dir: &Path) -> Result<()> {
-    let io = |source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let writer = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_prefix(PARTIAL))
-            .and_then(|rest| rest.split('-').nth(1))
-            .and_then(|pid| pid.parse::<i32>().ok());
-        if writer.is_some_and(|pid| !crate::copy::alive(pid)) {
-            remove_if_file(&entry.path())?;
-        }
-    }
-    Ok(())
+    // `.partial-<name>-<pid>-<n>`: the writer is the second field after the prefix.
+    crate::copy::sweep(dir, PARTIAL, 1)
 }
 
 /// Removes `file` if it is a regular file (not a link, not a folder); nothing if absent.

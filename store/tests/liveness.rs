@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{gateway, new_path};
+use common::{gateway, names, new_path};
 use kanban_store::{Board, CheckLevel, NewTask, Role, StoreConfig, info};
 
 /// Tasks of [`BODY`] bytes each in the big board: about 50 MB.
@@ -175,16 +175,6 @@ fn a_quarantine_copy_finishes_while_another_process_commits_continuously() {
                 .unwrap()
         },
     );
-}
-
-/// The entries of `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// The size of the biggest entry of `dir` whose name holds `part`.

@@ -299,3 +299,13 @@ pub fn write_at(path: &Path, contents: &[u8], secs: u64) {
         .and_then(|f| f.set_modified(at))
         .unwrap();
 }
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -409,7 +409,7 @@ impl Board {
     /// at this session's last commit (SQLite's WAL hook reports the whole WAL, other
     /// processes' frames included), or by the size of `-wal` when it changed since this
     /// session's last complete checkpoint (others wrote while this session wrote nothing;
-    /// see [`crate::wal_size`]). The gateway calls this on every dispatcher tick.
+    /// see the store's `wal_size` module). The gateway calls this on every dispatcher tick.
     pub fn checkpoint_if_due(&mut self) -> Result<Option<CheckpointReport>> {
         let due = i64::from(self.config.checkpoint_frames);
         let hooked = self.pool.checkout()?.wal_frames.load(Ordering::Relaxed);
@@ -460,7 +460,7 @@ impl Board {
     /// transaction, so it finishes whatever they write meanwhile, and holds the board as it
     /// was when it began. The copy is written under a temporary name beside `dest` and
     /// checked; only a whole copy gets `dest`'s name, and a killed copy leaves nothing at
-    /// `dest` (see [`crate::copy`]). Something at `dest` already: [`Error::AlreadyExists`].
+    /// `dest` (the store's `copy` module). Something at `dest` already: [`Error::AlreadyExists`].
     pub fn backup_to(&mut self, dest: &Path) -> Result<()> {
         self.with_reader(|c, p| crate::copy::to_new_file(c, p, dest))
     }

@@ -57,6 +57,9 @@ pub struct RunSummary {
     pub seeds_per_s: f64,
     /// The most backup/quarantine files seen in one seed's board folder.
     pub backups_max: usize,
+    /// The largest `-wal` seen in one seed, in bytes (free-running seeds).
+    #[serde(default)]
+    pub wal_bytes_max: u64,
     /// SIGKILLs delivered at seeded times.
     pub kills: u64,
     /// Stalls delivered.
@@ -167,6 +170,7 @@ impl RunSummary {
             }
         }
         self.backups_max = self.backups_max.max(o.backups);
+        self.wal_bytes_max = self.wal_bytes_max.max(o.max_wal_bytes);
         self.kills += u64::from(o.kills);
         self.stalls += u64::from(o.stalls);
         self.faults_planned += u64::from(o.faults_planned);
@@ -268,6 +272,9 @@ impl RunSummary {
         if let Some(min) = expect.min_backups.filter(|&min| self.backups_max < min) {
             misses.push(format!("{} backups < min {min}", self.backups_max));
         }
+        if let Some(max) = expect.max_wal_bytes.filter(|&max| self.wal_bytes_max > max) {
+            misses.push(format!("a WAL of {} bytes > max {max}", self.wal_bytes_max));
+        }
         let landed = self.landed_share();
         let min_landed = expect.min_landed.unwrap_or(0.5);
         if self.faults_planned > 0 && landed < min_landed {
@@ -351,7 +358,8 @@ pub fn table(runs: &[RunSummary]) -> String {
 }
 
 /// The work of a run in a cell: `gateway 3~40 dashboard 10~52; Busy 4` (acked per seed,
-/// least~median, per worker kind; expected errors per kind; starts that could not set up).
+/// least~median, per worker kind; expected errors per kind; starts that could not set up;
+/// the largest `-wal` of a seed).
 fn work_cell(r: &RunSummary) -> String {
     let mut cell: Vec<String> = r
         .acked_per_seed
@@ -374,6 +382,9 @@ fn work_cell(r: &RunSummary) -> String {
     }
     if r.setup_exits > 0 {
         cell.push(format!("; {} setup exits", r.setup_exits));
+    }
+    if r.wal_bytes_max > 0 {
+        cell.push(format!("; WAL max {} KiB", r.wal_bytes_max.div_ceil(1024)));
     }
     cell.join(" ")
 }

@@ -291,6 +291,10 @@ pub struct WorkerSpec {
     /// inherits (0: never). The hardened store refuses a session used across a fork.
     #[serde(default)]
     pub fork_every: u32,
+    /// Gateway: commits nothing of its own (no dispatcher, no notifier, no server): it only
+    /// ticks `checkpoint_if_due`, the checkpoint owner of a board that others write.
+    #[serde(default)]
+    pub silent: bool,
     /// Gateway: its reaction to index-only damage at start-up (`repair`, `stop` or
     /// `continue`; default: the store's, `repair`; `naive`: `continue`, as upstream).
     #[serde(default)]
@@ -428,6 +432,10 @@ pub struct Expect {
     /// At least this many in some seed (the unbounded backups are shown).
     #[serde(default)]
     pub min_backups: Option<usize>,
+    /// At most this many bytes of `-wal` sampled in any seed (free-running seeds: the
+    /// supervisor stats the file on every turn of its loop).
+    #[serde(default)]
+    pub max_wal_bytes: Option<u64>,
     /// At least this share of planned faults must land (default 0.5: a scenario whose
     /// faults mostly never get their chance tests nothing).
     #[serde(default)]

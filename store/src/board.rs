@@ -28,6 +28,7 @@ use crate::txn::Txn;
 use crate::types::{
     CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
 };
+use crate::wal_size::WalStat;
 
 /// How often a transaction is restarted after `SQLITE_BUSY_SNAPSHOT` before giving up.
 const SNAPSHOT_RETRIES: u32 = 5;
@@ -38,6 +39,8 @@ pub struct Board {
     path: PathBuf,
     config: StoreConfig,
     pid: u32,
+    /// The `-wal` file right after this session's last complete checkpoint.
+    wal_checkpointed: Option<WalStat>,
 }
 
 impl Board {
@@ -102,6 +105,7 @@ impl Board {
             path: path.to_path_buf(),
             config,
             pid: std::process::id(),
+            wal_checkpointed: None,
         })
     }
 
@@ -426,12 +430,20 @@ impl Board {
         })
     }
 
-    /// Runs [`Board::checkpoint`] if the WAL had reached the configured number of frames at
-    /// this session's last commit (SQLite's WAL hook reports the whole WAL, other processes'
-    /// frames included). The gateway calls this on every dispatcher tick.
+    /// Runs [`Board::checkpoint`] if the WAL has reached the configured number of frames:
+    /// at this session's last commit (SQLite's WAL hook reports the whole WAL, other
+    /// processes' frames included), or by the size of `-wal` when it changed since this
+    /// session's last complete checkpoint (others wrote while this session wrote nothing;
+    /// see the store's `wal_size` module). The gateway calls this on every dispatcher tick.
     pub fn checkpoint_if_due(&mut self) -> Result<Option<CheckpointReport>> {
-        let frames = self.pool.with(|s| s.wal_frames.load(Ordering::Relaxed))?;
-        if frames < i64::from(self.config.checkpoint_frames) {
+        let due = i64::from(self.config.checkpoint_frames);
+        let hooked = self.pool.with(|s| s.wal_frames.load(Ordering::Relaxed))?;
+        let wal = WalStat::of(&self.path);
+        let grown = match wal {
+            Some(stat) if wal != self.wal_checkpointed => stat.frames(self.page_size()?) >= due,
+            _ => false,
+        };
+        if hooked < due && !grown {
             return Ok(None);
         }
         let report = self.checkpoint()?;
@@ -439,8 +451,16 @@ impl Board {
             // The next writer starts the WAL over; its commit reports the new size.
             self.pool
                 .with(|s| s.wal_frames.store(0, Ordering::Relaxed))?;
+            self.wal_checkpointed = WalStat::of(&self.path);
         }
         Ok(Some(report))
+    }
+
+    /// The board's page size.
+    fn page_size(&mut self) -> Result<u64> {
+        let size: i64 =
+            self.with_conn(|c, p| c.pragma_query_value(None, "page_size", |r| r.get(0)).at(p))?;
+        Ok(size.unsigned_abs())
     }
 
     /// Versions, journal mode, sizes.
@@ -462,21 +482,13 @@ impl Board {
     }
 
     /// Writes a consistent copy of the board to `dest` (a new file) with the backup API,
-    /// while other processes go on using the board.
+    /// while other processes go on using the board: one backup step under one read
+    /// transaction, so it finishes whatever they write meanwhile, and holds the board as it
+    /// was when it began. The copy is written under a temporary name beside `dest` and
+    /// checked; only a whole copy gets `dest`'s name, and a killed copy leaves nothing at
+    /// `dest` (the store's `copy` module). Something at `dest` already: [`Error::AlreadyExists`].
     pub fn backup_to(&mut self, dest: &Path) -> Result<()> {
-        if dest.exists() {
-            return Err(Error::AlreadyExists {
-                path: dest.to_path_buf(),
-            });
-        }
-        self.with_reader(|c, _| {
-            c.backup(
-                rusqlite::MAIN_DB,
-                dest,
-                None::<fn(rusqlite::backup::Progress)>,
-            )
-            .at(dest)
-        })
+        self.with_reader(|c, p| crate::copy::to_new_file(c, p, dest))
     }
 
     /// Runs `f` on the read-only connection if there is one, else on the session's.

@@ -346,6 +346,18 @@ pub enum Error {
         /// Who would have been trusted.
         why: String,
     },
+    // Liveness: online copies that finish (issue 14).
+    /// An online copy did not check out (its page count is not the board's, or its
+    /// `quick_check` failed): it was removed and nothing was written at its destination.
+    #[error("{}: the copy to {} is not whole, so it was removed: {detail}", path.display(), dest.display())]
+    CopyIncomplete {
+        /// The board path.
+        path: PathBuf,
+        /// Where the copy was to go.
+        dest: PathBuf,
+        /// What did not check out.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -434,7 +446,8 @@ impl Error {
             | Error::FrameTooLarge { path, .. }
             | Error::BadRequest { path, .. }
             | Error::NotGatewayHolder { path }
-            | Error::PeerRefused { path, .. } => Some(path),
+            | Error::PeerRefused { path, .. }
+            | Error::CopyIncomplete { path, .. } => Some(path),
         }
     }
 

@@ -26,6 +26,7 @@
 
 pub mod check;
 mod config;
+mod copy;
 mod error;
 pub mod filesystem;
 mod generation;
@@ -45,6 +46,7 @@ pub mod single_writer;
 mod txn;
 mod types;
 pub mod version;
+mod wal_size;
 
 mod board;
 #[cfg(feature = "hazards")]

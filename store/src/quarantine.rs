@@ -57,9 +57,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use rusqlite::Connection;
-use rusqlite::backup::Backup;
 use sha2::{Digest, Sha256};
 
+use crate::copy::sync_folder as sync;
 use crate::error::{Error, Result};
 use crate::reads::SqlResultExt;
 
@@ -206,10 +206,10 @@ pub(crate) fn keep(
     cap: usize,
     at_cap: AtCap,
 ) -> Result<Quarantined> {
+    // One step under one read transaction: it finishes while others write (see
+    // [`crate::copy`]).
     let mut snapshot = Connection::open_in_memory().at(path)?;
-    Backup::new(conn, &mut snapshot)
-        .and_then(|b| b.run_to_completion(256, std::time::Duration::ZERO, None))
-        .at(path)?;
+    crate::copy::step_whole(conn, path, &mut snapshot, &folder(path))?;
     let name = digest(&snapshot.serialize("main").at(path)?);
     let dir = folder(path);
     let dest = dir.join(format!("{name}.db"));
@@ -380,38 +380,15 @@ fn backup_into(snapshot: &Connection, partial: &Path) -> Result<()> {
     let mut out = Connection::open(partial).at(partial)?;
     out.pragma_update(None, "journal_mode", "OFF").at(partial)?;
     out.pragma_update(None, "synchronous", "OFF").at(partial)?;
-    Backup::new(snapshot, &mut out)
-        .and_then(|b| b.run_to_completion(256, std::time::Duration::ZERO, None))
-        .at(partial)?;
+    crate::copy::step_whole(snapshot, partial, &mut out, partial)?;
     out.close().map_err(|(_, e)| Error::sqlite(partial, e))
 }
 
 /// Removes the partial files of copies whose writer is gone (killed midway). A partial file
 /// of a live process may still be written, and is left alone.
 fn sweep_partials(dir: &Path) -> Result<()> {
-    let io = |source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let writer = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_prefix(PARTIAL))
-            .and_then(|rest| rest.split('-').nth(1))
-            .and_then(|pid| pid.parse::<i32>().ok());
-        if writer.is_some_and(|pid| !alive(pid)) {
-            remove_if_file(&entry.path())?;
-        }
-    }
-    Ok(())
-}
-
-/// True unless no process `pid` exists (a process of another user exists too).
-fn alive(pid: i32) -> bool {
-    let pid = nix::unistd::Pid::from_raw(pid);
-    nix::sys::signal::kill(pid, None) != Err(nix::errno::Errno::ESRCH)
+    // `.partial-<name>-<pid>-<n>`: the writer is the second field after the prefix.
+    crate::copy::sweep(dir, PARTIAL, 1)
 }
 
 /// Removes `file` if it is a regular file (not a link, not a folder); nothing if absent.
@@ -438,17 +415,6 @@ fn file_sync(file: &Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .map_err(|source| Error::Io {
             path: file.to_path_buf(),
-            source,
-        })
-}
-
-/// fsyncs a folder (the quarantine folder or the board's), so its entries are durable.
-fn sync(dir: &Path) -> Result<()> {
-    #[allow(clippy::disallowed_methods)] // a folder: its descriptor holds no lock of the board
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
             source,
         })
 }

@@ -632,6 +632,15 @@ fn every_error() -> Vec<(&'static str, Error)> {
                 why: "only uid 1000 is trusted".into(),
             },
         ),
+        // Liveness: online copies that finish.
+        (
+            "CopyIncomplete",
+            Error::CopyIncomplete {
+                path: path(),
+                dest: PathBuf::from("/backups/copy.db"),
+                detail: "12800 pages copied of 12801".into(),
+            },
+        ),
     ]
 }
 

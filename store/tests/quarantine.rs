@@ -11,18 +11,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{bytes, gateway, make_board, random_bytes, write};
+use common::{bytes, gateway, make_board, names, random_bytes, write};
 use kanban_store::{Board, CheckLevel, Quarantined, Role, StoreConfig, quarantine};
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// A board with a first copy kept, and that copy's path.
 fn board_with_a_copy() -> (tempfile::TempDir, PathBuf, Board, PathBuf) {

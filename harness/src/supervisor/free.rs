@@ -3,7 +3,8 @@
 //! The supervisor delivers the plan's timed faults on the wall clock (SIGKILL; SIGSTOP then
 //! SIGCONT), restarts killed workers after their restart delay like a service manager, and
 //! when the budget is spent asks every worker to stop (SIGTERM, then SIGKILL after a grace
-//! period).
+//! period). On every turn of its loop it also stats the board's `-wal` (the largest size
+//! seen is the seed's `max_wal_bytes`).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ const GRACE: Duration = Duration::from_millis(1500);
 
 /// Runs the workers for the scenario's budget; every worker is dead when it returns.
 pub(super) fn run(
+    wal: &std::path::Path,
     slots: &mut [Slot],
     plan: &Plan,
     scenario: &Scenario,
@@ -71,6 +73,7 @@ pub(super) fn run(
                 spawn(slot, &[])?;
             }
         }
+        outcome.sample_wal(wal);
         std::thread::sleep(Duration::from_micros(200));
     }
     stop(slots, worker_errors)

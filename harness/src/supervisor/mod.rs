@@ -119,6 +119,10 @@ pub struct Outcome {
     pub findings: Findings,
     /// Backup and quarantine files in the board's folder at the end.
     pub backups: usize,
+    /// The largest `-wal` the supervisor saw during the seed (free-running: a `stat` on
+    /// every turn of its loop; 0 in deterministic mode), in bytes.
+    #[serde(default)]
+    pub max_wal_bytes: u64,
     /// SIGKILLs delivered by the supervisor.
     pub kills: u32,
     /// Stalls delivered.
@@ -291,6 +295,7 @@ pub fn run_seed(
     let digests = match opts.schedule(scenario) {
         None => {
             free::run(
+                &kanban_store::info::wal_path(&db),
                 &mut slots,
                 &plan,
                 scenario,
@@ -374,6 +379,14 @@ pub fn run_seed(
         }
     }
     Ok(outcome)
+}
+
+impl Outcome {
+    /// Notes the size of the board's `-wal` now (a `stat`: R2 holds in the supervisor too).
+    fn sample_wal(&mut self, wal: &Path) {
+        let len = std::fs::metadata(wal).map_or(0, |m| m.len());
+        self.max_wal_bytes = self.max_wal_bytes.max(len);
+    }
 }
 
 /// Counts the work of the seed from its ledgers: acknowledged commits (in all and per

@@ -43,6 +43,10 @@ pub(super) fn run(
         }
         Err(e) => read_failed(ctx, &e),
     }
+    if spec.silent {
+        silent(&mut dispatcher, spec, ctx, rng);
+        return Ok(());
+    }
     let mut notifier = sessions.second(spec, Role::Worker)?;
     let overlap = sessions.overlap(spec, Role::Worker);
     let name = ctx.cursor_name();
@@ -99,6 +103,17 @@ fn tick(board: &mut Board, ctx: &mut Ledgered, rng: &mut ChaCha8Rng, overlap: &O
     });
     if let Err(e) = board.checkpoint_if_due() {
         read_failed(ctx, &e);
+    }
+}
+
+/// A gateway that commits nothing of its own: on every tick, only the checkpoint if due
+/// (the WAL grows by what the others commit).
+fn silent(board: &mut Board, spec: &WorkerSpec, ctx: &mut Ledgered, rng: &mut ChaCha8Rng) {
+    let mut pace = Pace::new(&[spec.tick_ms], rng);
+    while pace.next().is_some() {
+        if let Err(e) = board.checkpoint_if_due() {
+            read_failed(ctx, &e);
+        }
     }
 }
 

@@ -87,6 +87,7 @@ kinds! {
     BadRequest => "bad-request",
     NotGatewayHolder => "not-gateway-holder",
     PeerRefused => "peer-refused",
+    CopyIncomplete => "copy-incomplete",
 }
 
 impl fmt::Display for ErrorKind {

@@ -463,9 +463,7 @@ impl Flavor {
 
     /// The store configuration of a `role` session of this flavour.
     fn config(self, role: Role) -> StoreConfig {
-        let mut cfg = StoreConfig::new(role);
-        cfg.single_writer = self == Flavor::SingleWriter;
-        cfg
+        StoreConfig::new(role).single_writer(self == Flavor::SingleWriter)
     }
 }
 

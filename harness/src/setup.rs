@@ -94,7 +94,7 @@ fn writing(path: &Path, e: std::io::Error) -> Error {
 fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<PathBuf>> {
     let mut cfg = StoreConfig::new(Role::Gateway);
     if deterministic {
-        cfg.clock = Arc::new(EpochClock);
+        cfg = cfg.clock(Arc::new(EpochClock));
     }
     let mut board = Board::create(db, cfg)?;
     board.transaction(|t| {

@@ -32,12 +32,33 @@ use crate::types::{
 const SNAPSHOT_RETRIES: u32 = 5;
 
 /// A session on one board.
+///
+/// `Board` is `Send` (checked at compile time below): a session may move to another thread,
+/// for example into a worker thread or a task of a multi-threaded runtime. It is not
+/// `Sync`: its connections are used by one thread at a time. `rusqlite::Connection` is
+/// `!Sync`, and the pool's backend keeps the open's intent in a `Cell` (`Sessions::intent`,
+/// in `generation.rs`), so sharing a `&Board` across threads does not compile. Every
+/// operation takes `&mut self`; a process that wants several threads on one board opens a
+/// `Board` per thread (each is its own session under the shared lock) or puts one behind a
+/// `Mutex`.
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<kanban_store::Board>();
+/// ```
 pub struct Board {
     pool: Pool<Sessions>,
     path: PathBuf,
     config: StoreConfig,
     pid: u32,
 }
+
+/// `Board: Send`, asserted where it is defined, so a field that is not `Send` fails the build
+/// here rather than in a caller.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Board>();
+};
 
 impl Board {
     /// Opens the board at `path` in `role`, with default settings.

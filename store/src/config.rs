@@ -152,43 +152,83 @@ pub(crate) fn in_phase<T>(
 }
 
 /// Everything that decides how a board is opened and used.
+///
+/// Built from the role's defaults and changed with one builder method per setting, so a
+/// new setting is not a breaking change (the struct is `#[non_exhaustive]`: outside this
+/// crate it cannot be written as a literal). Each field's doc gives its default and why.
+///
+/// ```
+/// use std::time::Duration;
+/// use kanban_store::{Role, StoreConfig};
+///
+/// let cfg = StoreConfig::new(Role::Dashboard)
+///     .busy_timeout(Duration::from_millis(500))
+///     .single_writer(true)
+///     .creating();
+/// assert_eq!(cfg.busy_timeout, Duration::from_millis(500));
+/// assert!(cfg.single_writer && cfg.create_if_missing);
+/// ```
+///
+/// A literal does not compile outside the crate, even with the rest taken from `new`:
+///
+/// ```compile_fail
+/// use kanban_store::{Role, StoreConfig};
+///
+/// let cfg = StoreConfig {
+///     single_writer: true,
+///     ..StoreConfig::new(Role::Dashboard)
+/// };
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct StoreConfig {
-    /// What this process is to the board.
+    /// What this process is to the board. No default: [`StoreConfig::new`] takes it.
     pub role: Role,
-    /// Create the board (under the maintenance lock) if the file does not exist.
+    /// Create the board (under the maintenance lock) if the file does not exist. Default
+    /// `false`: a mistyped path must be an error, not a new empty board.
     pub create_if_missing: bool,
     /// How long SQLite waits for its own locks before returning [`crate::Error::Busy`].
+    /// Default 5 s: far above a normal transaction (milliseconds), short enough that a
+    /// stuck writer surfaces as an error a caller sees.
     pub busy_timeout: Duration,
     /// How long we wait for our `<db>.lock` before returning [`crate::Error::Busy`].
+    /// Default 5 s, for the same reason: a repair holds it exclusively for seconds at most.
     pub lock_timeout: Duration,
-    /// The gateway runs a PASSIVE checkpoint once the WAL holds this many frames.
+    /// The gateway runs a PASSIVE checkpoint once the WAL holds this many frames. Default
+    /// 1000 (SQLite's own autocheckpoint threshold, about 4 MB of WAL with 4 KiB pages).
     pub checkpoint_frames: u32,
-    /// The most quarantine copies kept per board.
+    /// The most quarantine copies kept per board. Default 5: enough to compare damage over
+    /// a few incidents without letting copies of a large board fill the disk.
     pub quarantine_cap: usize,
-    /// Keep a quarantine copy when [`crate::Board::check`] finds structural damage.
+    /// Keep a quarantine copy when [`crate::Board::check`] finds structural damage. Default
+    /// `false`: a copy doubles the board's disk use, so it is asked for, not implied.
     pub quarantine_on_damage: bool,
     /// Single-writer mode: a dashboard sends its writes to the gateway over the board's
-    /// socket (`<db>.sock`) instead of writing the file itself (see [`crate::single_writer`]).
+    /// socket (`<db>.sock`) instead of writing the file itself (see
+    /// [`crate::single_writer`]). Default `false`: every process writes under R5's
+    /// `BEGIN IMMEDIATE`, which needs no gateway to be running.
     pub single_writer: bool,
     /// The gateway's reaction to damage its start-up check finds
-    /// ([`crate::Board::check_at_start`]): repair index-only damage, stop on anything else.
+    /// ([`crate::Board::check_at_start`]). Default: repair index-only damage (nothing is
+    /// lost, the rows are intact), stop on anything else (a human decides).
     pub on_damage: DamagePolicy,
-    /// Timestamps and retry pauses.
+    /// Timestamps and retry pauses. Default [`SystemClock`]; the harness gives a logical one.
     pub clock: Arc<dyn Clock>,
-    /// Told when the store enters and leaves a [`Phase`] (none by default).
+    /// Told when the store enters and leaves a [`Phase`]. Default none: only the fault
+    /// harness acts inside phases.
     pub observer: Option<PhaseObserver>,
     /// Open a board on a network or user-space file system (NFS, SMB, FUSE, ...; see
     /// [`crate::filesystem`]) instead of refusing it. Only when every process using the
     /// board is on one host: WAL's shared memory and OFD locks do not work across hosts.
+    /// Default `false`, for that reason.
     pub allow_network_fs: bool,
-    /// Upstream mistakes put back on purpose (harness only).
+    /// Upstream mistakes put back on purpose (harness only). Default none.
     #[cfg(feature = "hazards")]
     pub hazards: crate::hazards::HazardSet,
 }
 
 impl StoreConfig {
-    /// The defaults for `role`.
+    /// The defaults for `role` (each field's doc gives its default).
     pub fn new(role: Role) -> Self {
         StoreConfig {
             role,
@@ -214,8 +254,86 @@ impl StoreConfig {
     }
 
     /// The same configuration, creating the board if it is missing.
-    pub fn creating(mut self) -> Self {
-        self.create_if_missing = true;
+    pub fn creating(self) -> Self {
+        self.create_if_missing(true)
+    }
+
+    /// Sets [`StoreConfig::role`].
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Sets [`StoreConfig::create_if_missing`].
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    /// Sets [`StoreConfig::busy_timeout`].
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets [`StoreConfig::lock_timeout`].
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Sets [`StoreConfig::checkpoint_frames`].
+    pub fn checkpoint_frames(mut self, frames: u32) -> Self {
+        self.checkpoint_frames = frames;
+        self
+    }
+
+    /// Sets [`StoreConfig::quarantine_cap`].
+    pub fn quarantine_cap(mut self, cap: usize) -> Self {
+        self.quarantine_cap = cap;
+        self
+    }
+
+    /// Sets [`StoreConfig::quarantine_on_damage`].
+    pub fn quarantine_on_damage(mut self, on: bool) -> Self {
+        self.quarantine_on_damage = on;
+        self
+    }
+
+    /// Sets [`StoreConfig::single_writer`].
+    pub fn single_writer(mut self, on: bool) -> Self {
+        self.single_writer = on;
+        self
+    }
+
+    /// Sets [`StoreConfig::on_damage`].
+    pub fn on_damage(mut self, policy: DamagePolicy) -> Self {
+        self.on_damage = policy;
+        self
+    }
+
+    /// Sets [`StoreConfig::clock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets [`StoreConfig::observer`].
+    pub fn observer(mut self, observer: PhaseObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Sets [`StoreConfig::allow_network_fs`].
+    pub fn allow_network_fs(mut self, allow: bool) -> Self {
+        self.allow_network_fs = allow;
+        self
+    }
+
+    /// Sets [`StoreConfig::hazards`].
+    #[cfg(feature = "hazards")]
+    pub fn hazards(mut self, hazards: crate::hazards::HazardSet) -> Self {
+        self.hazards = hazards;
         self
     }
 }

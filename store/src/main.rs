@@ -183,7 +183,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             indexes_only,
         } => {
             let mut cfg = StoreConfig::new(Role::Gateway);
-            cfg.lock_timeout = std::time::Duration::from_secs(wait);
+            cfg = cfg.lock_timeout(std::time::Duration::from_secs(wait));
             let scope = match indexes_only {
                 true => Scope::Indexes,
                 false => Scope::Rebuild,

@@ -54,7 +54,7 @@ fn set(hazards: &[Hazard]) -> HazardSet {
 
 fn config(role: Role, hazards: HazardSet) -> StoreConfig {
     let mut cfg = StoreConfig::new(role);
-    cfg.hazards = hazards;
+    cfg = cfg.hazards(hazards);
     cfg
 }
 
@@ -754,7 +754,7 @@ fn naive_sessions_hold_no_lock_of_their_own() {
 fn init_only_flock_is_taken_by_the_first_open_only() {
     let (_dir, db) = new_board();
     let mut cfg = config(Role::Worker, set(&[Hazard::InitOnlyFlock]));
-    cfg.lock_timeout = std::time::Duration::from_millis(30);
+    cfg = cfg.lock_timeout(std::time::Duration::from_millis(30));
     let held = InitFlockHeld::take(&db);
     match Board::open_with(&db, cfg.clone()) {
         Err(Error::Busy { what, .. }) => assert!(what.contains("init flock"), "{what}"),

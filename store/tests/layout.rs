@@ -65,7 +65,7 @@ fn a_board_opened_through_a_symlink_keeps_every_sibling_beside_its_target() {
 fn a_repair_through_either_name_waits_for_sessions_opened_through_the_other() {
     let (dir, target, link) = symlinked_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.lock_timeout = Duration::from_millis(200);
+    cfg = cfg.lock_timeout(Duration::from_millis(200));
     for (session_via, repair_via) in [(&target, &link), (&link, &target)] {
         let mut session = Board::open(session_via, Role::Worker).unwrap();
         session.list_board().unwrap();
@@ -93,8 +93,8 @@ fn raw_path_siblings_lets_a_repair_through_the_link_ignore_the_target_s_sessions
     use kanban_store::hazards::{Hazard, HazardSet};
     let (_dir, target, link) = symlinked_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.lock_timeout = Duration::from_millis(200);
-    cfg.hazards = HazardSet::default().with(Hazard::RawPathSiblings);
+    cfg = cfg.lock_timeout(Duration::from_millis(200));
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::RawPathSiblings));
     let mut session = Board::open(&target, Role::Worker).unwrap();
     session.list_board().unwrap();
     repair::repair(&link, &cfg).expect("the hazard's repair does not see the session");
@@ -150,7 +150,7 @@ fn hard_link_alias_skips_the_hard_link_refusal() {
     make_board(&db, 3);
     std::fs::hard_link(&db, dir.path().join("alias.db")).unwrap();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::HardLinkAlias));
     drop(Board::open_with(&db, cfg.clone()).expect("the hazard opens a hard-linked board"));
     repair::repair(&db, &cfg).expect("and repairs it");
 }

@@ -34,7 +34,7 @@ fn busy_session_child() {
         #[cfg(feature = "hazards")]
         if std::env::var("KANBAN_HAZARD").is_ok() {
             use kanban_store::hazards::{Hazard, HazardSet};
-            cfg.hazards = HazardSet::default().with(Hazard::RawHeaderPeek);
+            cfg = cfg.hazards(HazardSet::default().with(Hazard::RawHeaderPeek));
         }
         cfg
     };

@@ -690,10 +690,7 @@ struct Sut {
 
 impl Sut {
     fn config(&self, role: Role) -> StoreConfig {
-        StoreConfig {
-            clock: self.clock.clone(),
-            ..StoreConfig::new(role)
-        }
+        StoreConfig::new(role).clock(self.clock.clone())
     }
 
     fn board(&mut self) -> &mut Board {

@@ -48,7 +48,7 @@ fn table_damaged() -> (tempfile::TempDir, PathBuf) {
 /// A gateway session on `db` with `policy`.
 fn gateway_with(db: &Path, policy: DamagePolicy) -> Board {
     let mut cfg = gateway();
-    cfg.on_damage = policy;
+    cfg = cfg.on_damage(policy);
     Board::open_with(db, cfg).unwrap()
 }
 

@@ -610,7 +610,7 @@ fn a_rebuild_that_cannot_write_the_board_is_busy_and_changes_nothing() {
     let blocker = raw(&db);
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let mut cfg = gateway();
-    cfg.busy_timeout = Duration::from_millis(50);
+    cfg = cfg.busy_timeout(Duration::from_millis(50));
     let result = repair(&db, &cfg);
     drop(blocker);
     assert!(
@@ -874,7 +874,7 @@ fn a_killed_maintenance_is_not_named_by_a_later_busy_error() {
         .lock_session(Mode::Shared, Duration::ZERO, &SystemClock)
         .unwrap();
     let mut cfg = gateway();
-    cfg.lock_timeout = Duration::from_millis(50);
+    cfg = cfg.lock_timeout(Duration::from_millis(50));
     match repair(&db, &cfg) {
         Err(err @ Error::MaintenanceBusy { holder, .. }) => {
             assert_eq!(
@@ -1005,7 +1005,7 @@ fn a_repair_while_a_worker_writes_loses_nothing() {
     let stop = AtomicBool::new(false);
     let acked = AtomicUsize::new(0);
     let mut cfg = gateway();
-    cfg.lock_timeout = Duration::from_secs(30);
+    cfg = cfg.lock_timeout(Duration::from_secs(30));
 
     let (writes, started, ended, report) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -1274,7 +1274,7 @@ fn a_rebuild_with_a_quarantine_cap_of_0_is_refused() {
     let (_dir, db, _) = damaged_at_the_cap(0);
     let original = bytes(&db);
     let mut cfg = gateway();
-    cfg.quarantine_cap = 0;
+    cfg = cfg.quarantine_cap(0);
     let err = repair(&db, &cfg).map(|r| (r.action, r.quarantined));
     let folder = quarantine::folder(&db);
     assert_eq!(

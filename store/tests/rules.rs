@@ -38,7 +38,7 @@ fn journal_mode(db: &Path) -> String {
 /// A worker config that gives up on our lock after 40 ms.
 fn impatient() -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.lock_timeout = Duration::from_millis(40);
+    cfg = cfg.lock_timeout(Duration::from_millis(40));
     cfg
 }
 
@@ -114,7 +114,7 @@ fn r4_hazard_journal_toggle_changes_it_on_connect() {
     let mut session = LockFile::open(&db).unwrap();
     assert!(session.try_lock_session(Mode::Shared).unwrap());
     let mut cfg = impatient();
-    cfg.hazards = HazardSet::default().with(Hazard::JournalToggleOnError);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::JournalToggleOnError));
     let _ = Board::open_with(&db, cfg);
     assert_eq!(
         journal_mode(&db),
@@ -202,7 +202,7 @@ fn r6_only_the_gateway_checkpoints_and_sees_the_result() {
 fn r6_checkpoint_if_due_follows_the_threshold() {
     let (_dir, db) = new_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.checkpoint_frames = 50;
+    cfg = cfg.checkpoint_frames(50);
     let mut gateway = Board::open_with(&db, cfg).unwrap();
     assert_eq!(gateway.checkpoint_if_due().unwrap(), None);
     let mut ran = 0;
@@ -222,7 +222,7 @@ fn r6_hazard_autocheckpoint_everywhere_is_caught() {
     use kanban_store::hazards::{Hazard, HazardSet};
     let (_dir, db) = new_board();
     let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.hazards = HazardSet::default().with(Hazard::AutocheckpointEverywhere);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::AutocheckpointEverywhere));
     let mut b = Board::open_with(&db, cfg).unwrap();
     let mut last = wal_bytes(&mut b);
     let mut shrank_or_restarted = false;
@@ -309,7 +309,7 @@ fn r7_hazard_integrity_on_connect_is_caught() {
     let (_dir, big) = big_board(4);
     let size = std::fs::metadata(&big).unwrap().len();
     let mut cfg = StoreConfig::new(Role::Dashboard);
-    cfg.hazards = HazardSet::default().with(Hazard::IntegrityOnConnect);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::IntegrityOnConnect));
     let read = bytes_read_by_open(&big, cfg);
     eprintln!("integrity-on-connect: open read {read} bytes of {size}");
     assert!(read > size / 2, "open read only {read} bytes of {size}");
@@ -333,7 +333,7 @@ impl kanban_store::Clock for Ticks {
 fn r8_quarantine_copies_are_content_addressed_and_capped() {
     let (_dir, db) = new_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.clock = Arc::new(Ticks(0.into()));
+    cfg = cfg.clock(Arc::new(Ticks(0.into())));
     let mut b = Board::open_with(&db, cfg).unwrap();
     assert_eq!(b.config().quarantine_cap, 5);
     let first = b.quarantine().unwrap();
@@ -371,7 +371,7 @@ fn r8_the_quarantine_policy_keeps_damage_once_and_leaves_the_board_alone() {
     #[allow(clippy::disallowed_methods)] // no connection is open to the board here
     let before = std::fs::read(&db).unwrap();
     let mut cfg = StoreConfig::new(Role::Dashboard);
-    cfg.quarantine_on_damage = true;
+    cfg = cfg.quarantine_on_damage(true);
     for attempt in 0..3 {
         let mut b = Board::open_with(&db, cfg.clone()).unwrap();
         let report = b.check(CheckLevel::Full).unwrap();
@@ -439,11 +439,12 @@ fn the_observer_sees_each_phase_entered_and_left() {
     use kanban_store::Phase;
     use std::sync::Mutex;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut cfg = StoreConfig::new(Role::Gateway).creating();
     let log = seen.clone();
-    cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
-        log.lock().unwrap().push((phase.name(), entering));
-    }));
+    let cfg = StoreConfig::new(Role::Gateway)
+        .creating()
+        .observer(Arc::new(move |phase: Phase, entering: bool| {
+            log.lock().unwrap().push((phase.name(), entering));
+        }));
     let dir = tempfile::tempdir().unwrap();
     let mut b = Board::open_with(dir.path().join("kanban.db"), cfg).unwrap();
     b.create_task(&task("t")).unwrap();

@@ -15,8 +15,8 @@ use kanban_store::{Board, Error, NewTask, Role, StoreConfig, TaskStatus};
 
 fn dashboard() -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Dashboard);
-    cfg.single_writer = true;
-    cfg.busy_timeout = Duration::from_millis(500);
+    cfg = cfg.single_writer(true);
+    cfg = cfg.busy_timeout(Duration::from_millis(500));
     cfg
 }
 
@@ -28,7 +28,7 @@ fn serve(db: &std::path::Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>)
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let mut cfg = StoreConfig::new(Role::Gateway);
-        cfg.single_writer = true;
+        cfg = cfg.single_writer(true);
         let mut gateway = Board::open_with(&db, cfg).unwrap();
         let server = WriteServer::bind(&db).unwrap();
         ready_tx.send(()).unwrap();
@@ -84,7 +84,7 @@ fn without_a_gateway_a_write_is_unavailable_at_once() {
     make_board(&db, 1);
     // "At once": with an hour of busy timeout, waiting would hang this test.
     let mut cfg = dashboard();
-    cfg.busy_timeout = Duration::from_secs(3600);
+    cfg = cfg.busy_timeout(Duration::from_secs(3600));
     let mut dash = Board::open_with(&db, cfg).unwrap();
     let err = dash.create_task(&NewTask::default()).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");

@@ -61,8 +61,8 @@ impl Variant {
 /// The config a child uses for role `role` in `variant`.
 fn config(role: Role, variant: Variant) -> StoreConfig {
     let mut cfg = StoreConfig::new(role);
-    cfg.busy_timeout = std::time::Duration::from_secs(1);
-    cfg.hazards = variant.hazards();
+    cfg = cfg.busy_timeout(std::time::Duration::from_secs(1));
+    cfg = cfg.hazards(variant.hazards());
     cfg
 }
 

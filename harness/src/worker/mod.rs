@@ -156,30 +156,29 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
 /// peer must turn into a typed `Busy`, not a hang), and an observer of the store's phases
 /// that feeds the I/O shim and arms the planned phase kills ([`alarm`]).
 fn store_config(env: &WorkerEnv, shim: bool) -> StoreConfig {
-    let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.busy_timeout = Duration::from_millis(500);
-    cfg.lock_timeout = Duration::from_millis(500);
-    cfg.checkpoint_frames = 64;
-    cfg.hazards = env.variant.hazards();
-    cfg.quarantine_on_damage = true;
-    cfg.single_writer = env.single_writer;
-    cfg.on_damage = on_damage(env);
+    let mut cfg = StoreConfig::new(Role::Worker)
+        .busy_timeout(Duration::from_millis(500))
+        .lock_timeout(Duration::from_millis(500))
+        .checkpoint_frames(64)
+        .hazards(env.variant.hazards())
+        .quarantine_on_damage(true)
+        .single_writer(env.single_writer)
+        .on_damage(on_damage(env));
     if token::connected() {
-        cfg.clock = Arc::new(token::LogicalClock);
+        cfg = cfg.clock(Arc::new(token::LogicalClock));
     }
     let kills = !env.phase_kills.is_empty();
     if !kills && !shim {
         return cfg;
     }
-    cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
+    cfg.observer(Arc::new(move |phase: Phase, entering: bool| {
         if shim {
             shim::store_phase(phase, entering);
         }
         if kills {
             alarm::phase(phase, entering);
         }
-    }));
-    cfg
+    }))
 }
 
 /// The gateway's damage policy: the scenario's, else its variant's.
@@ -200,9 +199,7 @@ pub(crate) struct Sessions {
 impl Sessions {
     /// A new session in `role`.
     pub(crate) fn open(&self, role: Role) -> Result<Board, StoreError> {
-        let mut cfg = self.config.clone();
-        cfg.role = role;
-        Board::open_with(&self.db, cfg)
+        Board::open_with(&self.db, self.config.clone().role(role))
     }
 
     /// The board and the store configuration (for maintenance calls: repairs).

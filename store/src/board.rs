@@ -146,6 +146,38 @@ impl Board {
     ///
     /// `f` may run again if SQLite reports `SQLITE_BUSY_SNAPSHOT`, so it must not have
     /// effects outside the transaction.
+    ///
+    /// Two tasks and the link between them commit together, or not at all:
+    ///
+    /// ```
+    /// use kanban_store::{Board, NewTask, Role, StoreConfig, TaskStatus};
+    ///
+    /// # fn main() -> kanban_store::Result<()> {
+    /// let dir = tempfile::tempdir().expect("a temporary folder");
+    /// let cfg = StoreConfig::new(Role::Gateway).creating();
+    /// let mut board = Board::open_with(dir.path().join("kanban.db"), cfg)?;
+    /// let new = |title: &str| NewTask { title: title.into(), ..NewTask::default() };
+    ///
+    /// let (parent, child) = board.transaction(|t| {
+    ///     let parent = t.create_task(&new("design"))?;
+    ///     let child = t.create_task(&new("build"))?;
+    ///     t.link(parent, child)?;
+    ///     t.recompute_ready()?;
+    ///     Ok((parent, child))
+    /// })?;
+    /// assert_eq!(board.get_task(parent)?.map(|t| t.status), Some(TaskStatus::Ready));
+    /// assert_eq!(board.get_task(child)?.map(|t| t.status), Some(TaskStatus::Todo));
+    ///
+    /// // An error inside rolls everything back.
+    /// let failed = board.transaction(|t| {
+    ///     t.create_task(&new("never stored"))?;
+    ///     t.link(parent, 999_999)
+    /// });
+    /// assert!(failed.is_err());
+    /// assert_eq!(board.list_board()?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn transaction<T>(&mut self, mut f: impl FnMut(&Txn<'_>) -> Result<T>) -> Result<T> {
         if self.forwards() {
             return Err(Error::WrongRole {
@@ -322,6 +354,22 @@ impl Board {
     /// An explicit integrity, foreign-key and invariant check (never run implicitly, R7).
     /// With [`StoreConfig::quarantine_on_damage`], structural damage is also copied to
     /// quarantine (capped, content-addressed) and the report says what was kept.
+    ///
+    /// ```
+    /// use kanban_store::{Board, CheckLevel, Role, StoreConfig};
+    ///
+    /// # fn main() -> kanban_store::Result<()> {
+    /// let dir = tempfile::tempdir().expect("a temporary folder");
+    /// let db = dir.path().join("kanban.db");
+    /// drop(Board::create(&db, StoreConfig::new(Role::Gateway))?);
+    ///
+    /// // `inspect` never changes the file; a check on it is read-only.
+    /// let report = Board::inspect(&db)?.check(CheckLevel::Full)?;
+    /// assert!(report.is_ok(), "a new board is healthy: {report:?}");
+    /// assert_eq!(report.findings().count(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn check(&mut self, level: CheckLevel) -> Result<CheckReport> {
         #[cfg(feature = "hazards")]
         crate::hazards::before_check(&self.path, &self.config);

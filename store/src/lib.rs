@@ -22,6 +22,36 @@
 //!
 //! Data flows: [`StoreConfig`] → `open` (lock, inspect, maintain, connect) → [`Board`] →
 //! [`Txn`] (writes) and `reads` → [`check`] / [`info`] / [`quarantine`].
+//!
+//! `store/ARCHITECTURE.md` states the guarantees and walks the write path step by step.
+//!
+//! # Example
+//!
+//! Create a board (or open it, if it exists), write, read:
+//!
+//! ```
+//! use kanban_store::{Board, NewTask, Role, StoreConfig, TaskStatus};
+//!
+//! # fn main() -> kanban_store::Result<()> {
+//! let dir = tempfile::tempdir().expect("a temporary folder");
+//! let db = dir.path().join("kanban.db");
+//!
+//! let mut board = Board::open_with(&db, StoreConfig::new(Role::Gateway).creating())?;
+//! let id = board.create_task(&NewTask {
+//!     title: "write the docs".into(),
+//!     ..NewTask::default()
+//! })?;
+//!
+//! assert_eq!(board.get_task(id)?.map(|t| t.status), Some(TaskStatus::Todo));
+//! assert_eq!(board.recompute_ready()?, vec![id]); // no parents: ready to be claimed
+//!
+//! let task = board.get_task(id)?.expect("the task just created");
+//! assert_eq!(task.title, "write the docs");
+//! assert_eq!(task.status, TaskStatus::Ready);
+//! assert_eq!(board.list_board()?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 pub mod check;

@@ -90,7 +90,7 @@ const OPEN_TRIES: usize = 8;
 
 impl LockFile {
     /// Opens (creating if needed) the lock file for the board at `db`, refusing anything
-    /// that is not a safe lock file with [`Error::UnsafeLockFile`] (see [`LockFile::vet`]).
+    /// that is not a safe lock file with [`Error::UnsafeLockFile`] (see `LockFile::vet`).
     ///
     /// `O_NOFOLLOW`: a symlink at `<db>.lock` (say, to the board) is never followed, so the
     /// store never opens, writes or closes a descriptor of the board through it. A new file

@@ -6,11 +6,11 @@
 //! asks the loop to stop between operations; SIGKILL (a fault) stops it anywhere.
 //!
 //! Each kind lives in its own module and is built from the same parts:
-//! - [`Ledgered`], which wraps every write in an intent/ack pair in the worker's ledger,
+//! - `Ledgered`, which wraps every write in an intent/ack pair in the worker's ledger,
 //!   and records what the worker's readers observed;
-//! - [`Pace`], the seeded timing of the worker's in-process actors (dispatcher, notifier,
+//! - `Pace`, the seeded timing of the worker's in-process actors (dispatcher, notifier,
 //!   pollers...), each with its own connection, interleaved in one thread;
-//! - [`Overlap`], the upstream in-process overlap: at each step inside a write transaction,
+//! - `Overlap`, the upstream in-process overlap: at each step inside a write transaction,
 //!   another connection of the same process may connect and read.
 //!
 //! Everything random comes from the worker's seed, so the I/O shim and the deterministic

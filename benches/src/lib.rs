@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 
 use kanban_harness::supervisor::RunOptions;
-use kanban_store::single_writer::WriteServer;
+use kanban_store::WriteServer;
 use kanban_store::{
     Board, Clock as _, Event, EventId, NewTask, Role, StoreConfig, SystemClock, TaskId,
 };

@@ -60,7 +60,7 @@ pub fn prepare(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<S
         .iter()
         .map(|p| Some((file_name(p), std::fs::read(p).ok()?)))
         .collect();
-    if !kanban_store::info::wal_path(db).exists()
+    if !kanban_store::wal_path(db).exists()
         && let (Ok(bytes), Some(copies)) = (std::fs::read(db), copies)
     {
         MADE.lock()

@@ -126,7 +126,7 @@ impl Board {
     }
 
     /// The board's canonical path (its folder canonicalized, a symlink followed; see
-    /// [`crate::place`]): the name its siblings are derived from and its errors give, which
+    /// `place.rs`): the name its siblings are derived from and its errors give, which
     /// may differ from the path the caller gave.
     pub fn path(&self) -> &Path {
         &self.path

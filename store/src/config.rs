@@ -205,7 +205,7 @@ pub struct StoreConfig {
     pub quarantine_on_damage: bool,
     /// Single-writer mode: a dashboard sends its writes to the gateway over the board's
     /// socket (`<db>.sock`) instead of writing the file itself (see
-    /// [`crate::single_writer`]). Default `false`: every process writes under R5's
+    /// [`WriteServer`](crate::WriteServer)). Default `false`: every process writes under R5's
     /// `BEGIN IMMEDIATE`, which needs no gateway to be running.
     pub single_writer: bool,
     /// The gateway's reaction to damage its start-up check finds
@@ -218,7 +218,7 @@ pub struct StoreConfig {
     /// harness acts inside phases.
     pub observer: Option<PhaseObserver>,
     /// Open a board on a network or user-space file system (NFS, SMB, FUSE, ...; see
-    /// [`crate::filesystem`]) instead of refusing it. Only when every process using the
+    /// `filesystem.rs`) instead of refusing it. Only when every process using the
     /// board is on one host: WAL's shared memory and OFD locks do not work across hosts.
     /// Default `false`, for that reason.
     pub allow_network_fs: bool,

@@ -45,7 +45,7 @@ use crate::config::Clock;
 use crate::error::{Error, Result};
 
 /// The path of the lock file that guards `db` (the board's canonical path, see
-/// [`crate::place`]).
+/// [`Board::path`](crate::Board::path)).
 pub fn lock_path(db: &Path) -> PathBuf {
     crate::place::lock(db)
 }
@@ -211,11 +211,6 @@ impl LockFile {
         }
     }
 
-    /// The session range's current mode, if held.
-    pub fn session_mode(&self) -> Option<Mode> {
-        self.session
-    }
-
     /// Takes (or converts to) the session range in `mode`, waiting up to `timeout`.
     ///
     /// Converting exclusive to shared is atomic: no other maintenance can slip in between.
@@ -373,11 +368,6 @@ impl LockFile {
             }),
             Err(e) => Err(e),
         }
-    }
-
-    /// Whether this descriptor holds the gateway range.
-    pub fn holds_gateway(&self) -> bool {
-        self.gateway
     }
 
     fn retry(

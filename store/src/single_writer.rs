@@ -31,7 +31,7 @@ use crate::types::{NewTask, TaskId, TaskStatus};
 /// as the answer arrives; a simulated one lets others run this long).
 const PAUSE: Duration = Duration::from_micros(200);
 
-/// The socket of the board at `db`, beside its canonical path (see [`crate::place`]), so a
+/// The socket of the board at `db`, beside its canonical path (see [`Board::path`](crate::Board::path)), so a
 /// gateway and a dashboard that name the board differently meet at one socket.
 pub fn socket_path(db: &Path) -> PathBuf {
     crate::place::sock(&crate::place::canonical_or_given(db))

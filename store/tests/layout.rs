@@ -14,7 +14,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 
 use common::{bytes, kanban_db, listing, make_board};
-use kanban_store::{Board, Error, Role, StoreConfig, lock, quarantine, repair, single_writer};
+use kanban_store::{Board, Error, Role, StoreConfig, lock_path, quarantine, repair, socket_path};
 
 /// A board at `<tmp>/real/kanban.db` and a relative symlink `<tmp>/link.db` to it; the
 /// folder is canonical, so the paths are what the store resolves to.
@@ -44,8 +44,8 @@ fn a_board_opened_through_a_symlink_keeps_every_sibling_beside_its_target() {
         assert_eq!(board.path(), target, "the board names its canonical path");
     }
     for (suffix, sibling) in [
-        (".lock", lock::lock_path(&target)),
-        (".sock", single_writer::socket_path(&link)),
+        (".lock", lock_path(&target)),
+        (".sock", socket_path(&link)),
         (".quarantine", quarantine::folder(&link)),
     ] {
         assert_eq!(sibling, beside(&target, suffix));
@@ -70,7 +70,7 @@ fn a_repair_through_either_name_waits_for_sessions_opened_through_the_other() {
         let mut session = Board::open(session_via, Role::Worker).unwrap();
         session.list_board().unwrap();
         let before = (bytes(&target), listing(dir.path()));
-        let result = repair::repair(repair_via, &cfg);
+        let result = repair(repair_via, &cfg);
         assert!(
             matches!(result, Err(Error::MaintenanceBusy { .. })),
             "a repair via {} while a session is open via {}: {result:?}",
@@ -97,7 +97,7 @@ fn raw_path_siblings_lets_a_repair_through_the_link_ignore_the_target_s_sessions
     cfg = cfg.hazards(HazardSet::default().with(Hazard::RawPathSiblings));
     let mut session = Board::open(&target, Role::Worker).unwrap();
     session.list_board().unwrap();
-    repair::repair(&link, &cfg).expect("the hazard's repair does not see the session");
+    repair(&link, &cfg).expect("the hazard's repair does not see the session");
     assert!(beside(&link, ".lock").exists());
 }
 
@@ -112,7 +112,7 @@ fn every_open() -> [(&'static str, Open); 5] {
         ("dashboard", |db| Board::open(db, Role::Dashboard).map(drop)),
         ("inspect", |db| Board::inspect(db).map(drop)),
         ("repair", |db| {
-            repair::repair(db, &StoreConfig::new(Role::Gateway)).map(drop)
+            repair(db, &StoreConfig::new(Role::Gateway)).map(drop)
         }),
     ]
 }
@@ -152,7 +152,7 @@ fn hard_link_alias_skips_the_hard_link_refusal() {
     let mut cfg = StoreConfig::new(Role::Gateway);
     cfg = cfg.hazards(HazardSet::default().with(Hazard::HardLinkAlias));
     drop(Board::open_with(&db, cfg.clone()).expect("the hazard opens a hard-linked board"));
-    repair::repair(&db, &cfg).expect("and repairs it");
+    repair(&db, &cfg).expect("and repairs it");
 }
 
 // ------------------------------------------------------------------ the lock file
@@ -162,7 +162,7 @@ fn a_lock_file_symlinked_to_the_board_is_refused_touching_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = std::fs::canonicalize(dir.path()).unwrap().join("kanban.db");
     make_board(&db, 3);
-    let lock = lock::lock_path(&db);
+    let lock = lock_path(&db);
     std::fs::remove_file(&lock).unwrap();
     std::os::unix::fs::symlink("kanban.db", &lock).unwrap();
     let before = (bytes(&db), listing(dir.path()));
@@ -184,7 +184,7 @@ fn nobody_s_board() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = std::fs::canonicalize(dir.path()).unwrap().join("kanban.db");
     make_board(&db, 3);
-    std::fs::remove_file(lock::lock_path(&db)).unwrap();
+    std::fs::remove_file(lock_path(&db)).unwrap();
     for path in [dir.path(), db.as_path()] {
         std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
     }
@@ -205,7 +205,7 @@ fn sudo_kanban_db_check_leaves_a_lock_file_the_board_s_owner_can_use() {
     let run = kanban_db(["check".as_ref(), db.as_os_str()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        owner_and_mode(&lock::lock_path(&db)),
+        owner_and_mode(&lock_path(&db)),
         (NOBODY, NOBODY, 0o600),
         "the lock file must have the board's owner, group and mode"
     );
@@ -233,7 +233,7 @@ fn check_as_nobody(db: &Path) -> common::Run {
 #[test]
 fn a_root_owned_lock_file_is_refused_to_the_owner_and_given_back_by_root() {
     let (dir, db) = nobody_s_board();
-    let lock = lock::lock_path(&db);
+    let lock = lock_path(&db);
     std::fs::write(&lock, b"").unwrap();
     std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
     let before = (bytes(&db), listing(dir.path()));

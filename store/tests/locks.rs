@@ -127,8 +127,8 @@ fn watch(hazard: bool) -> Watch {
         std::thread::sleep(Duration::from_millis(1));
     }
     let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
-    let (db_ino, shm_ino) = (inode(&db), inode(&kanban_store::info::shm_path(&db)));
-    let lock_ino = inode(&kanban_store::lock::lock_path(&db));
+    let (db_ino, shm_ino) = (inode(&db), inode(&kanban_store::shm_path(&db)));
+    let lock_ino = inode(&kanban_store::lock_path(&db));
     let mut w = Watch {
         samples: 0,
         without_db_lock: 0,

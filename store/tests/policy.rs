@@ -25,8 +25,8 @@ use common::{
     bytes, damage_index, full_check, gateway, kanban_db, leaf_pages, make_board, new_path,
     overwrite_page, raw,
 };
-use kanban_store::repair::{RepairAction, Scope, repair_within};
 use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role, quarantine};
+use kanban_store::{RepairAction, Scope, repair_within};
 
 /// A board whose `idx_events_run` misses an entry.
 fn index_damaged() -> (tempfile::TempDir, PathBuf) {

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kanban_store::lock::{LockFile, Mode};
+#[cfg(feature = "hazards")]
+use kanban_store::hazards::{LockFile, Mode};
 use kanban_store::{
     Board, CheckLevel, Error, NewTask, Quarantined, Role, RunOutcome, StoreConfig, TaskStatus,
 };
@@ -36,6 +37,7 @@ fn journal_mode(db: &Path) -> String {
 }
 
 /// A worker config that gives up on our lock after 40 ms.
+#[cfg(feature = "hazards")]
 fn impatient() -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Worker);
     cfg = cfg.lock_timeout(Duration::from_millis(40));
@@ -45,6 +47,7 @@ fn impatient() -> StoreConfig {
 // ---------------------------------------------------------------------------------- R3
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn r3_a_session_holds_the_shared_lock_and_keeps_maintenance_out() {
     let (_dir, db) = new_board();
     let mut probe = LockFile::open(&db).unwrap();
@@ -57,6 +60,7 @@ fn r3_a_session_holds_the_shared_lock_and_keeps_maintenance_out() {
 }
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn r3_sessions_wait_for_maintenance_and_time_out_busy() {
     let (_dir, db) = new_board();
     let mut maintenance = LockFile::open(&db).unwrap();
@@ -97,6 +101,7 @@ fn r4_a_rollback_board_is_upgraded_to_wal_once_under_the_exclusive_lock() {
 }
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn r4_connect_never_changes_the_journal_mode_while_sessions_are_open() {
     let (_dir, db) = rollback_board();
     let mut session = LockFile::open(&db).unwrap();

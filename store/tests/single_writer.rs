@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{make_board, new_path};
-use kanban_store::single_writer::WriteServer;
+use kanban_store::WriteServer;
 use kanban_store::{Board, Error, NewTask, Role, StoreConfig, TaskStatus};
 
 fn dashboard() -> StoreConfig {

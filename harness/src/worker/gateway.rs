@@ -7,7 +7,7 @@
 //! dispatcher commits is ledgered (promotions and time-outs too, one ack per task or run),
 //! and so is what the notifier reads.
 
-use kanban_store::single_writer::WriteServer;
+use kanban_store::WriteServer;
 use kanban_store::{Board, Error as StoreError, Role, Txn};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

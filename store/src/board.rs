@@ -171,7 +171,7 @@ impl Board {
     /// // An error inside rolls everything back.
     /// let failed = board.transaction(|t| {
     ///     t.create_task(&new("never stored"))?;
-    ///     t.link(parent, 999_999)
+    ///     t.link(parent, 999_999.into())
     /// });
     /// assert!(failed.is_err());
     /// assert_eq!(board.list_board()?.len(), 2);
@@ -241,7 +241,7 @@ impl Board {
 
     /// Creates a task.
     pub fn create_task(&mut self, task: &NewTask) -> Result<TaskId> {
-        self.write(Write::CreateTask(task.clone()))
+        self.write(Write::CreateTask(task.clone())).map(TaskId)
     }
 
     /// Changes a task's title, body and priority; returns the `updated` event's id.
@@ -258,16 +258,17 @@ impl Board {
             body: body.into(),
             priority,
         })
+        .map(EventId)
     }
 
     /// A user moves a task (not into or out of `running`); returns the `moved` event's id.
     pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<EventId> {
-        self.write(Write::MoveTask { id, to })
+        self.write(Write::MoveTask { id, to }).map(EventId)
     }
 
     /// Makes `child` depend on `parent`; returns the `linked` event's id.
     pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<EventId> {
-        self.write(Write::Link { parent, child })
+        self.write(Write::Link { parent, child }).map(EventId)
     }
 
     /// Adds a comment.

@@ -25,7 +25,7 @@ use crate::board::Board;
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::txn::Txn;
-use crate::types::{NewTask, TaskId, TaskStatus};
+use crate::types::{EventId, NewTask, TaskId, TaskStatus};
 
 /// The longest the client waits at once for its answer (the real clock wakes it as soon
 /// as the answer arrives; a simulated one lets others run this long).
@@ -90,15 +90,15 @@ impl Write {
     /// Runs the write in `t` (the dashboard's own transaction, or the gateway's for it).
     pub(crate) fn apply(&self, t: &Txn<'_>) -> Result<i64> {
         match self {
-            Write::CreateTask(task) => t.create_task(task),
+            Write::CreateTask(task) => t.create_task(task).map(TaskId::get),
             Write::UpdateTask {
                 id,
                 title,
                 body,
                 priority,
-            } => t.update_task(*id, title, body, *priority),
-            Write::MoveTask { id, to } => t.move_task(*id, *to),
-            Write::Link { parent, child } => t.link(*parent, *child),
+            } => t.update_task(*id, title, body, *priority).map(EventId::get),
+            Write::MoveTask { id, to } => t.move_task(*id, *to).map(EventId::get),
+            Write::Link { parent, child } => t.link(*parent, *child).map(EventId::get),
             Write::Comment { task, author, body } => t.comment(*task, author, body),
         }
     }

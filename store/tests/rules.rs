@@ -149,7 +149,7 @@ fn r5_concurrent_claims_never_fail_and_never_double_claim() {
                     let mut b = Board::open(&db, Role::Worker).unwrap();
                     let mut mine = Vec::new();
                     while let Some(c) = b.claim_next(&format!("w{w}")).unwrap() {
-                        mine.push(c.task_id);
+                        mine.push(c.task_id.get());
                     }
                     mine
                 })
@@ -417,7 +417,7 @@ fn r10_one_gateway_per_board_and_roles_work_together() {
     let seen = dashboard.get_task(id).unwrap().unwrap();
     assert_eq!(seen.status, TaskStatus::Done);
     let kinds: Vec<String> = dashboard
-        .events_since(0, 100)
+        .events_since(0.into(), 100)
         .unwrap()
         .into_iter()
         .map(|e| e.kind)

@@ -64,7 +64,7 @@ fn a_dashboards_writes_are_run_by_the_gateway() {
     assert_eq!(task.title, "sent to the gateway");
     assert_eq!(task.status, TaskStatus::Blocked);
     // The gateway's errors come back typed by kind.
-    let err = dash.move_task(9_999, TaskStatus::Todo).unwrap_err();
+    let err = dash.move_task(9_999.into(), TaskStatus::Todo).unwrap_err();
     assert!(
         matches!(&err, Error::Remote { kind, .. } if kind == "NoSuchTask"),
         "{err}"

@@ -89,7 +89,7 @@ fn writer_child() {
             // The overlap: another connection of this process connects (and, with the
             // hazard, peeks) while this one is inside its write transaction.
             let mut b = Board::open_with(&db, config(side_role, variant))?;
-            b.events_since(0, 20)?;
+            b.events_since(0.into(), 20)?;
             drop(b);
             t.comment(id, &role, "written while another connection opened")?;
             Ok(id)

@@ -6,7 +6,7 @@
 //! session of its own. Edits happen inside write transactions where the [`Overlap`] may
 //! connect another session. What the poller reads is ledgered: it must stay on the board.
 
-use kanban_store::{Board, Error as StoreError, NewTask, Role, TaskId, TaskStatus};
+use kanban_store::{Board, Error as StoreError, EventId, NewTask, Role, TaskId, TaskStatus};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -23,7 +23,7 @@ pub(super) fn run(
     let mut main = sessions.open(Role::Dashboard)?;
     let mut poller = sessions.second(spec, Role::Dashboard)?;
     let overlap = sessions.overlap(spec, Role::Dashboard);
-    let mut ws_cursor = 0;
+    let mut ws_cursor = EventId::default();
     let mut known: Vec<(TaskId, TaskStatus)> = Vec::new();
     let mut pace = Pace::new(&[spec.poll_ms, spec.request_ms, spec.edit_ms], rng);
     while let Some(actor) = pace.next() {
@@ -72,18 +72,18 @@ fn edit(
                 if board.config().single_writer {
                     // The gateway runs it: no transaction of our own, so no overlap inside it.
                     // (Its answer is the task's id: the event's stays unknown.)
-                    return board.create_task(&task).map(|id| Some((id, 0)));
+                    return board.create_task(&task).map(|id| Some((id.get(), 0)));
                 }
                 board.transaction(|t| {
                     let id = t.create_task(&task)?;
                     let event = last_event(t);
                     overlap.maybe(rng);
-                    Ok(Some((id, event)))
+                    Ok(Some((id.get(), event)))
                 })
             });
         }
         (40..65, Some((task, _))) => {
-            ctx.write(Op::Comment, (task, 0), |token| {
+            ctx.write(Op::Comment, (task.get(), 0), |token| {
                 if board.config().single_writer {
                     return board
                         .comment(task, token, "looks good")
@@ -98,16 +98,18 @@ fn edit(
         (65..85, Some((task, status))) if status != TaskStatus::Running => {
             let to =
                 [TaskStatus::Todo, TaskStatus::Ready, TaskStatus::Blocked][rng.random_range(0..3)];
-            ctx.write(Op::Move, (task, ledger::status_code(to)), |_| {
-                board.move_task(task, to).map(|event| Some((task, event)))
+            ctx.write(Op::Move, (task.get(), ledger::status_code(to)), |_| {
+                board
+                    .move_task(task, to)
+                    .map(|event| Some((task.get(), event.get())))
             });
         }
         (_, Some((task, _))) => {
             let priority = rng.random_range(0..5);
-            ctx.write(Op::UpdateTask, (task, 0), |token| {
+            ctx.write(Op::UpdateTask, (task.get(), 0), |token| {
                 board
                     .update_task(task, token, "edited", priority)
-                    .map(|event| Some((task, event)))
+                    .map(|event| Some((task.get(), event.get())))
             });
         }
     }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kanban_store::{Board, DamagePolicy, Error as StoreError, Phase, Role, StoreConfig};
+use kanban_store::{Board, DamagePolicy, Error as StoreError, EventId, Phase, Role, StoreConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -308,17 +308,17 @@ impl Ledgered {
     /// Records what a reader observed: the events `events`, read after `cursor` (nothing
     /// when there were none: an empty poll observes nothing, so polls cost the ledger only
     /// when something new was read).
-    pub(crate) fn observed_events(&mut self, cursor: i64, events: &[kanban_store::Event]) {
+    pub(crate) fn observed_events(&mut self, cursor: EventId, events: &[kanban_store::Event]) {
         let Some(last) = events.last() else {
             return;
         };
         let digest = ledger::events_digest(events.iter().map(ledger::EventKey::from));
-        self.read(Op::Read, cursor, last.id, digest);
+        self.read(Op::Read, cursor.get(), last.id.get(), digest);
     }
 
     /// Records the cursor position this incarnation found at its start.
-    pub(crate) fn observed_cursor(&mut self, at: i64) {
-        self.read(Op::Cursor, at, 0, 0);
+    pub(crate) fn observed_cursor(&mut self, at: EventId) {
+        self.read(Op::Cursor, at.get(), 0, 0);
     }
 
     fn read(&mut self, op: Op, a: i64, b: i64, c: i64) {
@@ -376,7 +376,7 @@ impl Ledgered {
 
 /// The id of the event `t` logged last (what a single-step write's ack records).
 pub(crate) fn last_event(t: &kanban_store::Txn<'_>) -> i64 {
-    t.event_ids().last().copied().unwrap_or(0)
+    t.event_ids().last().map_or(0, |e| e.get())
 }
 
 /// The notifier cursor name of worker `index`.
@@ -407,7 +407,7 @@ impl Overlap<'_> {
             && rng.random_bool(self.chance)
             && let Ok(mut side) = self.sessions.open(self.role)
         {
-            let _ = side.events_since(0, 20);
+            let _ = side.events_since(EventId::default(), 20);
             if self.check {
                 let _ = side.check(kanban_store::CheckLevel::Quick);
             }

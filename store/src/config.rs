@@ -151,6 +151,19 @@ pub(crate) fn in_phase<T>(
     }
 }
 
+/// One builder method per setting: `name(value)` sets the field of that name.
+macro_rules! setters {
+    ($($field:ident: $ty:ty,)*) => {
+        $(
+            #[doc = concat!("Sets [`StoreConfig::", stringify!($field), "`].")]
+            pub fn $field(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+
 /// Everything that decides how a board is opened and used.
 ///
 /// Built from the role's defaults and changed with one builder method per setting, so a
@@ -258,64 +271,18 @@ impl StoreConfig {
         self.create_if_missing(true)
     }
 
-    /// Sets [`StoreConfig::role`].
-    pub fn role(mut self, role: Role) -> Self {
-        self.role = role;
-        self
-    }
-
-    /// Sets [`StoreConfig::create_if_missing`].
-    pub fn create_if_missing(mut self, create: bool) -> Self {
-        self.create_if_missing = create;
-        self
-    }
-
-    /// Sets [`StoreConfig::busy_timeout`].
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
-
-    /// Sets [`StoreConfig::lock_timeout`].
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
-    }
-
-    /// Sets [`StoreConfig::checkpoint_frames`].
-    pub fn checkpoint_frames(mut self, frames: u32) -> Self {
-        self.checkpoint_frames = frames;
-        self
-    }
-
-    /// Sets [`StoreConfig::quarantine_cap`].
-    pub fn quarantine_cap(mut self, cap: usize) -> Self {
-        self.quarantine_cap = cap;
-        self
-    }
-
-    /// Sets [`StoreConfig::quarantine_on_damage`].
-    pub fn quarantine_on_damage(mut self, on: bool) -> Self {
-        self.quarantine_on_damage = on;
-        self
-    }
-
-    /// Sets [`StoreConfig::single_writer`].
-    pub fn single_writer(mut self, on: bool) -> Self {
-        self.single_writer = on;
-        self
-    }
-
-    /// Sets [`StoreConfig::on_damage`].
-    pub fn on_damage(mut self, policy: DamagePolicy) -> Self {
-        self.on_damage = policy;
-        self
-    }
-
-    /// Sets [`StoreConfig::clock`].
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+    setters! {
+        role: Role,
+        create_if_missing: bool,
+        busy_timeout: Duration,
+        lock_timeout: Duration,
+        checkpoint_frames: u32,
+        quarantine_cap: usize,
+        quarantine_on_damage: bool,
+        single_writer: bool,
+        on_damage: DamagePolicy,
+        clock: Arc<dyn Clock>,
+        allow_network_fs: bool,
     }
 
     /// Sets [`StoreConfig::observer`].
@@ -324,17 +291,9 @@ impl StoreConfig {
         self
     }
 
-    /// Sets [`StoreConfig::allow_network_fs`].
-    pub fn allow_network_fs(mut self, allow: bool) -> Self {
-        self.allow_network_fs = allow;
-        self
-    }
-
-    /// Sets [`StoreConfig::hazards`].
     #[cfg(feature = "hazards")]
-    pub fn hazards(mut self, hazards: crate::hazards::HazardSet) -> Self {
-        self.hazards = hazards;
-        self
+    setters! {
+        hazards: crate::hazards::HazardSet,
     }
 }
 

@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use kanban_benches::scratch;
 use kanban_benches::{BenchClock, in_process_criterion};
 use kanban_store::SystemClock;
-use kanban_store::lock::{LockFile, Mode};
+use kanban_store::hazards::{LockFile, Mode};
 
 fn lock(c: &mut Criterion<BenchClock>) {
     let dir = scratch("kanban-bench-lock-");

@@ -65,7 +65,8 @@ const TXNS: u64 = 1000;
 /// The child-process helper, built by cargo beside the benchmarks.
 const WORKER: &str = env!("CARGO_BIN_EXE_bench-worker");
 
-fn command(flavor: Flavor, part: Part, db: &Path, first: TaskId, name: &str) -> Command {
+/// `first`: the writer's first task, or the event the reader starts after.
+fn command(flavor: Flavor, part: Part, db: &Path, first: i64, name: &str) -> Command {
     let mut cmd = Command::new(WORKER);
     cmd.arg(flavor.name())
         .arg(part.name())
@@ -76,7 +77,7 @@ fn command(flavor: Flavor, part: Part, db: &Path, first: TaskId, name: &str) -> 
     cmd
 }
 
-fn spawn(flavor: Flavor, part: Part, db: &Path, first: TaskId, name: &str) -> Child {
+fn spawn(flavor: Flavor, part: Part, db: &Path, first: i64, name: &str) -> Child {
     command(flavor, part, db, first, name)
         .spawn()
         .expect("starting bench-worker")
@@ -130,8 +131,8 @@ impl Gateway {
 /// `first..first + TXNS` and `first + TXNS..first + 2 × TXNS`; the reader starts after the
 /// last event of `before`, the board's mark, which every run restores at its end.
 fn one_run(flavor: Flavor, db: &Path, first: TaskId, before: Mark) -> Duration {
-    let cursor = before.event;
-    let second = first + TXNS as TaskId;
+    let (first, cursor) = (first.get(), before.event.get());
+    let second = first + TXNS as i64;
     let gateway = (flavor == Flavor::SingleWriter).then(|| Gateway::start(db));
     let start = Instant::now();
     let children = [

@@ -30,8 +30,8 @@ fn open(c: &mut Criterion<BenchClock>) {
         })
         .collect();
     let hardened = StoreConfig::new(Role::Worker);
-    let mut integrity = StoreConfig::new(Role::Worker);
-    integrity.hazards = HazardSet::default().with(Hazard::IntegrityOnConnect);
+    let integrity = StoreConfig::new(Role::Worker)
+        .hazards(HazardSet::default().with(Hazard::IntegrityOnConnect));
 
     let mut group = c.benchmark_group("open");
     for (size, path) in &boards {

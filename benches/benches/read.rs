@@ -14,14 +14,14 @@ use kanban_benches::{BenchClock, in_process_criterion};
 use kanban_benches::{
     POLL_LIMIT, build_board, last_event_id, raw_events_since, raw_open_read_only, scratch,
 };
-use kanban_store::{Board, Role, StoreConfig};
+use kanban_store::{Board, EventId, Role, StoreConfig};
 
 fn read(c: &mut Criterion<BenchClock>) {
     let dir = scratch("kanban-bench-read-");
     let db = dir.path().join("board-10MB.db");
     build_board(&db, 10 << 20);
     let raw = raw_open_read_only(&db).expect("raw open");
-    let cursor = last_event_id(&raw).expect("the last event") / 2;
+    let cursor = EventId::from(last_event_id(&raw).expect("the last event").get() / 2);
 
     let mut group = c.benchmark_group("read");
     group.bench_function("raw", |b| {

@@ -86,8 +86,7 @@ fn write_txn(c: &mut Criterion<BenchClock>) {
     });
     drop(conn);
 
-    let mut naive = StoreConfig::new(Role::Worker);
-    naive.hazards = HazardSet::naive();
+    let naive = StoreConfig::new(Role::Worker).hazards(HazardSet::naive());
     for (name, config) in [
         ("hardened", StoreConfig::new(Role::Worker)),
         ("naive", naive),

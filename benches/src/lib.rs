@@ -38,9 +38,9 @@ use std::time::{Duration, Instant};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 
 use kanban_harness::supervisor::RunOptions;
-use kanban_store::single_writer::WriteServer;
+use kanban_store::WriteServer;
 use kanban_store::{
-    Board, Clock as _, Event, EventId, NewTask, Role, StoreConfig, SystemClock, TaskId,
+    Board, Clock as _, Event, EventId, NewTask, Role, RunId, StoreConfig, SystemClock, TaskId,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -249,7 +249,7 @@ pub fn raw_claim_task(
     conn: &mut Connection,
     task: TaskId,
     worker: &str,
-) -> rusqlite::Result<Option<(TaskId, i64)>> {
+) -> rusqlite::Result<Option<(TaskId, RunId)>> {
     let now = SystemClock.now_ms();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let swapped = tx.execute(
@@ -264,7 +264,7 @@ pub fn raw_claim_task(
              VALUES (?1, ?2, 'running', ?3, ?3)",
             params![task, worker, now],
         )?;
-        let run_id = tx.last_insert_rowid();
+        let run_id = RunId::from(tx.last_insert_rowid());
         tx.execute(
             "UPDATE tasks SET current_run_id = ?2 WHERE id = ?1",
             params![task, run_id],
@@ -287,7 +287,7 @@ pub fn raw_claim_task(
 
 /// The body of the comments the `multi_process` writers post (64 bytes, varying by task).
 pub fn comment_body(task: TaskId) -> String {
-    filler(64, task.unsigned_abs())
+    filler(64, task.get().unsigned_abs())
 }
 
 /// The raw baseline of `Board::comment`: the same statements, through the same rusqlite
@@ -373,7 +373,7 @@ pub fn add_tasks(conn: &mut Connection, n: u64, status: &str) -> rusqlite::Resul
         )?;
         for _ in 0..n {
             insert.execute(params![now, status])?;
-            ids.push(tx.last_insert_rowid());
+            ids.push(TaskId::from(tx.last_insert_rowid()));
         }
     }
     tx.commit()?;
@@ -463,9 +463,7 @@ impl Flavor {
 
     /// The store configuration of a `role` session of this flavour.
     fn config(self, role: Role) -> StoreConfig {
-        let mut cfg = StoreConfig::new(role);
-        cfg.single_writer = self == Flavor::SingleWriter;
-        cfg
+        StoreConfig::new(role).single_writer(self == Flavor::SingleWriter)
     }
 }
 
@@ -524,7 +522,7 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
     let count: i64 = count.parse().map_err(|e| format!("COUNT {count:?}: {e}"))?;
     let db = Path::new(db);
     let no_task = |task| format!("{name}: task {task} does not exist");
-    let tasks = first..first + count;
+    let tasks = (first..first + count).map(TaskId::from);
     let err = |e: kanban_store::Error| e.to_string();
     match (flavor, part) {
         (Flavor::Raw, Part::Writer) => {
@@ -537,7 +535,7 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
         }
         (Flavor::Raw, Part::Reader) => {
             let conn = raw_open_read_only(db).map_err(|e| e.to_string())?;
-            let mut cursor = first;
+            let mut cursor = EventId::from(first);
             for _ in 0..count {
                 let events =
                     raw_events_since(&conn, cursor, POLL_LIMIT).map_err(|e| e.to_string())?;
@@ -558,7 +556,7 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
         }
         (Flavor::Hardened | Flavor::SingleWriter, Part::Reader) => {
             let mut board = Board::open_with(db, flavor.config(Role::Dashboard)).map_err(err)?;
-            let mut cursor = first;
+            let mut cursor = EventId::from(first);
             for _ in 0..count {
                 let events = board.events_since(cursor, POLL_LIMIT).map_err(err)?;
                 cursor = events.last().map_or(cursor, |e| e.id);
@@ -631,7 +629,7 @@ mod tests {
         }
         assert_eq!(raw_claim_task(&mut raw, ids[0], "w").unwrap(), None);
         assert_eq!(board.claim_task(ids[0], "w").unwrap(), None);
-        let tail = last_event_id(&raw).unwrap() - 10;
+        let tail = EventId::from(last_event_id(&raw).unwrap().get() - 10);
         let mut from_raw = raw_events_since(&raw, tail, 10).unwrap();
         let mut from_store = board.events_since(tail, 10).unwrap();
         for e in from_raw.iter_mut().chain(from_store.iter_mut()) {
@@ -671,7 +669,7 @@ mod tests {
             let s = board.comment(task, "w", &body).unwrap();
             assert_eq!(r, s);
         }
-        let nowhere = ids[2] + 1;
+        let nowhere = TaskId::from(ids[2].get() + 1);
         assert_eq!(raw_comment(&mut raw, nowhere, "w", "x").unwrap(), None);
         assert!(board.comment(nowhere, "w", "x").is_err());
         let comments = |conn: &Connection| -> Vec<(i64, i64, String, String)> {

@@ -164,7 +164,7 @@ pub fn check(db: &Path, ledgers: &[Ledger], worker_errors: Vec<String>) -> Findi
             return findings;
         }
     };
-    let report = kanban_store::check::run(&conn, CheckLevel::Full);
+    let report = kanban_store::check_connection(&conn, CheckLevel::Full);
     // When SQLite cannot even read the board, every other query fails the same way: that
     // is one corruption, not a list of broken invariants.
     let unreadable = report.integrity.iter().any(|f| f.starts_with("error: "));

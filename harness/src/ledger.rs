@@ -318,9 +318,9 @@ pub struct EventKey<'a> {
 impl<'a> From<&'a kanban_store::Event> for EventKey<'a> {
     fn from(e: &'a kanban_store::Event) -> Self {
         EventKey {
-            id: e.id,
-            task: e.task_id,
-            run: e.run_id,
+            id: e.id.get(),
+            task: e.task_id.get(),
+            run: e.run_id.map(|r| r.get()),
             kind: &e.kind,
             payload: &e.payload,
         }

@@ -60,7 +60,7 @@ pub fn prepare(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<S
         .iter()
         .map(|p| Some((file_name(p), std::fs::read(p).ok()?)))
         .collect();
-    if !kanban_store::info::wal_path(db).exists()
+    if !kanban_store::wal_path(db).exists()
         && let (Ok(bytes), Some(copies)) = (std::fs::read(db), copies)
     {
         MADE.lock()
@@ -94,7 +94,7 @@ fn writing(path: &Path, e: std::io::Error) -> Error {
 fn make(db: &Path, spec: &BoardSpec, deterministic: bool) -> Result<Vec<PathBuf>> {
     let mut cfg = StoreConfig::new(Role::Gateway);
     if deterministic {
-        cfg.clock = Arc::new(EpochClock);
+        cfg = cfg.clock(Arc::new(EpochClock));
     }
     let mut board = Board::create(db, cfg)?;
     board.transaction(|t| {

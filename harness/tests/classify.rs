@@ -12,7 +12,7 @@ use kanban_harness::ledger::{self, Mark, Op, Record, Writer, token};
 use kanban_harness::scenario::{BoardSpec, Damage};
 use kanban_harness::setup::prepare;
 use kanban_harness::worker::cursor_name;
-use kanban_store::{Board, NewTask, Role, RunOutcome, TaskId, TaskStatus, Txn};
+use kanban_store::{Board, EventId, NewTask, Role, RunOutcome, TaskId, TaskStatus, Txn};
 use tempfile::TempDir;
 
 /// A board in a temporary folder, and a place for ledgers beside it.
@@ -86,21 +86,34 @@ fn encoded(r: &Record) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-fn rec(mark: Mark, op: Op, worker: u16, seq: u64, (a, b): (i64, i64)) -> Record {
+/// `a` and `b` are store ids or plain integers: a ledger keeps them as integers.
+fn rec(
+    mark: Mark,
+    op: Op,
+    worker: u16,
+    seq: u64,
+    (a, b): (impl Into<i64>, impl Into<i64>),
+) -> Record {
     Record {
         mark,
         op,
         worker,
         incarnation: 0,
         seq,
-        a,
-        b,
+        a: a.into(),
+        b: b.into(),
         c: 0,
     }
 }
 
 /// An intent with `args`, then its ack with `effect` (as `Ledgered::write` does).
-fn pair(op: Op, worker: u16, seq: u64, args: (i64, i64), effect: (i64, i64)) -> [Record; 2] {
+fn pair(
+    op: Op,
+    worker: u16,
+    seq: u64,
+    args: (impl Into<i64>, impl Into<i64>),
+    effect: (impl Into<i64>, impl Into<i64>),
+) -> [Record; 2] {
     [
         rec(Mark::Intent, op, worker, seq, args),
         rec(Mark::Ack, op, worker, seq, effect),
@@ -139,7 +152,7 @@ fn new_task(title: &str) -> NewTask {
 }
 
 /// Runs `f` in a transaction; returns its value and the id of the last event it logged.
-fn in_txn<T>(board: &mut Board, f: impl Fn(&Txn<'_>) -> kanban_store::Result<T>) -> (T, i64) {
+fn in_txn<T>(board: &mut Board, f: impl Fn(&Txn<'_>) -> kanban_store::Result<T>) -> (T, EventId) {
     board
         .transaction(|t| Ok((f(t)?, *t.event_ids().last().expect("an event"))))
         .unwrap()
@@ -150,7 +163,7 @@ fn code(status: TaskStatus) -> i64 {
 }
 
 /// What worker `worker`'s poller records when it reads every event after `after` now.
-fn read_of(board: &mut Board, worker: u16, after: i64) -> Record {
+fn read_of(board: &mut Board, worker: u16, after: EventId) -> Record {
     let events = board.events_since(after, 1000).unwrap();
     let digest = ledger::events_digest(events.iter().map(ledger::EventKey::from));
     Record {
@@ -212,14 +225,19 @@ fn a_clean_board_with_matching_ledgers_is_clean() {
         ),
     ]
     .concat();
-    dashboard.push(read_of(&mut board, 1, 0));
+    dashboard.push(read_of(&mut board, 1, EventId::default()));
 
     // Gateway: claim, then advance its notifier cursor; a later start finds it there.
     let (run, claimed) = in_txn(&mut board, |t| {
         t.claim_next(&token(0, 0, 1))
             .map(|c| c.expect("a ready task").run_id)
     });
-    let last = board.events_since(0, 1000).unwrap().last().unwrap().id;
+    let last = board
+        .events_since(0.into(), 1000)
+        .unwrap()
+        .last()
+        .unwrap()
+        .id;
     let at = board.advance_cursor(&cursor_name(0), last).unwrap();
     assert_eq!(at, last);
     let mut gateway = [
@@ -397,8 +415,11 @@ fn an_effect_of_another_kind_does_not_count() {
 fn a_cursor_behind_its_ack_is_lost() {
     let mut fx = Fixture::new(1);
     // `prepare` made two events (created, ready); the cursor stands at 1.
-    let at = fx.board().advance_cursor(&cursor_name(4), 1).unwrap();
-    assert_eq!(at, 1);
+    let at = fx
+        .board()
+        .advance_cursor(&cursor_name(4), 1.into())
+        .unwrap();
+    assert_eq!(at.get(), 1);
     let behind = fx.binary(&pair(Op::Cursor, 4, 1, (2, 0), (2, 0)), &[]);
     assert_kinds(&fx.check(&[behind]), &["lost_acked"]);
     // The same ack from the worker whose cursor it is, at its position: present.
@@ -422,7 +443,7 @@ fn a_lost_move_hidden_behind_another_is_lost() {
     let committed = fx.board().move_task(task, TaskStatus::Blocked).unwrap();
     let hidden = [
         vec![rec(Mark::Intent, Op::Move, 1, 1, (task, blocked))],
-        pair(Op::Move, 1, 2, (task, blocked), (task, committed + 1)).to_vec(),
+        pair(Op::Move, 1, 2, (task, blocked), (task, committed.get() + 1)).to_vec(),
     ]
     .concat();
     let ledger = fx.binary(&hidden, &[]);
@@ -503,8 +524,11 @@ fn a_lost_heartbeat_value_is_lost() {
 #[test]
 fn a_cursor_an_earlier_start_acked_is_lost_if_a_later_start_finds_it_behind() {
     let mut fx = Fixture::new(1);
-    let at = fx.board().advance_cursor(&cursor_name(4), 2).unwrap();
-    assert_eq!(at, 2);
+    let at = fx
+        .board()
+        .advance_cursor(&cursor_name(4), 2.into())
+        .unwrap();
+    assert_eq!(at.get(), 2);
     // Start 1 reads the cursor at `found`, then advances it to 2 itself.
     let later = |found: i64| {
         [
@@ -540,7 +564,7 @@ fn a_cursor_an_earlier_start_acked_is_lost_if_a_later_start_finds_it_behind() {
 #[test]
 fn a_lost_link_is_lost_and_a_link_nobody_made_is_a_phantom() {
     let mut fx = Fixture::new(2);
-    let (parent, child) = (first_task(&fx), first_task(&fx) + 1);
+    let (parent, child) = (first_task(&fx), TaskId::from(first_task(&fx).get() + 1));
     let event = fx.board().link(parent, child).unwrap();
     let ledger = fx.binary(&pair(Op::Link, 1, 1, (parent, child), (child, event)), &[]);
     let ledgers = [ledger];
@@ -562,7 +586,7 @@ fn an_event_read_then_lost_is_lost_after_read() {
     let mut fx = Fixture::new(1);
     let mut board = fx.board();
     let (id, event) = in_txn(&mut board, |t| t.create_task(&new_task(&token(1, 0, 1))));
-    let read = read_of(&mut board, 2, 0);
+    let read = read_of(&mut board, 2, EventId::default());
     drop(board);
     let writer = fx.binary(&pair(Op::CreateTask, 1, 1, (0, 0), (id, event)), &[]);
     let reader = fx.binary(&[read], &[]);
@@ -581,7 +605,7 @@ fn an_event_read_then_lost_is_lost_after_read() {
     );
     // Gone, but read only after it was gone: lost, not lost after being read.
     let mut board = fx.board();
-    let reader = fx.binary(&[read_of(&mut board, 2, 0)], &[]);
+    let reader = fx.binary(&[read_of(&mut board, 2, EventId::default())], &[]);
     drop(board);
     let writer = fx.binary(&pair(Op::CreateTask, 1, 1, (0, 0), (id, event)), &[]);
     assert_kinds(&fx.check(&[writer, reader]), &["lost_acked"]);
@@ -590,7 +614,7 @@ fn an_event_read_then_lost_is_lost_after_read() {
     let mut fx = Fixture::new(1);
     let mut board = fx.board();
     let (_, event) = in_txn(&mut board, |t| t.create_task(&new_task("someone's task")));
-    let reader = fx.binary(&[read_of(&mut board, 2, 0)], &[]);
+    let reader = fx.binary(&[read_of(&mut board, 2, EventId::default())], &[]);
     drop(board);
     fx.raw()
         .execute("DELETE FROM task_events WHERE id = ?1", [event])
@@ -607,7 +631,7 @@ fn an_event_read_then_replaced_at_its_id_is_lost_after_read() {
     let mut fx = Fixture::new(1);
     let mut board = fx.board();
     let (_, event) = in_txn(&mut board, |t| t.create_task(&new_task("first")));
-    let reader = fx.binary(&[read_of(&mut board, 2, 0)], &[]);
+    let reader = fx.binary(&[read_of(&mut board, 2, EventId::default())], &[]);
     drop(board);
     fx.raw()
         .execute("DELETE FROM task_events WHERE id = ?1", [event])

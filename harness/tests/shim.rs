@@ -137,9 +137,7 @@ fn observer() -> PhaseObserver {
 }
 
 fn gateway_config() -> StoreConfig {
-    let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.observer = Some(observer());
-    cfg
+    StoreConfig::new(Role::Gateway).observer(observer())
 }
 
 fn task(title: &str) -> NewTask {

@@ -34,6 +34,20 @@ use crate::wal_size::WalStat;
 const SNAPSHOT_RETRIES: u32 = 5;
 
 /// A session on one board.
+///
+/// `Board` is `Send` (checked at compile time below): a session may move to another thread,
+/// for example into a worker thread or a task of a multi-threaded runtime. It is not
+/// `Sync`: its connections are used by one thread at a time. `rusqlite::Connection` is
+/// `!Sync`, and the pool's backend keeps the open's intent in a `Cell` (`Sessions::intent`,
+/// in `generation.rs`), so sharing a `&Board` across threads does not compile. Every
+/// operation takes `&mut self`; a process that wants several threads on one board opens a
+/// `Board` per thread (each is its own session under the shared lock) or puts one behind a
+/// `Mutex`.
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<kanban_store::Board>();
+/// ```
 pub struct Board {
     pool: Pool<Sessions>,
     path: PathBuf,
@@ -42,6 +56,13 @@ pub struct Board {
     /// The `-wal` file right after this session's last complete checkpoint.
     wal_checkpointed: Option<WalStat>,
 }
+
+/// `Board: Send`, asserted where it is defined, so a field that is not `Send` fails the build
+/// here rather than in a caller.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Board>();
+};
 
 impl Board {
     /// Opens the board at `path` in `role`, with default settings.
@@ -110,7 +131,7 @@ impl Board {
     }
 
     /// The board's canonical path (its folder canonicalized, a symlink followed; see
-    /// [`crate::place`]): the name its siblings are derived from and its errors give, which
+    /// `place.rs`): the name its siblings are derived from and its errors give, which
     /// may differ from the path the caller gave.
     pub fn path(&self) -> &Path {
         &self.path
@@ -130,6 +151,38 @@ impl Board {
     ///
     /// `f` may run again if SQLite reports `SQLITE_BUSY_SNAPSHOT`, so it must not have
     /// effects outside the transaction.
+    ///
+    /// Two tasks and the link between them commit together, or not at all:
+    ///
+    /// ```
+    /// use kanban_store::{Board, NewTask, Role, StoreConfig, TaskStatus};
+    ///
+    /// # fn main() -> kanban_store::Result<()> {
+    /// let dir = tempfile::tempdir().expect("a temporary folder");
+    /// let cfg = StoreConfig::new(Role::Gateway).creating();
+    /// let mut board = Board::open_with(dir.path().join("kanban.db"), cfg)?;
+    /// let new = |title: &str| NewTask { title: title.into(), ..NewTask::default() };
+    ///
+    /// let (parent, child) = board.transaction(|t| {
+    ///     let parent = t.create_task(&new("design"))?;
+    ///     let child = t.create_task(&new("build"))?;
+    ///     t.link(parent, child)?;
+    ///     t.recompute_ready()?;
+    ///     Ok((parent, child))
+    /// })?;
+    /// assert_eq!(board.get_task(parent)?.map(|t| t.status), Some(TaskStatus::Ready));
+    /// assert_eq!(board.get_task(child)?.map(|t| t.status), Some(TaskStatus::Todo));
+    ///
+    /// // An error inside rolls everything back.
+    /// let failed = board.transaction(|t| {
+    ///     t.create_task(&new("never stored"))?;
+    ///     t.link(parent, 999_999.into())
+    /// });
+    /// assert!(failed.is_err());
+    /// assert_eq!(board.list_board()?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn transaction<T>(&mut self, mut f: impl FnMut(&Txn<'_>) -> Result<T>) -> Result<T> {
         if self.forwards() {
             return Err(Error::WrongRole {
@@ -193,7 +246,7 @@ impl Board {
 
     /// Creates a task.
     pub fn create_task(&mut self, task: &NewTask) -> Result<TaskId> {
-        self.submit_new(Write::CreateTask(task.clone()))
+        self.submit_new(Write::CreateTask(task.clone())).map(TaskId)
     }
 
     /// Changes a task's title, body and priority; returns the `updated` event's id.
@@ -210,16 +263,17 @@ impl Board {
             body: body.into(),
             priority,
         })
+        .map(EventId)
     }
 
     /// A user moves a task (not into or out of `running`); returns the `moved` event's id.
     pub fn move_task(&mut self, id: TaskId, to: TaskStatus) -> Result<EventId> {
-        self.submit_new(Write::MoveTask { id, to })
+        self.submit_new(Write::MoveTask { id, to }).map(EventId)
     }
 
     /// Makes `child` depend on `parent`; returns the `linked` event's id.
     pub fn link(&mut self, parent: TaskId, child: TaskId) -> Result<EventId> {
-        self.submit_new(Write::Link { parent, child })
+        self.submit_new(Write::Link { parent, child }).map(EventId)
     }
 
     /// Adds a comment.
@@ -343,6 +397,22 @@ impl Board {
     /// An explicit integrity, foreign-key and invariant check (never run implicitly, R7).
     /// With [`StoreConfig::quarantine_on_damage`], structural damage is also copied to
     /// quarantine (capped, content-addressed) and the report says what was kept.
+    ///
+    /// ```
+    /// use kanban_store::{Board, CheckLevel, Role, StoreConfig};
+    ///
+    /// # fn main() -> kanban_store::Result<()> {
+    /// let dir = tempfile::tempdir().expect("a temporary folder");
+    /// let db = dir.path().join("kanban.db");
+    /// drop(Board::create(&db, StoreConfig::new(Role::Gateway))?);
+    ///
+    /// // `inspect` never changes the file; a check on it is read-only.
+    /// let report = Board::inspect(&db)?.check(CheckLevel::Full)?;
+    /// assert!(report.is_ok(), "a new board is healthy: {report:?}");
+    /// assert_eq!(report.findings().count(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn check(&mut self, level: CheckLevel) -> Result<CheckReport> {
         #[cfg(feature = "hazards")]
         crate::hazards::before_check(&self.path, &self.config);

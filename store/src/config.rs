@@ -151,25 +151,75 @@ pub(crate) fn in_phase<T>(
     }
 }
 
+/// One builder method per setting: `name(value)` sets the field of that name.
+macro_rules! setters {
+    ($($field:ident: $ty:ty,)*) => {
+        $(
+            #[doc = concat!("Sets [`StoreConfig::", stringify!($field), "`].")]
+            pub fn $field(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+
 /// Everything that decides how a board is opened and used.
+///
+/// Built from the role's defaults and changed with one builder method per setting, so a
+/// new setting is not a breaking change (the struct is `#[non_exhaustive]`: outside this
+/// crate it cannot be written as a literal). Each field's doc gives its default and why.
+///
+/// ```
+/// use std::time::Duration;
+/// use kanban_store::{Role, StoreConfig};
+///
+/// let cfg = StoreConfig::new(Role::Dashboard)
+///     .busy_timeout(Duration::from_millis(500))
+///     .single_writer(true)
+///     .creating();
+/// assert_eq!(cfg.busy_timeout, Duration::from_millis(500));
+/// assert!(cfg.single_writer && cfg.create_if_missing);
+/// ```
+///
+/// A literal does not compile outside the crate, even with the rest taken from `new`:
+///
+/// ```compile_fail
+/// use kanban_store::{Role, StoreConfig};
+///
+/// let cfg = StoreConfig {
+///     single_writer: true,
+///     ..StoreConfig::new(Role::Dashboard)
+/// };
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct StoreConfig {
-    /// What this process is to the board.
+    /// What this process is to the board. No default: [`StoreConfig::new`] takes it.
     pub role: Role,
-    /// Create the board (under the maintenance lock) if the file does not exist.
+    /// Create the board (under the maintenance lock) if the file does not exist. Default
+    /// `false`: a mistyped path must be an error, not a new empty board.
     pub create_if_missing: bool,
     /// How long SQLite waits for its own locks before returning [`crate::Error::Busy`].
+    /// Default 5 s: far above a normal transaction (milliseconds), short enough that a
+    /// stuck writer surfaces as an error a caller sees.
     pub busy_timeout: Duration,
     /// How long we wait for our `<db>.lock` before returning [`crate::Error::Busy`].
+    /// Default 5 s, for the same reason: a repair holds it exclusively for seconds at most.
     pub lock_timeout: Duration,
-    /// The gateway runs a PASSIVE checkpoint once the WAL holds this many frames.
+    /// The gateway runs a PASSIVE checkpoint once the WAL holds this many frames. Default
+    /// 1000 (SQLite's own autocheckpoint threshold, about 4 MB of WAL with 4 KiB pages).
     pub checkpoint_frames: u32,
-    /// The most quarantine copies kept per board.
+    /// The most quarantine copies kept per board. Default 5: enough to compare damage over
+    /// a few incidents without letting copies of a large board fill the disk.
     pub quarantine_cap: usize,
-    /// Keep a quarantine copy when [`crate::Board::check`] finds structural damage.
+    /// Keep a quarantine copy when [`crate::Board::check`] finds structural damage. Default
+    /// `false`: a copy doubles the board's disk use, so it is asked for, not implied.
     pub quarantine_on_damage: bool,
     /// Single-writer mode: a dashboard sends its writes to the gateway over the board's
-    /// socket (`<db>.sock`) instead of writing the file itself (see [`crate::single_writer`]).
+    /// socket (`<db>.sock`) instead of writing the file itself (see
+    /// [`WriteServer`](crate::WriteServer)). Default `false`: every process writes under R5's
+    /// `BEGIN IMMEDIATE`, which needs no gateway to be running.
     pub single_writer: bool,
     /// Single-writer mode: a group whose processes may use the board's socket besides this
     /// process's own user (its gid). `None` (the default): the socket is 0600 and only the
@@ -177,23 +227,26 @@ pub struct StoreConfig {
     /// primary group it is is trusted too (see [`crate::single_writer::peer`]).
     pub socket_group: Option<u32>,
     /// The gateway's reaction to damage its start-up check finds
-    /// ([`crate::Board::check_at_start`]): repair index-only damage, stop on anything else.
+    /// ([`crate::Board::check_at_start`]). Default: repair index-only damage (nothing is
+    /// lost, the rows are intact), stop on anything else (a human decides).
     pub on_damage: DamagePolicy,
-    /// Timestamps and retry pauses.
+    /// Timestamps and retry pauses. Default [`SystemClock`]; the harness gives a logical one.
     pub clock: Arc<dyn Clock>,
-    /// Told when the store enters and leaves a [`Phase`] (none by default).
+    /// Told when the store enters and leaves a [`Phase`]. Default none: only the fault
+    /// harness acts inside phases.
     pub observer: Option<PhaseObserver>,
     /// Open a board on a network or user-space file system (NFS, SMB, FUSE, ...; see
-    /// [`crate::filesystem`]) instead of refusing it. Only when every process using the
+    /// `filesystem.rs`) instead of refusing it. Only when every process using the
     /// board is on one host: WAL's shared memory and OFD locks do not work across hosts.
+    /// Default `false`, for that reason.
     pub allow_network_fs: bool,
-    /// Upstream mistakes put back on purpose (harness only).
+    /// Upstream mistakes put back on purpose (harness only). Default none.
     #[cfg(feature = "hazards")]
     pub hazards: crate::hazards::HazardSet,
 }
 
 impl StoreConfig {
-    /// The defaults for `role`.
+    /// The defaults for `role` (each field's doc gives its default).
     pub fn new(role: Role) -> Self {
         StoreConfig {
             role,
@@ -220,9 +273,33 @@ impl StoreConfig {
     }
 
     /// The same configuration, creating the board if it is missing.
-    pub fn creating(mut self) -> Self {
-        self.create_if_missing = true;
+    pub fn creating(self) -> Self {
+        self.create_if_missing(true)
+    }
+
+    setters! {
+        role: Role,
+        create_if_missing: bool,
+        busy_timeout: Duration,
+        lock_timeout: Duration,
+        checkpoint_frames: u32,
+        quarantine_cap: usize,
+        quarantine_on_damage: bool,
+        single_writer: bool,
+        on_damage: DamagePolicy,
+        clock: Arc<dyn Clock>,
+        allow_network_fs: bool,
+    }
+
+    /// Sets [`StoreConfig::observer`].
+    pub fn observer(mut self, observer: PhaseObserver) -> Self {
+        self.observer = Some(observer);
         self
+    }
+
+    #[cfg(feature = "hazards")]
+    setters! {
+        hazards: crate::hazards::HazardSet,
     }
 }
 

@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
+/// The raw lock file of a board, outside the generation protocol: a test or the harness uses
+/// it to play a stuck maintenance or a foreign session. Without this feature it is private.
+pub use crate::lock::{LockFile, Mode};
+
 use crate::board::Board;
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::StoreConfig;

@@ -7,10 +7,10 @@
 //! feet. Its "health guard" made it worse: full checks on every connect and unbounded raw
 //! copies of the files. This crate is the same board, built so that cannot happen:
 //!
-//! - **R1** [`version`]: refuse SQLite builds with the WAL-reset bug.
+//! - **R1** `version.rs`: refuse SQLite builds with the WAL-reset bug.
 //! - **R2** never touch `db`/`-wal`/`-shm` outside SQLite (clippy enforces it; see
-//!   `store/clippy.toml`); [`header`] reads the header through SQLite's VFS.
-//! - **R3** [`lock`]: our own OFD lock beside the board, shared for sessions, exclusive for
+//!   `store/clippy.toml`); `header.rs` reads the header through SQLite's VFS.
+//! - **R3** `lock.rs`: our own OFD lock beside the board, shared for sessions, exclusive for
 //!   maintenance.
 //! - **R4** [`open`](Board::open): WAL is set once, at creation or upgrade, under that lock.
 //! - **R5** [`Board::transaction`]: writes are `BEGIN IMMEDIATE` with a busy timeout.
@@ -21,45 +21,82 @@
 //! - **R10** [`Role`]: gateway, dashboard, worker.
 //!
 //! Data flows: [`StoreConfig`] → `open` (lock, inspect, maintain, connect) → [`Board`] →
-//! [`Txn`] (writes) and `reads` → [`check`] / [`info`] / [`quarantine`].
+//! [`Txn`] (writes) and `reads` → [`Board::check`] / [`Board::info`] / [`quarantine`].
+//!
+//! `store/ARCHITECTURE.md` states the guarantees and walks the write path step by step.
+//!
+//! # Example
+//!
+//! Create a board (or open it, if it exists), write, read:
+//!
+//! ```
+//! use kanban_store::{Board, NewTask, Role, StoreConfig, TaskStatus};
+//!
+//! # fn main() -> kanban_store::Result<()> {
+//! let dir = tempfile::tempdir().expect("a temporary folder");
+//! let db = dir.path().join("kanban.db");
+//!
+//! let mut board = Board::open_with(&db, StoreConfig::new(Role::Gateway).creating())?;
+//! let id = board.create_task(&NewTask {
+//!     title: "write the docs".into(),
+//!     ..NewTask::default()
+//! })?;
+//!
+//! assert_eq!(board.get_task(id)?.map(|t| t.status), Some(TaskStatus::Todo));
+//! assert_eq!(board.recompute_ready()?, vec![id]); // no parents: ready to be claimed
+//!
+//! let task = board.get_task(id)?.expect("the task just created");
+//! assert_eq!(task.title, "write the docs");
+//! assert_eq!(task.status, TaskStatus::Ready);
+//! assert_eq!(board.list_board()?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
-pub mod check;
+// Private: each holds a piece of a protocol that only the store may drive (taking the
+// session lock outside the generation protocol, migrating a live board, reading a header
+// around SQLite...). What a user needs is re-exported below.
+mod board;
+mod check;
 mod config;
 mod copy;
 mod error;
-pub mod filesystem;
+mod filesystem;
 mod generation;
-pub mod header;
-pub mod info;
-pub mod lock;
+mod header;
+mod info;
+mod lock;
 mod open;
-pub mod place;
-pub mod policy;
+mod place;
+mod policy;
 pub mod quarantine;
 mod reads;
-pub mod repair;
+mod repair;
 mod salvage;
-pub mod schema;
-pub mod selftest;
+mod schema;
+mod selftest;
 pub mod single_writer;
 mod txn;
 mod types;
-pub mod version;
+mod version;
 mod wal_size;
 
-mod board;
 #[cfg(feature = "hazards")]
 pub mod hazards;
 
 pub use board::Board;
-pub use check::{CheckLevel, CheckReport};
+pub use check::{CheckLevel, CheckReport, run as check_connection};
 pub use config::{Clock, Phase, PhaseObserver, Role, StoreConfig, SystemClock};
 pub use error::{Error, ErrorKind, Result, UnknownErrorKind};
-pub use info::BoardInfo;
+pub use info::{BoardInfo, shm_path, wal_path};
+pub use lock::lock_path;
 pub use policy::{DamagePolicy, OnDamage, StartCheck};
 pub use quarantine::Quarantined;
-pub use single_writer::{RequestId, Write};
+pub use repair::{RepairAction, RepairReport, Salvaged, Scope, repair, repair_within};
+pub use schema::VERSION as SCHEMA_VERSION;
+pub use selftest::run as selftest;
+pub use single_writer::{RequestId, Write, WriteServer, socket_path};
 pub use txn::Txn;
 pub use types::{
     CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,

@@ -46,7 +46,7 @@ use crate::config::Clock;
 use crate::error::{Error, Result};
 
 /// The path of the lock file that guards `db` (the board's canonical path, see
-/// [`crate::place`]).
+/// [`Board::path`](crate::Board::path)).
 pub fn lock_path(db: &Path) -> PathBuf {
     crate::place::lock(db)
 }
@@ -91,7 +91,7 @@ const OPEN_TRIES: usize = 8;
 
 impl LockFile {
     /// Opens (creating if needed) the lock file for the board at `db`, refusing anything
-    /// that is not a safe lock file with [`Error::UnsafeLockFile`] (see [`LockFile::vet`]).
+    /// that is not a safe lock file with [`Error::UnsafeLockFile`] (see `LockFile::vet`).
     ///
     /// `O_NOFOLLOW`: a symlink at `<db>.lock` (say, to the board) is never followed, so the
     /// store never opens, writes or closes a descriptor of the board through it. A new file

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kanban_store::repair::{Scope, repair_within};
 use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role, StoreConfig};
+use kanban_store::{Scope, repair_within};
 
 /// Operator tool for kanban board databases.
 #[derive(Debug, Parser)]
@@ -183,7 +183,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             indexes_only,
         } => {
             let mut cfg = StoreConfig::new(Role::Gateway);
-            cfg.lock_timeout = std::time::Duration::from_secs(wait);
+            cfg = cfg.lock_timeout(std::time::Duration::from_secs(wait));
             let scope = match indexes_only {
                 true => Scope::Indexes,
                 false => Scope::Rebuild,
@@ -238,7 +238,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     path: folder.clone(),
                     source,
                 })?;
-            for line in kanban_store::selftest::run(temp.path())? {
+            for line in kanban_store::selftest(temp.path())? {
                 println!("ok  {line}");
             }
             println!("selftest passed");
@@ -248,8 +248,8 @@ fn run(command: Command) -> Result<ExitCode, Error> {
 }
 
 /// What a repair did, for the operator.
-fn print_repair(db: &std::path::Path, report: &kanban_store::repair::RepairReport) {
-    use kanban_store::repair::RepairAction;
+fn print_repair(db: &std::path::Path, report: &kanban_store::RepairReport) {
+    use kanban_store::RepairAction;
     let what = match report.action {
         RepairAction::Healthy => "healthy: nothing to repair",
         RepairAction::Reindexed => {

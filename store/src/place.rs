@@ -6,7 +6,7 @@
 //! files: a repair run through a symlink would take its "exclusive" lock while sessions
 //! opened through the target go on writing. So every entry point (`Board::open`/`create`/
 //! `inspect`, `repair`, the `kanban-db` commands through them) resolves the path once with
-//! [`board`], and everything below it works on that one canonical path: the board's folder
+//! `board`, and everything below it works on that one canonical path: the board's folder
 //! canonicalized (the file itself may not exist yet, when creating), and the file followed
 //! if it is a symlink (to its final target, which may not exist yet either).
 //!
@@ -14,7 +14,7 @@
 //! path, so that processes reaching one board through different names log one name.
 //! Resolution errors name the path the caller gave (there is no canonical one).
 //!
-//! With the harness's `Hazard::RawPathSiblings` switch, [`board`] returns the path as given:
+//! With the harness's `Hazard::RawPathSiblings` switch, `board` returns the path as given:
 //! the siblings come from the raw string, as before this module existed.
 
 use std::io;

@@ -138,7 +138,7 @@ pub(crate) enum AtCap {
 }
 
 /// The quarantine folder of the board at `path`, beside its canonical path (see
-/// [`crate::place`]).
+/// [`Board::path`](crate::Board::path)).
 pub fn folder(path: &Path) -> PathBuf {
     crate::place::quarantine(&crate::place::canonical_or_given(path))
 }

@@ -3,7 +3,7 @@
 //! The upstream operators' recovery was: stop both services, dump, reload, rename files by
 //! hand, restart. Here one call does it with the services running:
 //! 1. ask every session to let go and take the exclusive maintenance lock (the generation
-//!    protocol, [`crate::generation`]): idle sessions hold nothing, operations under way
+//!    protocol, `generation.rs`): idle sessions hold nothing, operations under way
 //!    finish, new ones wait;
 //! 2. run the full check; a healthy board is left alone;
 //! 3. damage confined to indexes is fixed in place with `REINDEX` (one transaction), after

@@ -100,12 +100,3 @@ pub fn migrate(conn: &mut Connection, from: i32) -> rusqlite::Result<()> {
     }
     Ok(())
 }
-
-/// The schema as stored in `sqlite_master`, in a stable order (for snapshots and checks).
-pub fn dump(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master
-         WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
-    )?;
-    stmt.query_map([], |r| r.get(0))?.collect()
-}

@@ -13,7 +13,7 @@ use crate::check::CheckLevel;
 use crate::config::{Role, StoreConfig, SystemClock};
 use crate::error::{Error, Result};
 use crate::lock::{LockFile, Mode};
-use crate::types::{NewTask, RunOutcome};
+use crate::types::{EventId, NewTask, RunOutcome};
 use crate::{Board, version};
 
 /// Runs the self-check on a new board in `folder`; returns the report's lines.
@@ -64,8 +64,11 @@ pub fn run(folder: &Path) -> Result<Vec<String>> {
         worker.heartbeat(claim.run_id)?;
         worker.end_run(claim.run_id, RunOutcome::Completed, "ok")?;
     }
-    let events = dashboard.events_since(0, 100)?;
-    gateway.advance_cursor("selftest", events.last().map_or(0, |e| e.id))?;
+    let events = dashboard.events_since(EventId::default(), 100)?;
+    gateway.advance_cursor(
+        "selftest",
+        events.last().map_or(EventId::default(), |e| e.id),
+    )?;
     report.push(format!(
         "dispatched 2 tasks through gateway, dashboard and worker ({} events)",
         events.len()

@@ -38,8 +38,8 @@
 
 mod applied;
 mod client;
-pub mod frame;
-pub mod peer;
+mod frame;
+mod peer;
 mod request_id;
 mod server;
 
@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::txn::Txn;
-use crate::types::{NewTask, TaskId, TaskStatus};
+use crate::types::{EventId, NewTask, TaskId, TaskStatus};
 
 pub use applied::KEEP as KEPT_REQUEST_IDS;
 pub(crate) use applied::{digest, record, recorded};
@@ -59,7 +59,7 @@ pub use frame::MAX_FRAME;
 pub use request_id::{BadRequestId, RequestId};
 pub use server::{MAX_PEERS, REQUESTS_PER_SERVE, SERVE_BUDGET_MS, WriteServer};
 
-/// The socket of the board at `db`, beside its canonical path (see [`crate::place`]), so a
+/// The socket of the board at `db`, beside its canonical path (see [`Board::path`](crate::Board::path)), so a
 /// gateway and a dashboard that name the board differently meet at one socket.
 pub fn socket_path(db: &Path) -> PathBuf {
     crate::place::sock(&crate::place::canonical_or_given(db))
@@ -110,15 +110,15 @@ impl Write {
     /// Runs the write in `t` (the dashboard's own transaction, or the gateway's for it).
     pub(crate) fn apply(&self, t: &Txn<'_>) -> Result<i64> {
         match self {
-            Write::CreateTask(task) => t.create_task(task),
+            Write::CreateTask(task) => t.create_task(task).map(TaskId::get),
             Write::UpdateTask {
                 id,
                 title,
                 body,
                 priority,
-            } => t.update_task(*id, title, body, *priority),
-            Write::MoveTask { id, to } => t.move_task(*id, *to),
-            Write::Link { parent, child } => t.link(*parent, *child),
+            } => t.update_task(*id, title, body, *priority).map(EventId::get),
+            Write::MoveTask { id, to } => t.move_task(*id, *to).map(EventId::get),
+            Write::Link { parent, child } => t.link(*parent, *child).map(EventId::get),
             Write::Comment { task, author, body } => t.comment(*task, author, body),
         }
     }

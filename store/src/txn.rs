@@ -42,7 +42,7 @@ impl Txn<'_> {
                 params![task.title, task.body, task.priority, self.now],
             )
             .at(self.path)?;
-        let id = self.live()?.last_insert_rowid();
+        let id = TaskId(self.live()?.last_insert_rowid());
         self.event(id, None, "created", &task.title)?;
         for &parent in &task.parents {
             self.link(parent, id)?;
@@ -87,7 +87,7 @@ impl Txn<'_> {
         if from == TaskStatus::Running || to == TaskStatus::Running {
             return Err(Error::InvalidMove {
                 path: self.path.to_path_buf(),
-                id,
+                id: id.get(),
                 from: from.to_string(),
                 to: to.to_string(),
             });
@@ -111,7 +111,7 @@ impl Txn<'_> {
         if parent == child {
             return Err(Error::InvalidMove {
                 path: self.path.to_path_buf(),
-                id: child,
+                id: child.get(),
                 from: "itself".into(),
                 to: "its own child".into(),
             });
@@ -189,7 +189,7 @@ impl Txn<'_> {
                 params![task, worker, self.now],
             )
             .at(self.path)?;
-        let run_id = self.live()?.last_insert_rowid();
+        let run_id = RunId(self.live()?.last_insert_rowid());
         self.live()?
             .execute(
                 "UPDATE tasks SET current_run_id = ?2 WHERE id = ?1",
@@ -237,7 +237,7 @@ impl Txn<'_> {
             .at(self.path)?
             .ok_or_else(|| Error::RunNotRunning {
                 path: self.path.to_path_buf(),
-                id: run,
+                id: run.get(),
             })
     }
 
@@ -255,7 +255,7 @@ impl Txn<'_> {
             .at(self.path)?;
         let task = task.ok_or_else(|| Error::RunNotRunning {
             path: self.path.to_path_buf(),
-            id: run,
+            id: run.get(),
         })?;
         self.live()?
             .execute(
@@ -286,7 +286,7 @@ impl Txn<'_> {
 
     /// Moves the named notifier cursor forward to `to`, but never backwards and never past
     /// the last event (a notifier there would silently skip the next ones); returns it.
-    pub fn advance_cursor(&self, name: &str, to: i64) -> Result<i64> {
+    pub fn advance_cursor(&self, name: &str, to: EventId) -> Result<EventId> {
         self.live()?
             .query_row(
                 "INSERT INTO notify_subs (name, last_event_id)
@@ -323,7 +323,7 @@ impl Txn<'_> {
     fn no_task(&self, id: TaskId) -> Error {
         Error::NoSuchTask {
             path: self.path.to_path_buf(),
-            id,
+            id: id.get(),
         }
     }
 }
@@ -334,7 +334,7 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::time::Duration;
 
-    use crate::{Board, Clock, NewTask, Role, StoreConfig};
+    use crate::{Board, Clock, EventId, NewTask, Role, StoreConfig};
 
     /// A clock the test sets.
     #[derive(Debug, Default)]
@@ -381,7 +381,15 @@ mod tests {
                 ))
             })
             .unwrap();
-        assert_eq!(ids, vec![moved - 1, moved]);
-        assert_eq!(board.events_since(0, 10).unwrap().last().unwrap().id, moved);
+        assert_eq!(ids, vec![EventId(moved.get() - 1), moved]);
+        assert_eq!(
+            board
+                .events_since(EventId::default(), 10)
+                .unwrap()
+                .last()
+                .unwrap()
+                .id,
+            moved
+        );
     }
 }

@@ -3,12 +3,80 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A task's id.
-pub type TaskId = i64;
-/// A run's id (one attempt at a task).
-pub type RunId = i64;
-/// An event's id; events are append-only, so ids only grow.
-pub type EventId = i64;
+/// Defines an id newtype over the row id SQLite gives: `Copy`, ordered, shown and
+/// serialised as the plain integer, stored and read as an SQL integer.
+macro_rules! row_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub(crate) i64);
+
+        impl $name {
+            /// The row id, for a caller that stores ids as integers (a ledger, a URL).
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                self.0.to_sql()
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                i64::column_result(value).map($name)
+            }
+        }
+    };
+}
+
+row_id! {
+    /// A task's id.
+    ///
+    /// Its own type, so that a run's or an event's id cannot be passed where a task's is
+    /// meant:
+    ///
+    /// ```compile_fail
+    /// # fn f(board: &mut kanban_store::Board, task: kanban_store::TaskId) {
+    /// board.end_run(task, kanban_store::RunOutcome::Completed, "done");
+    /// # }
+    /// ```
+    TaskId
+}
+row_id! {
+    /// A run's id (one attempt at a task).
+    RunId
+}
+row_id! {
+    /// An event's id; events are append-only, so ids only grow.
+    EventId
+}
 
 /// Where a task is on the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

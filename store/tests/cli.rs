@@ -14,7 +14,7 @@ use common::{
     bytes, bytes_via_child, damage_index, gateway, kanban_db, make_board, random_bytes, write,
     write_at,
 };
-use kanban_store::{Board, NewTask, info, schema};
+use kanban_store::{Board, NewTask, SCHEMA_VERSION, wal_path};
 
 fn shown(db: &Path) -> String {
     db.display().to_string()
@@ -30,7 +30,7 @@ fn init_creates_a_board() {
     assert_eq!(run.stderr, "");
     let info = Board::inspect(&db).unwrap().info().unwrap();
     assert_eq!(info.journal_mode, "wal");
-    assert_eq!(info.schema_version, schema::VERSION);
+    assert_eq!(info.schema_version, SCHEMA_VERSION);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn info_and_check_never_modify_a_board_with_an_open_wal() {
             })
             .unwrap();
     }
-    let wal = info::wal_path(&db);
+    let wal = wal_path(&db);
     let db_before = bytes_via_child(&db);
     let wal_before = bytes_via_child(&wal);
     assert!(

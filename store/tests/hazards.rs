@@ -25,7 +25,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use kanban_store::hazards::{Hazard, HazardSet};
-use kanban_store::{Board, CheckLevel, Error, NewTask, Quarantined, Role, StoreConfig, info};
+use kanban_store::{
+    Board, CheckLevel, Error, NewTask, Quarantined, Role, StoreConfig, shm_path, wal_path,
+};
 
 // ------------------------------------------------------------------------------ helpers
 
@@ -54,7 +56,7 @@ fn set(hazards: &[Hazard]) -> HazardSet {
 
 fn config(role: Role, hazards: HazardSet) -> StoreConfig {
     let mut cfg = StoreConfig::new(role);
-    cfg.hazards = hazards;
+    cfg = cfg.hazards(hazards);
     cfg
 }
 
@@ -462,7 +464,7 @@ fn counts_after_a_fresh_process_opens(hazards: HazardSet) -> Vec<String> {
         b.create_task(&task(&format!("t{i}"))).unwrap();
     }
     drop(b);
-    let wal = std::fs::metadata(info::wal_path(&db)).unwrap().len();
+    let wal = std::fs::metadata(wal_path(&db)).unwrap().len();
     assert!(wal > 20 * 4096, "the 20 tasks are in the WAL ({wal} bytes)");
     run_child("count-write-reopen", &db, hazards, "count")
 }
@@ -633,7 +635,7 @@ fn hardened_failed_write_stays_wal() {
 /// session in `role` with `hazards` (after open, after a write, after a read).
 fn descriptors_between_operations(role: Role, hazards: HazardSet) -> Vec<usize> {
     let (_dir, db) = new_board();
-    let files = [db.clone(), info::wal_path(&db), info::shm_path(&db)];
+    let files = [db.clone(), wal_path(&db), shm_path(&db)];
     let held = |files: &[PathBuf]| -> usize {
         files
             .iter()
@@ -710,7 +712,7 @@ impl InitFlockHeld {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(kanban_store::lock::lock_path(db))
+            .open(kanban_store::lock_path(db))
             .unwrap();
         use std::os::fd::AsRawFd;
         // SAFETY: `file` is open; a non-blocking flock.
@@ -722,7 +724,8 @@ impl InitFlockHeld {
 
 #[test]
 fn naive_sessions_hold_no_lock_of_their_own() {
-    use kanban_store::lock::{LockFile, Mode, lock_path};
+    use kanban_store::hazards::{LockFile, Mode};
+    use kanban_store::lock_path;
     let (_dir, db) = new_board();
     let lock = lock_path(&db);
     let mut hardened = Board::open_with(&db, config(Role::Gateway, HazardSet::default())).unwrap();
@@ -754,7 +757,7 @@ fn naive_sessions_hold_no_lock_of_their_own() {
 fn init_only_flock_is_taken_by_the_first_open_only() {
     let (_dir, db) = new_board();
     let mut cfg = config(Role::Worker, set(&[Hazard::InitOnlyFlock]));
-    cfg.lock_timeout = std::time::Duration::from_millis(30);
+    cfg = cfg.lock_timeout(std::time::Duration::from_millis(30));
     let held = InitFlockHeld::take(&db);
     match Board::open_with(&db, cfg.clone()) {
         Err(Error::Busy { what, .. }) => assert!(what.contains("init flock"), "{what}"),

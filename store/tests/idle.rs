@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kanban_store::repair::{RepairAction, Scope, repair_within};
 use kanban_store::{Board, CheckLevel, Error, NewTask, Phase, Role, StoreConfig};
+use kanban_store::{RepairAction, Scope, repair_within};
 
 use common::{damage_index, gateway, make_board, new_path};
 

@@ -14,7 +14,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 
 use common::{bytes, kanban_db, listing, make_board};
-use kanban_store::{Board, Error, Role, StoreConfig, lock, quarantine, repair, single_writer};
+use kanban_store::{Board, Error, Role, StoreConfig, lock_path, quarantine, repair, socket_path};
 
 /// A board at `<tmp>/real/kanban.db` and a relative symlink `<tmp>/link.db` to it; the
 /// folder is canonical, so the paths are what the store resolves to.
@@ -44,8 +44,8 @@ fn a_board_opened_through_a_symlink_keeps_every_sibling_beside_its_target() {
         assert_eq!(board.path(), target, "the board names its canonical path");
     }
     for (suffix, sibling) in [
-        (".lock", lock::lock_path(&target)),
-        (".sock", single_writer::socket_path(&link)),
+        (".lock", lock_path(&target)),
+        (".sock", socket_path(&link)),
         (".quarantine", quarantine::folder(&link)),
     ] {
         assert_eq!(sibling, beside(&target, suffix));
@@ -65,14 +65,14 @@ fn a_board_opened_through_a_symlink_keeps_every_sibling_beside_its_target() {
 fn a_repair_through_either_name_waits_for_sessions_opened_through_the_other() {
     let (dir, target, link) = symlinked_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.lock_timeout = Duration::from_millis(200);
+    cfg = cfg.lock_timeout(Duration::from_millis(200));
     for (session_via, repair_via) in [(&target, &link), (&link, &target)] {
         let mut session = Board::open(session_via, Role::Worker).unwrap();
         session.list_board().unwrap();
         let before = (bytes(&target), listing(dir.path()));
         // A session holds the board during its operations: run the repair inside one.
         let result = session
-            .transaction(|_| Ok(repair::repair(repair_via, &cfg)))
+            .transaction(|_| Ok(repair(repair_via, &cfg)))
             .unwrap();
         assert!(
             matches!(result, Err(Error::MaintenanceBusy { .. })),
@@ -96,11 +96,11 @@ fn raw_path_siblings_lets_a_repair_through_the_link_ignore_the_target_s_sessions
     use kanban_store::hazards::{Hazard, HazardSet};
     let (_dir, target, link) = symlinked_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.lock_timeout = Duration::from_millis(200);
-    cfg.hazards = HazardSet::default().with(Hazard::RawPathSiblings);
+    cfg = cfg.lock_timeout(Duration::from_millis(200));
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::RawPathSiblings));
     let mut session = Board::open(&target, Role::Worker).unwrap();
     session
-        .transaction(|_| Ok(repair::repair(&link, &cfg)))
+        .transaction(|_| Ok(repair(&link, &cfg)))
         .unwrap()
         .expect("the hazard's repair does not see the session's operation");
     assert!(beside(&link, ".lock").exists());
@@ -117,7 +117,7 @@ fn every_open() -> [(&'static str, Open); 5] {
         ("dashboard", |db| Board::open(db, Role::Dashboard).map(drop)),
         ("inspect", |db| Board::inspect(db).map(drop)),
         ("repair", |db| {
-            repair::repair(db, &StoreConfig::new(Role::Gateway)).map(drop)
+            repair(db, &StoreConfig::new(Role::Gateway)).map(drop)
         }),
     ]
 }
@@ -155,9 +155,9 @@ fn hard_link_alias_skips_the_hard_link_refusal() {
     make_board(&db, 3);
     std::fs::hard_link(&db, dir.path().join("alias.db")).unwrap();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::HardLinkAlias));
     drop(Board::open_with(&db, cfg.clone()).expect("the hazard opens a hard-linked board"));
-    repair::repair(&db, &cfg).expect("and repairs it");
+    repair(&db, &cfg).expect("and repairs it");
 }
 
 // ------------------------------------------------------------------ the lock file
@@ -167,7 +167,7 @@ fn a_lock_file_symlinked_to_the_board_is_refused_touching_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = std::fs::canonicalize(dir.path()).unwrap().join("kanban.db");
     make_board(&db, 3);
-    let lock = lock::lock_path(&db);
+    let lock = lock_path(&db);
     std::fs::remove_file(&lock).unwrap();
     std::os::unix::fs::symlink("kanban.db", &lock).unwrap();
     let before = (bytes(&db), listing(dir.path()));
@@ -189,7 +189,7 @@ fn nobody_s_board() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = std::fs::canonicalize(dir.path()).unwrap().join("kanban.db");
     make_board(&db, 3);
-    std::fs::remove_file(lock::lock_path(&db)).unwrap();
+    std::fs::remove_file(lock_path(&db)).unwrap();
     for path in [dir.path(), db.as_path()] {
         std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
     }
@@ -210,7 +210,7 @@ fn sudo_kanban_db_check_leaves_a_lock_file_the_board_s_owner_can_use() {
     let run = kanban_db(["check".as_ref(), db.as_os_str()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        owner_and_mode(&lock::lock_path(&db)),
+        owner_and_mode(&lock_path(&db)),
         (NOBODY, NOBODY, 0o600),
         "the lock file must have the board's owner, group and mode"
     );
@@ -238,7 +238,7 @@ fn check_as_nobody(db: &Path) -> common::Run {
 #[test]
 fn a_root_owned_lock_file_is_refused_to_the_owner_and_given_back_by_root() {
     let (dir, db) = nobody_s_board();
-    let lock = lock::lock_path(&db);
+    let lock = lock_path(&db);
     std::fs::write(&lock, b"").unwrap();
     std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
     let before = (bytes(&db), listing(dir.path()));

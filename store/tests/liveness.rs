@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{gateway, names, new_path};
-use kanban_store::{Board, CheckLevel, NewTask, Role, StoreConfig, info};
+use kanban_store::{Board, CheckLevel, NewTask, Role, StoreConfig, wal_path};
 
 /// Tasks of [`BODY`] bytes each in the big board: about 50 MB.
 const BIG_TASKS: usize = 1000;
@@ -243,7 +243,7 @@ fn a_silent_gateway_checkpoints_a_wal_that_others_filled() {
     let mut gw = Board::open_with(&db, cfg).unwrap();
     assert_eq!(gw.checkpoint_if_due().unwrap(), None, "nothing written yet");
     let mut other = Board::open_with(&db, StoreConfig::new(Role::Dashboard)).unwrap();
-    let wal = info::wal_path(&db);
+    let wal = wal_path(&db);
     let frames = |wal: &Path| (std::fs::metadata(wal).map_or(0, |m| m.len()) / 4120) as i64;
     let mut written = 0;
     while frames(&wal) < 200 {

@@ -35,7 +35,7 @@ fn busy_session_child() {
         #[cfg(feature = "hazards")]
         if std::env::var("KANBAN_HAZARD").is_ok() {
             use kanban_store::hazards::{Hazard, HazardSet};
-            cfg.hazards = HazardSet::default().with(Hazard::RawHeaderPeek);
+            cfg = cfg.hazards(HazardSet::default().with(Hazard::RawHeaderPeek));
         }
         cfg
     };
@@ -127,7 +127,7 @@ fn watch(hazard: bool) -> Watch {
         std::thread::sleep(Duration::from_millis(1));
     }
     let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
-    let (db_ino, shm_ino) = (inode(&db), inode(&kanban_store::info::shm_path(&db)));
+    let (db_ino, shm_ino) = (inode(&db), inode(&kanban_store::shm_path(&db)));
     let mut w = Watch {
         samples: 0,
         without_db_lock: 0,

@@ -76,6 +76,18 @@ enum Value {
     Events(Vec<Event>),
 }
 
+impl Value {
+    /// One id (a task's, a run's, an event's or a comment's), as the integer it is.
+    fn of(id: impl Into<i64>) -> Value {
+        Value::Id(id.into())
+    }
+
+    /// Several ids, as integers.
+    fn all<T: Into<i64>>(ids: Vec<T>) -> Value {
+        Value::Ids(ids.into_iter().map(Into::into).collect())
+    }
+}
+
 /// An error, without the path every store error carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Fail {
@@ -94,9 +106,13 @@ enum Fail {
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
         match e {
-            Error::NoSuchTask { id, .. } => Fail::NoSuchTask(id),
-            Error::RunNotRunning { id, .. } => Fail::RunNotRunning(id),
-            Error::InvalidMove { id, from, to, .. } => Fail::InvalidMove { id, from, to },
+            Error::NoSuchTask { id, .. } => Fail::NoSuchTask(id.into()),
+            Error::RunNotRunning { id, .. } => Fail::RunNotRunning(id.into()),
+            Error::InvalidMove { id, from, to, .. } => Fail::InvalidMove {
+                id: id.into(),
+                from,
+                to,
+            },
             Error::GatewayRunning { .. } => Fail::GatewayRunning,
             other => Fail::Other(other.to_string()),
         }
@@ -221,8 +237,8 @@ impl Model {
         }
     }
 
-    fn index(id: i64, len: usize) -> Option<usize> {
-        usize::try_from(id)
+    fn index(id: impl Into<i64>, len: usize) -> Option<usize> {
+        usize::try_from(id.into())
             .ok()
             .and_then(|i| i.checked_sub(1))
             .filter(|&i| i < len)
@@ -249,12 +265,12 @@ impl Model {
     }
 
     fn cursor(&self, name: &str) -> EventId {
-        self.cursors.get(name).copied().unwrap_or(0)
+        self.cursors.get(name).copied().unwrap_or_default()
     }
 
     fn event(&mut self, task: TaskId, run: Option<RunId>, kind: &str, payload: &str) {
         self.events.push(Event {
-            id: self.events.len() as i64 + 1,
+            id: EventId::from(self.events.len() as i64 + 1),
             task_id: task,
             run_id: run,
             kind: kind.into(),
@@ -272,7 +288,7 @@ impl Model {
                 priority,
                 parents,
             } => {
-                let id = self.tasks.len() as i64 + 1;
+                let id = TaskId::from(self.tasks.len() as i64 + 1);
                 self.tasks.push(Task {
                     id,
                     title: title.clone(),
@@ -288,7 +304,7 @@ impl Model {
                 for &parent in parents {
                     self.link(parent, id)?;
                 }
-                Ok(Value::Id(id))
+                Ok(Value::of(id))
             }
             Op::Update {
                 id,
@@ -343,7 +359,7 @@ impl Model {
                     self.set_status(id, TaskStatus::Ready);
                     self.event(id, None, "ready", "");
                 }
-                Ok(Value::Ids(promoted))
+                Ok(Value::all(promoted))
             }
             Op::ClaimTask { task, worker } => self.claim(*task, worker),
             Op::ClaimNext { worker } => {
@@ -368,27 +384,28 @@ impl Model {
                 run,
                 outcome,
                 result,
-            } => self.end_run(*run, *outcome, result).map(Value::Id),
+            } => self.end_run(*run, *outcome, result).map(Value::of),
             Op::ExpireRuns { max_age_ms } => {
                 let cutoff = self.now - max_age_ms;
                 let stale: Vec<RunId> = (1..=self.runs.len() as i64)
+                    .map(RunId::from)
                     .filter(|&id| {
-                        let r = &self.runs[id as usize - 1];
+                        let r = &self.runs[id.get() as usize - 1];
                         r.running && r.heartbeat_at < cutoff
                     })
                     .collect();
                 for &run in &stale {
                     self.end_run(run, RunOutcome::TimedOut, "no heartbeat")?;
                 }
-                Ok(Value::Ids(stale))
+                Ok(Value::all(stale))
             }
             Op::AdvanceCursor { name, to } => {
                 // Never backwards (a cursor reads 0 before its first advance), and never past
                 // the last event (`check` calls that a broken invariant).
-                let last = self.events.len() as i64;
+                let last = EventId::from(self.events.len() as i64);
                 let at = self.cursor(name).max((*to).min(last));
                 self.cursors.insert(name.clone(), at);
-                Ok(Value::Id(at))
+                Ok(Value::of(at))
             }
             Op::ListBoard => Ok(Value::Tasks(self.tasks.clone())),
             Op::GetTask { id } => Ok(Value::Task(self.task(*id).cloned())),
@@ -400,7 +417,7 @@ impl Model {
                     .cloned()
                     .collect(),
             )),
-            Op::Cursor { name } => Ok(Value::Id(self.cursor(name))),
+            Op::Cursor { name } => Ok(Value::of(self.cursor(name))),
             Op::Tick { ms } => {
                 self.now += ms;
                 Ok(Value::Unit)
@@ -444,7 +461,7 @@ impl Model {
         if self.status(task)? != TaskStatus::Ready {
             return Ok(Value::Claim(None));
         }
-        let run = self.runs.len() as i64 + 1;
+        let run = RunId::from(self.runs.len() as i64 + 1);
         self.runs.push(Run {
             task,
             running: true,
@@ -505,9 +522,13 @@ fn priority() -> impl Strategy<Value = i64> {
 fn task_id(m: &Model) -> BoxedStrategy<TaskId> {
     let n = m.tasks.len() as i64;
     if n == 0 {
-        prop_oneof![Just(1i64), -1i64..=0].boxed()
+        prop_oneof![Just(1i64), -1i64..=0]
+            .prop_map(TaskId::from)
+            .boxed()
     } else {
-        prop_oneof![12 => 1..=n, 1 => (n + 1)..=(n + 2), 1 => -1i64..=0].boxed()
+        prop_oneof![12 => 1..=n, 1 => (n + 1)..=(n + 2), 1 => -1i64..=0]
+            .prop_map(TaskId::from)
+            .boxed()
     }
 }
 
@@ -516,8 +537,9 @@ fn run_id(m: &Model) -> BoxedStrategy<RunId> {
     let n = m.runs.len() as i64;
     let running: Vec<RunId> = (1..=n)
         .filter(|&id| m.runs[id as usize - 1].running)
+        .map(RunId::from)
         .collect();
-    let any = prop_oneof![4 => 1..=(n + 1), 1 => Just(0i64)];
+    let any = prop_oneof![4 => 1..=(n + 1), 1 => Just(0i64)].prop_map(RunId::from);
     if running.is_empty() {
         any.boxed()
     } else {
@@ -615,11 +637,16 @@ impl ReferenceStateMachine for BoardModel {
             .prop_map(|ms| Op::Tick { ms });
         // Mostly a real position; sometimes before the start or past the last event.
         let to = prop_oneof![6 => 0..=events, 1 => -3i64..0, 1 => (events + 1)..=(events + 3)];
-        let advance = (cursor_name(), to).prop_map(|(name, to)| Op::AdvanceCursor { name, to });
+        let advance = (cursor_name(), to).prop_map(|(name, to)| Op::AdvanceCursor {
+            name,
+            to: to.into(),
+        });
         let most = u32::try_from(events + 2).unwrap_or(u32::MAX);
         let limit = prop_oneof![4 => 0..=most, 1 => Just(u32::MAX)];
-        let events_since =
-            (-2i64..=events + 2, limit).prop_map(|(after, limit)| Op::EventsSince { after, limit });
+        let events_since = (-2i64..=events + 2, limit).prop_map(|(after, limit)| Op::EventsSince {
+            after: after.into(),
+            limit,
+        });
 
         // Steer towards the interesting states: a few tasks, then claims, then runs to end.
         let w_create = if m.tasks.len() < 3 { 16 } else { 5 };
@@ -690,10 +717,7 @@ struct Sut {
 
 impl Sut {
     fn config(&self, role: Role) -> StoreConfig {
-        StoreConfig {
-            clock: self.clock.clone(),
-            ..StoreConfig::new(role)
-        }
+        StoreConfig::new(role).clock(self.clock.clone())
     }
 
     fn board(&mut self) -> &mut Board {
@@ -713,7 +737,9 @@ fn assert_same(board: &mut Board, m: &Model, context: &str) {
         "{context}: tasks"
     );
     assert_eq!(
-        board.events_since(0, u32::MAX).expect("events_since"),
+        board
+            .events_since(0.into(), u32::MAX)
+            .expect("events_since"),
         m.events,
         "{context}: events"
     );
@@ -810,7 +836,7 @@ fn run(b: &mut Board, op: &Op) -> Outcome {
                 priority: *priority,
                 parents: parents.clone(),
             };
-            outcome(b.create_task(&task), Value::Id)
+            outcome(b.create_task(&task), Value::of)
         }
         Op::Update {
             id,
@@ -821,7 +847,7 @@ fn run(b: &mut Board, op: &Op) -> Outcome {
         Op::Move { id, to } => outcome(b.move_task(*id, *to), |_| Value::Unit),
         Op::Link { parent, child } => outcome(b.link(*parent, *child), |_| Value::Unit),
         Op::Comment { task, author, body } => outcome(b.comment(*task, author, body), Value::Id),
-        Op::RecomputeReady => outcome(b.recompute_ready(), Value::Ids),
+        Op::RecomputeReady => outcome(b.recompute_ready(), Value::all),
         Op::ClaimTask { task, worker } => outcome(b.claim_task(*task, worker), Value::Claim),
         Op::ClaimNext { worker } => outcome(b.claim_next(worker), Value::Claim),
         Op::Heartbeat { run } => outcome(b.heartbeat(*run), |_| Value::Unit),
@@ -829,13 +855,13 @@ fn run(b: &mut Board, op: &Op) -> Outcome {
             run,
             outcome: how,
             result,
-        } => outcome(b.end_run(*run, *how, result), Value::Id),
-        Op::ExpireRuns { max_age_ms } => outcome(b.expire_runs(*max_age_ms), Value::Ids),
-        Op::AdvanceCursor { name, to } => outcome(b.advance_cursor(name, *to), Value::Id),
+        } => outcome(b.end_run(*run, *how, result), Value::of),
+        Op::ExpireRuns { max_age_ms } => outcome(b.expire_runs(*max_age_ms), Value::all),
+        Op::AdvanceCursor { name, to } => outcome(b.advance_cursor(name, *to), Value::of),
         Op::ListBoard => outcome(b.list_board(), Value::Tasks),
         Op::GetTask { id } => outcome(b.get_task(*id), Value::Task),
         Op::EventsSince { after, limit } => outcome(b.events_since(*after, *limit), Value::Events),
-        Op::Cursor { name } => outcome(b.cursor(name), Value::Id),
+        Op::Cursor { name } => outcome(b.cursor(name), Value::of),
         Op::Tick { .. } | Op::Reopen { .. } | Op::SecondSession { .. } => {
             unreachable!("handled by the caller")
         }

@@ -25,8 +25,8 @@ use common::{
     bytes, damage_index, full_check, gateway, kanban_db, leaf_pages, make_board, new_path,
     overwrite_page, raw,
 };
-use kanban_store::repair::{RepairAction, Scope, repair_within};
 use kanban_store::{Board, CheckLevel, DamagePolicy, Error, OnDamage, Role, quarantine};
+use kanban_store::{RepairAction, Scope, repair_within};
 
 /// A board whose `idx_events_run` misses an entry.
 fn index_damaged() -> (tempfile::TempDir, PathBuf) {
@@ -48,7 +48,7 @@ fn table_damaged() -> (tempfile::TempDir, PathBuf) {
 /// A gateway session on `db` with `policy`.
 fn gateway_with(db: &Path, policy: DamagePolicy) -> Board {
     let mut cfg = gateway();
-    cfg.on_damage = policy;
+    cfg = cfg.on_damage(policy);
     Board::open_with(db, cfg).unwrap()
 }
 

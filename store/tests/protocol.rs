@@ -407,7 +407,7 @@ fn retry_after_a_timeout(gateway_cfg: StoreConfig) -> usize {
     }
     let (value, made) = retry.join().unwrap();
     if made == 1 {
-        assert_eq!(value, first, "the retry answers the first answer");
+        assert_eq!(value, first.get(), "the retry answers the first answer");
     }
     made
 }

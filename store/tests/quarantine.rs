@@ -147,7 +147,7 @@ fn a_quarantine_folder_that_is_a_link_is_refused_and_nothing_is_written() {
 /// A configuration whose cap is never reached here.
 fn no_cap(role: Role) -> StoreConfig {
     let mut cfg = StoreConfig::new(role);
-    cfg.quarantine_cap = 1000;
+    cfg = cfg.quarantine_cap(1000);
     cfg
 }
 

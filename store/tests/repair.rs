@@ -33,12 +33,14 @@
 //! Board files are damaged (and read with `std::fs`) only while nothing has them open in
 //! this process (see `common`); while a session is open, only child processes look at them.
 
+#[cfg(feature = "hazards")]
 mod child;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::Path;
+#[cfg(feature = "hazards")]
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -46,12 +48,12 @@ use common::{
     LeafPage, bytes, bytes_via_child, damage_index, full_check, gateway, kanban_db, leaf_pages,
     make_board, new_path, overwrite_page, random_bytes, raw, write, write_at,
 };
-use kanban_store::header::Header;
-use kanban_store::lock::{LockFile, Mode};
-use kanban_store::repair::{RepairAction, RepairReport, Salvaged, repair};
-use kanban_store::{
-    Board, CheckLevel, Clock, Error, NewTask, Quarantined, Role, SystemClock, info, quarantine,
-};
+#[cfg(feature = "hazards")]
+use kanban_store::hazards::{LockFile, Mode};
+use kanban_store::{Board, CheckLevel, Error, NewTask, Quarantined, quarantine, wal_path};
+#[cfg(feature = "hazards")]
+use kanban_store::{Clock, Role, SystemClock};
+use kanban_store::{RepairAction, RepairReport, Salvaged, repair};
 
 // ------------------------------------------------------------------------------ helpers
 
@@ -393,10 +395,7 @@ fn leaf_rowid_range(file: &[u8], pageno: u64) -> (i64, i64) {
         }
         ((v << 8) | u64::from(b[8]), 9)
     }
-    let header = Header {
-        bytes: file[..100].try_into().expect("a 100-byte header"),
-    };
-    let page_size = header.page_size().expect("a valid page size") as usize;
+    let page_size = common::page_size(&file[..100]) as usize;
     let page = &file[(pageno as usize - 1) * page_size..][..page_size];
     assert_eq!(page[0], 13, "page {pageno} is a table leaf");
     let cells = usize::from(u16::from_be_bytes([page[3], page[4]]));
@@ -610,7 +609,7 @@ fn a_rebuild_that_cannot_write_the_board_is_busy_and_changes_nothing() {
     let blocker = raw(&db);
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let mut cfg = gateway();
-    cfg.busy_timeout = Duration::from_millis(50);
+    cfg = cfg.busy_timeout(Duration::from_millis(50));
     let result = repair(&db, &cfg);
     drop(blocker);
     assert!(
@@ -822,12 +821,14 @@ fn a_huge_rowid_past_a_lost_page_does_not_make_the_gap_scan_endless() {
 }
 
 /// The child entry of this binary.
+#[cfg(feature = "hazards")]
 const ENTRY: &str = "maintenance_child";
 
 /// The child: takes the maintenance lock of `KANBAN_DB`, notes itself as its holder, says
 /// `ready` and waits to be killed.
 #[test]
 #[ignore = "child process entry"]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn maintenance_child() {
     if child::role().is_none() {
         return;
@@ -847,6 +848,7 @@ fn maintenance_child() {
 /// maintenance that has to wait (here for a session) names no holder, not the dead pid
 /// (while it was alive, it was named).
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn a_killed_maintenance_is_not_named_by_a_later_busy_error() {
     use std::io::BufRead;
     let (_dir, db) = new_path();
@@ -874,7 +876,7 @@ fn a_killed_maintenance_is_not_named_by_a_later_busy_error() {
         .lock_session(Mode::Shared, Duration::ZERO, &SystemClock)
         .unwrap();
     let mut cfg = gateway();
-    cfg.lock_timeout = Duration::from_millis(50);
+    cfg = cfg.lock_timeout(Duration::from_millis(50));
     match repair(&db, &cfg) {
         Err(err @ Error::MaintenanceBusy { holder, .. }) => {
             assert_eq!(
@@ -989,6 +991,7 @@ fn fifty_repairs_keep_at_most_the_cap() {
 // ------------------------------------------------------------------ while sessions work
 
 /// What the writer thread saw.
+#[cfg(feature = "hazards")]
 #[derive(Debug, Default)]
 struct Writes {
     /// Titles whose `create_task` returned `Ok`, with when.
@@ -998,6 +1001,7 @@ struct Writes {
 }
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn a_repair_while_a_worker_writes_loses_nothing() {
     let (_dir, db) = new_path();
     make_board(&db, 200);
@@ -1005,7 +1009,7 @@ fn a_repair_while_a_worker_writes_loses_nothing() {
     let stop = AtomicBool::new(false);
     let acked = AtomicUsize::new(0);
     let mut cfg = gateway();
-    cfg.lock_timeout = Duration::from_secs(30);
+    cfg = cfg.lock_timeout(Duration::from_secs(30));
 
     let (writes, started, ended, report) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -1093,6 +1097,7 @@ fn a_repair_while_a_worker_writes_loses_nothing() {
 }
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn an_operation_under_way_makes_the_cli_repair_exit_3() {
     let (_dir, db) = new_path();
     make_board(&db, 20);
@@ -1148,7 +1153,7 @@ fn cli_backup_copies_wal_writes_and_never_overwrites() {
             .unwrap();
     }
     assert!(
-        !bytes_via_child(&info::wal_path(&db)).is_empty(),
+        !bytes_via_child(&wal_path(&db)).is_empty(),
         "the session's writes are in the WAL, not yet in the main file"
     );
     let tasks = session.list_board().unwrap().len();
@@ -1278,7 +1283,7 @@ fn a_rebuild_with_a_quarantine_cap_of_0_is_refused() {
     let (_dir, db, _) = damaged_at_the_cap(0);
     let original = bytes(&db);
     let mut cfg = gateway();
-    cfg.quarantine_cap = 0;
+    cfg = cfg.quarantine_cap(0);
     let err = repair(&db, &cfg).map(|r| (r.action, r.quarantined));
     let folder = quarantine::folder(&db);
     assert_eq!(

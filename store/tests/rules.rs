@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kanban_store::lock::{LockFile, Mode};
+#[cfg(feature = "hazards")]
+use kanban_store::hazards::{LockFile, Mode};
 use kanban_store::{
     Board, CheckLevel, Error, NewTask, Quarantined, Role, RunOutcome, StoreConfig, TaskStatus,
 };
@@ -36,15 +37,17 @@ fn journal_mode(db: &Path) -> String {
 }
 
 /// A worker config that gives up on our lock after 40 ms.
+#[cfg(feature = "hazards")]
 fn impatient() -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.lock_timeout = Duration::from_millis(40);
+    cfg = cfg.lock_timeout(Duration::from_millis(40));
     cfg
 }
 
 // ---------------------------------------------------------------------------------- R3
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn r3_a_session_holds_the_shared_lock_and_keeps_maintenance_out() {
     let (_dir, db) = new_board();
     let probe = LockFile::open(&db).unwrap();
@@ -66,6 +69,7 @@ fn r3_a_session_holds_the_shared_lock_and_keeps_maintenance_out() {
 }
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn r3_sessions_wait_for_maintenance_and_time_out_busy() {
     let (_dir, db) = new_board();
     let maintenance = LockFile::open(&db).unwrap();
@@ -106,6 +110,7 @@ fn r4_a_rollback_board_is_upgraded_to_wal_once_under_the_exclusive_lock() {
 }
 
 #[test]
+#[cfg(feature = "hazards")] // the raw lock file: `hazards::LockFile`
 fn r4_connect_never_changes_the_journal_mode_while_sessions_are_open() {
     let (_dir, db) = rollback_board();
     let session = LockFile::open(&db).unwrap();
@@ -123,7 +128,7 @@ fn r4_hazard_journal_toggle_changes_it_on_connect() {
     let session = LockFile::open(&db).unwrap();
     assert!(session.try_lock_session(Mode::Shared).unwrap());
     let mut cfg = impatient();
-    cfg.hazards = HazardSet::default().with(Hazard::JournalToggleOnError);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::JournalToggleOnError));
     let _ = Board::open_with(&db, cfg);
     assert_eq!(
         journal_mode(&db),
@@ -153,7 +158,7 @@ fn r5_concurrent_claims_never_fail_and_never_double_claim() {
                     let mut b = Board::open(&db, Role::Worker).unwrap();
                     let mut mine = Vec::new();
                     while let Some(c) = b.claim_next(&format!("w{w}")).unwrap() {
-                        mine.push(c.task_id);
+                        mine.push(c.task_id.get());
                     }
                     mine
                 })
@@ -211,7 +216,7 @@ fn r6_only_the_gateway_checkpoints_and_sees_the_result() {
 fn r6_checkpoint_if_due_follows_the_threshold() {
     let (_dir, db) = new_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.checkpoint_frames = 50;
+    cfg = cfg.checkpoint_frames(50);
     let mut gateway = Board::open_with(&db, cfg).unwrap();
     assert_eq!(gateway.checkpoint_if_due().unwrap(), None);
     let mut ran = 0;
@@ -231,7 +236,7 @@ fn r6_hazard_autocheckpoint_everywhere_is_caught() {
     use kanban_store::hazards::{Hazard, HazardSet};
     let (_dir, db) = new_board();
     let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.hazards = HazardSet::default().with(Hazard::AutocheckpointEverywhere);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::AutocheckpointEverywhere));
     let mut b = Board::open_with(&db, cfg).unwrap();
     let mut last = wal_bytes(&mut b);
     let mut shrank_or_restarted = false;
@@ -318,7 +323,7 @@ fn r7_hazard_integrity_on_connect_is_caught() {
     let (_dir, big) = big_board(4);
     let size = std::fs::metadata(&big).unwrap().len();
     let mut cfg = StoreConfig::new(Role::Dashboard);
-    cfg.hazards = HazardSet::default().with(Hazard::IntegrityOnConnect);
+    cfg = cfg.hazards(HazardSet::default().with(Hazard::IntegrityOnConnect));
     let read = bytes_read_by_open(&big, cfg);
     eprintln!("integrity-on-connect: open read {read} bytes of {size}");
     assert!(read > size / 2, "open read only {read} bytes of {size}");
@@ -342,7 +347,7 @@ impl kanban_store::Clock for Ticks {
 fn r8_quarantine_copies_are_content_addressed_and_capped() {
     let (_dir, db) = new_board();
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.clock = Arc::new(Ticks(0.into()));
+    cfg = cfg.clock(Arc::new(Ticks(0.into())));
     let mut b = Board::open_with(&db, cfg).unwrap();
     assert_eq!(b.config().quarantine_cap, 5);
     let first = b.quarantine().unwrap();
@@ -380,7 +385,7 @@ fn r8_the_quarantine_policy_keeps_damage_once_and_leaves_the_board_alone() {
     #[allow(clippy::disallowed_methods)] // no connection is open to the board here
     let before = std::fs::read(&db).unwrap();
     let mut cfg = StoreConfig::new(Role::Dashboard);
-    cfg.quarantine_on_damage = true;
+    cfg = cfg.quarantine_on_damage(true);
     for attempt in 0..3 {
         let mut b = Board::open_with(&db, cfg.clone()).unwrap();
         let report = b.check(CheckLevel::Full).unwrap();
@@ -421,7 +426,7 @@ fn r10_one_gateway_per_board_and_roles_work_together() {
     let seen = dashboard.get_task(id).unwrap().unwrap();
     assert_eq!(seen.status, TaskStatus::Done);
     let kinds: Vec<String> = dashboard
-        .events_since(0, 100)
+        .events_since(0.into(), 100)
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
@@ -448,11 +453,12 @@ fn the_observer_sees_each_phase_entered_and_left() {
     use kanban_store::Phase;
     use std::sync::Mutex;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut cfg = StoreConfig::new(Role::Gateway).creating();
     let log = seen.clone();
-    cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
-        log.lock().unwrap().push((phase.name(), entering));
-    }));
+    let cfg = StoreConfig::new(Role::Gateway)
+        .creating()
+        .observer(Arc::new(move |phase: Phase, entering: bool| {
+            log.lock().unwrap().push((phase.name(), entering));
+        }));
     let dir = tempfile::tempdir().unwrap();
     let mut b = Board::open_with(dir.path().join("kanban.db"), cfg).unwrap();
     b.create_task(&task("t")).unwrap();

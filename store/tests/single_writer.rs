@@ -12,15 +12,15 @@ use kanban_store::{Board, Error, ErrorKind, NewTask, Role, StoreConfig, TaskStat
 
 fn dashboard() -> StoreConfig {
     let mut cfg = StoreConfig::new(Role::Dashboard);
-    cfg.single_writer = true;
-    cfg.busy_timeout = Duration::from_millis(500);
+    cfg = cfg.single_writer(true);
+    cfg = cfg.busy_timeout(Duration::from_millis(500));
     cfg
 }
 
 /// A gateway serving the board's socket from a thread until dropped.
 fn serve(db: &std::path::Path) -> Serving {
     let mut cfg = StoreConfig::new(Role::Gateway);
-    cfg.single_writer = true;
+    cfg = cfg.single_writer(true);
     Serving::start(db, cfg)
 }
 
@@ -47,7 +47,7 @@ fn a_dashboards_writes_are_run_by_the_gateway() {
     assert_eq!(task.title, "sent to the gateway");
     assert_eq!(task.status, TaskStatus::Blocked);
     // The gateway's errors come back typed by kind.
-    let err = dash.move_task(9_999, TaskStatus::Todo).unwrap_err();
+    let err = dash.move_task(9_999.into(), TaskStatus::Todo).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -72,7 +72,7 @@ fn without_a_gateway_a_write_is_unavailable_at_once() {
     make_board(&db, 1);
     // "At once": with an hour of busy timeout, waiting would hang this test.
     let mut cfg = dashboard();
-    cfg.busy_timeout = Duration::from_secs(3600);
+    cfg = cfg.busy_timeout(Duration::from_secs(3600));
     let mut dash = Board::open_with(&db, cfg).unwrap();
     let err = dash.create_task(&NewTask::default()).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");

@@ -61,8 +61,8 @@ impl Variant {
 /// The config a child uses for role `role` in `variant`.
 fn config(role: Role, variant: Variant) -> StoreConfig {
     let mut cfg = StoreConfig::new(role);
-    cfg.busy_timeout = std::time::Duration::from_secs(1);
-    cfg.hazards = variant.hazards();
+    cfg = cfg.busy_timeout(std::time::Duration::from_secs(1));
+    cfg = cfg.hazards(variant.hazards());
     cfg
 }
 
@@ -89,7 +89,7 @@ fn writer_child() {
             // The overlap: another connection of this process connects (and, with the
             // hazard, peeks) while this one is inside its write transaction.
             let mut b = Board::open_with(&db, config(side_role, variant))?;
-            b.events_since(0, 20)?;
+            b.events_since(0.into(), 20)?;
             drop(b);
             t.comment(id, &role, "written while another connection opened")?;
             Ok(id)

@@ -3,7 +3,7 @@
 //!
 //! Registered as the default VFS in a worker at start-up (so the store runs unchanged), it
 //! forwards every VFS and file method to the VFS it wraps, and before each file method asks
-//! [`hook`] what to do: go on, fail with an SQLite error code, or kill the process (before
+//! `hook` what to do: go on, fail with an SQLite error code, or kill the process (before
 //! or after the operation), or stop it (SIGSTOP, for a stall that holds a lock).
 //!
 //! # Phases, and how each is recognised

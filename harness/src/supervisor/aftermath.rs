@@ -99,13 +99,13 @@ impl FinalRepair {
     /// repair also finishes one that was killed midway).
     pub(super) fn run(db: &Path, ledgers: &[Ledger]) -> FinalRepair {
         let before = match check::open_as_left(db) {
-            Ok(conn) => kanban_store::check::run(&conn, CheckLevel::Full),
+            Ok(conn) => kanban_store::check_connection(&conn, CheckLevel::Full),
             Err(e) => CheckReport {
                 integrity: vec![format!("cannot open the board: {e}")],
                 ..CheckReport::default()
             },
         };
-        let action = match kanban_store::repair::repair(db, &StoreConfig::new(Role::Gateway)) {
+        let action = match kanban_store::repair(db, &StoreConfig::new(Role::Gateway)) {
             Ok(report) => format!("{:?}", report.action),
             Err(e) => format!("failed: {e}"),
         };

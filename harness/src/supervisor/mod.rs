@@ -3,10 +3,10 @@
 //! It makes the board, forks the workers (no SQLite connection is open in this process at
 //! any fork), runs them in one of two modes, and only then, with every worker dead, reads
 //! the ledgers and checks the board:
-//! - [`free`]: the kernel interleaves the workers in real time; the supervisor delivers the
+//! - `free`: the kernel interleaves the workers in real time; the supervisor delivers the
 //!   plan's faults on the wall clock, restarts killed workers like a service manager, and
 //!   stops everyone when the budget is spent;
-//! - [`deterministic`]: one worker at a time, handed a token at every scheduling point, in
+//! - `deterministic`: one worker at a time, handed a token at every scheduling point, in
 //!   logical time; the same seed gives the same interleaving and the same bytes.
 //!
 //! Faults at exact points (phase kills, I/O faults) are delivered by the workers themselves,
@@ -295,7 +295,7 @@ pub fn run_seed(
     let digests = match opts.schedule(scenario) {
         None => {
             free::run(
-                &kanban_store::info::wal_path(&db),
+                &kanban_store::wal_path(&db),
                 &mut slots,
                 &plan,
                 scenario,

@@ -4,7 +4,7 @@
 //! send heartbeats, and now and then end one: completed, blocked or crashed. Two agents may
 //! pick the same run; the loser gets `RunNotRunning`, which is expected, not a finding.
 
-use kanban_store::{Board, Error as StoreError, NewTask, Role, RunOutcome, TaskStatus};
+use kanban_store::{Board, Error as StoreError, NewTask, Role, RunId, RunOutcome, TaskStatus};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -26,7 +26,7 @@ pub(super) fn run(
         if spec.fork_every > 0 && beats.is_multiple_of(spec.fork_every) {
             report_from_a_fork(&mut board, ctx, beats);
         }
-        let running: Vec<i64> = match board.list_board() {
+        let running: Vec<RunId> = match board.list_board() {
             Ok(tasks) => tasks
                 .iter()
                 .filter(|t| t.status == TaskStatus::Running)
@@ -42,8 +42,8 @@ pub(super) fn run(
         }
         let run = running[rng.random_range(0..running.len())];
         if rng.random_bool(0.7) {
-            ctx.write(Op::Heartbeat, (run, 0), |_| {
-                board.heartbeat(run).map(|at| Some((run, at)))
+            ctx.write(Op::Heartbeat, (run.get(), 0), |_| {
+                board.heartbeat(run).map(|at| Some((run.get(), at)))
             });
         } else {
             let outcome = match rng.random_range(0..10) {
@@ -51,12 +51,16 @@ pub(super) fn run(
                 6 => RunOutcome::Blocked,
                 _ => RunOutcome::Crashed,
             };
-            ctx.write(Op::EndRun, (run, ledger::outcome_code(outcome)), |token| {
-                board.transaction(|t| {
-                    t.end_run(run, outcome, token)?;
-                    Ok(Some((run, last_event(t))))
-                })
-            });
+            ctx.write(
+                Op::EndRun,
+                (run.get(), ledger::outcome_code(outcome)),
+                |token| {
+                    board.transaction(|t| {
+                        t.end_run(run, outcome, token)?;
+                        Ok(Some((run.get(), last_event(t))))
+                    })
+                },
+            );
         }
     }
     Ok(())
@@ -85,7 +89,7 @@ fn report_from_a_fork(board: &mut Board, ctx: &mut Ledgered, beats: u32) {
                     title: intent.token(),
                     ..Default::default()
                 })?;
-                created = (id, last_event(t));
+                created = (id.get(), last_event(t));
             }
             // Under the token the child runs on the parent's turn: the parent waits for it,
             // so the two never run at once and the interleaving stays the seed's.

@@ -10,7 +10,7 @@
 //! past the client's deadline) until it is answered: the ledger has one intent and at most
 //! one ack per edit, and a gateway that applied a request twice shows as a `duplicate`.
 
-use kanban_store::{Board, Error as StoreError, NewTask, Role, TaskId, TaskStatus, Write};
+use kanban_store::{Board, Error as StoreError, EventId, NewTask, Role, TaskId, TaskStatus, Write};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -27,7 +27,7 @@ pub(super) fn run(
     let mut main = sessions.open(Role::Dashboard)?;
     let mut poller = sessions.second(spec, Role::Dashboard)?;
     let overlap = sessions.overlap(spec, Role::Dashboard);
-    let mut ws_cursor = 0;
+    let mut ws_cursor = EventId::default();
     let mut known: Vec<(TaskId, TaskStatus)> = Vec::new();
     let mut pace = Pace::new(&[spec.poll_ms, spec.request_ms, spec.edit_ms], rng);
     while let Some(actor) = pace.next() {
@@ -85,7 +85,7 @@ fn edit(
                     let id = t.create_task(&task(token))?;
                     let event = last_event(t);
                     overlap.maybe(rng);
-                    Ok(Some((id, event)))
+                    Ok(Some((id.get(), event)))
                 })
             });
         }
@@ -96,10 +96,12 @@ fn edit(
                 body: "looks good".into(),
             };
             if forwards {
-                forward(board, ctx, Op::Comment, (task, 0), comment, |id| (id, 0));
+                forward(board, ctx, Op::Comment, (task.get(), 0), comment, |id| {
+                    (id, 0)
+                });
                 return;
             }
-            ctx.write(Op::Comment, (task, 0), |token| {
+            ctx.write(Op::Comment, (task.get(), 0), |token| {
                 board.transaction(|t| {
                     let id = t.comment(task, token, "looks good")?;
                     Ok(Some((id, last_event(t))))
@@ -109,14 +111,18 @@ fn edit(
         (65..85, Some((task, status))) if status != TaskStatus::Running => {
             let to =
                 [TaskStatus::Todo, TaskStatus::Ready, TaskStatus::Blocked][rng.random_range(0..3)];
-            let args = (task, ledger::status_code(to));
+            let args = (task.get(), ledger::status_code(to));
             if forwards {
                 let write = |_: &str| Write::MoveTask { id: task, to };
-                forward(board, ctx, Op::Move, args, write, |event| (task, event));
+                forward(board, ctx, Op::Move, args, write, |event| {
+                    (task.get(), event)
+                });
                 return;
             }
             ctx.write(Op::Move, args, |_| {
-                board.move_task(task, to).map(|event| Some((task, event)))
+                board
+                    .move_task(task, to)
+                    .map(|event| Some((task.get(), event.get())))
             });
         }
         (_, Some((task, _))) => {
@@ -128,13 +134,15 @@ fn edit(
                     body: "edited".into(),
                     priority,
                 };
-                forward(board, ctx, Op::UpdateTask, (task, 0), write, |e| (task, e));
+                forward(board, ctx, Op::UpdateTask, (task.get(), 0), write, |e| {
+                    (task.get(), e)
+                });
                 return;
             }
-            ctx.write(Op::UpdateTask, (task, 0), |token| {
+            ctx.write(Op::UpdateTask, (task.get(), 0), |token| {
                 board
                     .update_task(task, token, "edited", priority)
-                    .map(|event| Some((task, event)))
+                    .map(|event| Some((task.get(), event.get())))
             });
         }
     }

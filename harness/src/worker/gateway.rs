@@ -7,8 +7,8 @@
 //! dispatcher commits is ledgered (promotions and time-outs too, one ack per task or run),
 //! and so is what the notifier reads.
 
-use kanban_store::single_writer::WriteServer;
-use kanban_store::{Board, Error as StoreError, Role, Txn};
+use kanban_store::WriteServer;
+use kanban_store::{Board, Error as StoreError, EventId, Role, Txn};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -56,7 +56,7 @@ pub(super) fn run(
             ctx.observed_cursor(at);
             at
         }
-        Err(_) => 0,
+        Err(_) => EventId::default(),
     };
     // The server's actor only exists in single-writer mode (others keep their interleaving).
     let intervals = [spec.tick_ms, spec.notify_ms, SERVE_MS];
@@ -91,7 +91,7 @@ fn tick(board: &mut Board, ctx: &mut Ledgered, rng: &mut ChaCha8Rng, overlap: &O
                 let claim = t.claim_next(token)?;
                 let event = last_event(t);
                 overlap.maybe(rng);
-                Ok(claim.map(|c| (c.run_id, event)))
+                Ok(claim.map(|c| (c.run_id.get(), event)))
             })
         });
         if claimed.is_none() {
@@ -119,20 +119,23 @@ fn silent(board: &mut Board, spec: &WorkerSpec, ctx: &mut Ledgered, rng: &mut Ch
 
 /// The tasks or runs a step changed, each with the event it logged for it (one each, in
 /// the same order), as acks record them.
-fn with_events(t: &Txn<'_>, ids: Vec<i64>) -> Vec<(i64, i64)> {
-    ids.into_iter().zip(t.event_ids()).collect()
+fn with_events(t: &Txn<'_>, ids: Vec<impl Into<i64>>) -> Vec<(i64, i64)> {
+    let events = t.event_ids().into_iter().map(EventId::get);
+    ids.into_iter().map(Into::into).zip(events).collect()
 }
 
 /// One notifier poll: read new events, move the cursor past them.
-fn notify(board: &mut Board, ctx: &mut Ledgered, name: &str, cursor: &mut i64) {
+fn notify(board: &mut Board, ctx: &mut Ledgered, name: &str, cursor: &mut EventId) {
     match board.events_since(*cursor, 100) {
         Ok(events) => {
             ctx.observed_events(*cursor, &events);
             if let Some(last) = events.last().map(|e| e.id) {
-                let moved = ctx.write(Op::Cursor, (last, 0), |_| {
-                    board.advance_cursor(name, last).map(|at| Some((at, 0)))
+                let moved = ctx.write(Op::Cursor, (last.get(), 0), |_| {
+                    board
+                        .advance_cursor(name, last)
+                        .map(|at| Some((at.get(), 0)))
                 });
-                *cursor = moved.map_or(*cursor, |(at, _)| at);
+                *cursor = moved.map_or(*cursor, |(at, _)| EventId::from(at));
             }
         }
         Err(e) => read_failed(ctx, &e),

@@ -6,11 +6,11 @@
 //! asks the loop to stop between operations; SIGKILL (a fault) stops it anywhere.
 //!
 //! Each kind lives in its own module and is built from the same parts:
-//! - [`Ledgered`], which wraps every write in an intent/ack pair in the worker's ledger,
+//! - `Ledgered`, which wraps every write in an intent/ack pair in the worker's ledger,
 //!   and records what the worker's readers observed;
-//! - [`Pace`], the seeded timing of the worker's in-process actors (dispatcher, notifier,
+//! - `Pace`, the seeded timing of the worker's in-process actors (dispatcher, notifier,
 //!   pollers...), each with its own connection, interleaved in one thread;
-//! - [`Overlap`], the upstream in-process overlap: at each step inside a write transaction,
+//! - `Overlap`, the upstream in-process overlap: at each step inside a write transaction,
 //!   another connection of the same process may connect and read.
 //!
 //! Everything random comes from the worker's seed, so the I/O shim and the deterministic
@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kanban_store::{Board, DamagePolicy, Error as StoreError, Phase, RequestId, Role, StoreConfig};
+use kanban_store::{
+    Board, DamagePolicy, Error as StoreError, EventId, Phase, RequestId, Role, StoreConfig,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -158,30 +160,29 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
 /// peer must turn into a typed `Busy`, not a hang), and an observer of the store's phases
 /// that feeds the I/O shim and arms the planned phase kills ([`alarm`]).
 fn store_config(env: &WorkerEnv, shim: bool) -> StoreConfig {
-    let mut cfg = StoreConfig::new(Role::Worker);
-    cfg.busy_timeout = Duration::from_millis(500);
-    cfg.lock_timeout = Duration::from_millis(500);
-    cfg.checkpoint_frames = 64;
-    cfg.hazards = env.variant.hazards();
-    cfg.quarantine_on_damage = true;
-    cfg.single_writer = env.single_writer;
-    cfg.on_damage = on_damage(env);
+    let mut cfg = StoreConfig::new(Role::Worker)
+        .busy_timeout(Duration::from_millis(500))
+        .lock_timeout(Duration::from_millis(500))
+        .checkpoint_frames(64)
+        .hazards(env.variant.hazards())
+        .quarantine_on_damage(true)
+        .single_writer(env.single_writer)
+        .on_damage(on_damage(env));
     if token::connected() {
-        cfg.clock = Arc::new(token::LogicalClock);
+        cfg = cfg.clock(Arc::new(token::LogicalClock));
     }
     let kills = !env.phase_kills.is_empty();
     if !kills && !shim {
         return cfg;
     }
-    cfg.observer = Some(Arc::new(move |phase: Phase, entering: bool| {
+    cfg.observer(Arc::new(move |phase: Phase, entering: bool| {
         if shim {
             shim::store_phase(phase, entering);
         }
         if kills {
             alarm::phase(phase, entering);
         }
-    }));
-    cfg
+    }))
 }
 
 /// The gateway's damage policy: the scenario's, else its variant's.
@@ -202,9 +203,7 @@ pub(crate) struct Sessions {
 impl Sessions {
     /// A new session in `role`.
     pub(crate) fn open(&self, role: Role) -> Result<Board, StoreError> {
-        let mut cfg = self.config.clone();
-        cfg.role = role;
-        Board::open_with(&self.db, cfg)
+        Board::open_with(&self.db, self.config.clone().role(role))
     }
 
     /// The board and the store configuration (for maintenance calls: repairs).
@@ -359,17 +358,17 @@ impl Ledgered {
     /// Records what a reader observed: the events `events`, read after `cursor` (nothing
     /// when there were none: an empty poll observes nothing, so polls cost the ledger only
     /// when something new was read).
-    pub(crate) fn observed_events(&mut self, cursor: i64, events: &[kanban_store::Event]) {
+    pub(crate) fn observed_events(&mut self, cursor: EventId, events: &[kanban_store::Event]) {
         let Some(last) = events.last() else {
             return;
         };
         let digest = ledger::events_digest(events.iter().map(ledger::EventKey::from));
-        self.read(Op::Read, cursor, last.id, digest);
+        self.read(Op::Read, cursor.get(), last.id.get(), digest);
     }
 
     /// Records the cursor position this incarnation found at its start.
-    pub(crate) fn observed_cursor(&mut self, at: i64) {
-        self.read(Op::Cursor, at, 0, 0);
+    pub(crate) fn observed_cursor(&mut self, at: EventId) {
+        self.read(Op::Cursor, at.get(), 0, 0);
     }
 
     fn read(&mut self, op: Op, a: i64, b: i64, c: i64) {
@@ -427,7 +426,7 @@ impl Ledgered {
 
 /// The id of the event `t` logged last (what a single-step write's ack records).
 pub(crate) fn last_event(t: &kanban_store::Txn<'_>) -> i64 {
-    t.event_ids().last().copied().unwrap_or(0)
+    t.event_ids().last().map_or(0, |e| e.get())
 }
 
 /// The request id of the write `intent` ledgers: its token's worker, incarnation and seq,
@@ -467,7 +466,7 @@ impl Overlap<'_> {
             && rng.random_bool(self.chance)
             && let Ok(mut side) = self.sessions.open(self.role)
         {
-            let _ = side.events_since(0, 20);
+            let _ = side.events_since(EventId::default(), 20);
             if self.check {
                 let _ = side.check(kanban_store::CheckLevel::Quick);
             }

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use kanban_store::hazards;
-use kanban_store::repair::repair;
+use kanban_store::repair;
 use kanban_store::{Error as StoreError, StoreConfig};
 use rand_chacha::ChaCha8Rng;
 

@@ -13,8 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kanban_store::header::Header;
-use kanban_store::{Board, CheckLevel, CheckReport, NewTask, Role, RunOutcome, StoreConfig, info};
+use kanban_store::{
+    Board, CheckLevel, CheckReport, NewTask, Role, RunOutcome, StoreConfig, shm_path, wal_path,
+};
 use rusqlite::Connection;
 
 /// The configuration every test opens boards with.
@@ -93,7 +94,7 @@ pub fn write(path: &Path, contents: &[u8]) {
 
 /// The `-wal` and `-shm` files that exist beside `db`.
 pub fn sidecars(db: &Path) -> Vec<PathBuf> {
-    [info::wal_path(db), info::shm_path(db)]
+    [wal_path(db), shm_path(db)]
         .into_iter()
         .filter(|p| p.exists())
         .collect()
@@ -197,6 +198,15 @@ pub fn leaf_pages(db: &Path, table: &str) -> Vec<LeafPage> {
     pages
 }
 
+/// The page size a database header (its first 100 bytes) gives: the big-endian `u16` at
+/// offset 16, where 1 means 65536.
+pub fn page_size(header: &[u8]) -> u64 {
+    match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        raw => u64::from(raw),
+    }
+}
+
 /// Overwrites page `pageno` of the closed board at `db` with pseudo-random bytes from
 /// `seed` (see [`random_bytes`]), in place. The page-type byte is made invalid, so that
 /// SQLite cannot take the garbage for a b-tree page and every read of the page fails.
@@ -215,10 +225,9 @@ pub fn overwrite_page(db: &Path, pageno: u64, seed: u64) {
         .write(true)
         .open(db)
         .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
-    let mut header = Header { bytes: [0u8; 100] };
-    file.read_exact_at(&mut header.bytes, 0)
-        .expect("read the header");
-    let page_size = header.page_size().expect("a valid page size");
+    let mut header = [0u8; 100];
+    file.read_exact_at(&mut header, 0).expect("read the header");
+    let page_size = page_size(&header);
     let mut garbage = random_bytes(page_size as usize, seed);
     if matches!(garbage[0], 2 | 5 | 10 | 13) {
         garbage[0] ^= 0x80;
@@ -317,7 +326,7 @@ impl Serving {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
             let mut gateway = Board::open_with(&db, cfg).unwrap();
-            let server = kanban_store::single_writer::WriteServer::bind(&mut gateway).unwrap();
+            let server = kanban_store::WriteServer::bind(&mut gateway).unwrap();
             ready_tx.send(()).unwrap();
             while !flag.load(Ordering::Relaxed) {
                 server.serve(&mut gateway).unwrap();

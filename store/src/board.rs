@@ -55,6 +55,10 @@ pub struct Board {
     pid: u32,
     /// The `-wal` file right after this session's last complete checkpoint.
     wal_checkpointed: Option<WalStat>,
+    /// The WAL hook's last count as `checkpoint_if_due` saw it, and the `-wal` file's stat
+    /// when it first saw that count: while the file is still as it was then, the hook's
+    /// count is the WAL's (nobody wrote since this session's commit), not the file's size.
+    wal_hooked: (i64, Option<WalStat>),
 }
 
 /// `Board: Send`, asserted where it is defined, so a field that is not `Send` fails the build
@@ -127,6 +131,7 @@ impl Board {
             config,
             pid: std::process::id(),
             wal_checkpointed: None,
+            wal_hooked: (0, None),
         })
     }
 
@@ -509,8 +514,15 @@ impl Board {
         let due = i64::from(self.config.checkpoint_frames);
         let hooked = self.pool.with(|s| s.wal_frames.load(Ordering::Relaxed))?;
         let wal = WalStat::of(&self.path);
+        if hooked != self.wal_hooked.0 {
+            self.wal_hooked = (hooked, wal);
+        }
+        // The file's size bounds the frames from above (a WAL started over keeps its
+        // length): used only when others wrote since this session's own last commit.
         let grown = match wal {
-            Some(stat) if wal != self.wal_checkpointed => stat.frames(self.page_size()?) >= due,
+            Some(stat) if wal != self.wal_checkpointed && wal != self.wal_hooked.1 => {
+                stat.frames(self.page_size()?) >= due
+            }
             _ => false,
         };
         if hooked < due && !grown {

@@ -17,6 +17,7 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kanban_generations::{Backend, Maintenance, Word};
@@ -96,7 +97,15 @@ impl Backend for Sessions {
                 requested: false,
             });
         }
-        self.lock.word()
+        let word = self.lock.word()?;
+        // An operation of another board of this process under way on this board: this one
+        // is part of it (a request handler's second connection), and must not wait for a
+        // maintenance that waits for that operation to end, which waits for this one.
+        let mine = usize::from(self.lock.session_mode().is_some());
+        Ok(Word {
+            requested: word.requested && held_here(&self.path) <= mine,
+            ..word
+        })
     }
 
     fn open(&self) -> Result<Session> {
@@ -112,7 +121,9 @@ impl Backend for Sessions {
             return Ok(());
         }
         self.lock
-            .lock_session(Mode::Shared, self.cfg.lock_timeout, self.cfg.clock.as_ref())
+            .lock_session(Mode::Shared, self.cfg.lock_timeout, self.cfg.clock.as_ref())?;
+        count_here(&self.path, true);
+        Ok(())
     }
 
     fn let_go(&self) {
@@ -120,6 +131,7 @@ impl Backend for Sessions {
             // Releasing a lock we hold on an open descriptor cannot fail; if it did, the
             // descriptor is unusable and the lock goes when it closes.
             let _ = self.lock.unlock_session();
+            count_here(&self.path, false);
         }
     }
 
@@ -134,6 +146,31 @@ impl Backend for Sessions {
         }
         self.cfg.clock.sleep(PAUSE);
         Ok(())
+    }
+}
+
+/// Per board (canonical path), how many boards of this process are inside an operation
+/// on it now, holding the shared session lock.
+static HELD_HERE: Mutex<Vec<(PathBuf, usize)>> = Mutex::new(Vec::new());
+
+fn held_here(path: &Path) -> usize {
+    let held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+    held.iter().find(|(p, _)| p == path).map_or(0, |(_, n)| *n)
+}
+
+/// Counts an operation of this process on `path` in (`entered`) or out.
+fn count_here(path: &Path, entered: bool) {
+    let mut held = HELD_HERE.lock().unwrap_or_else(|e| e.into_inner());
+    match held.iter().position(|(p, _)| p == path) {
+        Some(i) if entered => held[i].1 += 1,
+        Some(i) => {
+            held[i].1 = held[i].1.saturating_sub(1);
+            if held[i].1 == 0 {
+                held.swap_remove(i);
+            }
+        }
+        None if entered => held.push((path.to_path_buf(), 1)),
+        None => {}
     }
 }
 

@@ -160,3 +160,42 @@ fn another_repair_keeps_the_gateway_with_its_process() {
     assert_eq!(*during.lock().unwrap(), ["GatewayRunning"]);
     still_the_gateway(&mut g, &db, 5);
 }
+
+/// A request handler's second connection: inside an operation of one board, another board
+/// of the same process reads while a repair waits for that operation to end. The read is
+/// part of the operation under way, so it goes ahead (it must not wait for the repair,
+/// which waits for the operation, which waits for the read); the repair follows.
+#[cfg(feature = "hazards")] // `hazards::LockFile`, to see the repair's request land
+#[test]
+fn an_operation_nested_in_another_of_this_process_does_not_wait_for_a_repair() {
+    use kanban_store::hazards::LockFile;
+    let (_dir, db) = new_path();
+    make_board(&db, 30);
+    damage_index(&db);
+    let mut outer = Board::open(&db, Role::Worker).unwrap();
+    let mut inner = Board::open(&db, Role::Worker).unwrap();
+    let watch = LockFile::open(&db).unwrap();
+    let (nested, repaired) = outer
+        .transaction(|t| {
+            t.comment(kanban_store::TaskId::from(1), "outer", "under way")?;
+            let repair = {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    repair_within(&db, &with_wait(gateway()), Scope::Indexes)
+                })
+            };
+            while !watch.word().unwrap().requested {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let nested = inner.list_board().map(|tasks| tasks.len());
+            Ok((nested, repair))
+        })
+        .unwrap();
+    assert_eq!(nested.expect("the nested read goes ahead"), 30);
+    let report = repaired
+        .join()
+        .unwrap()
+        .expect("the repair follows the operation");
+    assert_eq!(report.action, RepairAction::Reindexed);
+    assert_eq!(inner.list_board().unwrap().len(), 30);
+}

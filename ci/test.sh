@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test job: formatting, lints (with and without the hazard switches), the test suite,
+# The test job: formatting, lints (with and without the hazard switches), docs, the test suite,
 # and a check that a build without the `hazards` feature contains none of them.
 # Usage: ci/test.sh            (what .ci/run calls; the tests run last, so their summary
 #                              closes the log). VERIFY_SEEDS sets the size of the harness
@@ -24,6 +24,9 @@ step "clippy (default features, all features, the store alone)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy -p kanban-store --all-targets -- -D warnings
+
+step "cargo doc without warnings (links to private items included)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 
 step "a release build without the feature carries no hazard"
 # The library (not a binary, where unused code is dropped anyway) is searched for the hazard

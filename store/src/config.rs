@@ -224,7 +224,7 @@ pub struct StoreConfig {
     /// Single-writer mode: a group whose processes may use the board's socket besides this
     /// process's own user (its gid). `None` (the default): the socket is 0600 and only the
     /// same user is trusted; `Some(gid)`: the socket is 0660 in that group and a peer whose
-    /// primary group it is is trusted too (see [`crate::single_writer::peer`]).
+    /// primary group it is is trusted too (see the `single_writer` module, "Who talks").
     pub socket_group: Option<u32>,
     /// The gateway's reaction to damage its start-up check finds
     /// ([`crate::Board::check_at_start`]). Default: repair index-only damage (nothing is

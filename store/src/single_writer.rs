@@ -14,8 +14,8 @@
 //!   mode 0600 (0660 and [`StoreConfig::socket_group`](crate::StoreConfig::socket_group)
 //!   when a group is configured).
 //! - **Who talks.** Both ends check the other with `SO_PEERCRED`: the same user, or the
-//!   configured group ([`peer`]); anyone else gets [`Error::PeerRefused`](crate::Error::PeerRefused).
-//! - **Frames** ([`frame`]): one JSON line each way, at most [`MAX_FRAME`] bytes. A longer
+//!   configured group (`peer.rs`); anyone else gets [`Error::PeerRefused`](crate::Error::PeerRefused).
+//! - **Frames** (`frame.rs`): one JSON line each way, at most [`MAX_FRAME`] bytes. A longer
 //!   request is [`Error::FrameTooLarge`](crate::Error::FrameTooLarge): the client refuses to
 //!   send it, the server answers so and closes that connection, and serves the others.
 //! - **Request ids.** Every request carries a [`RequestId`] chosen by the caller; the board

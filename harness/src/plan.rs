@@ -9,8 +9,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::fault::{IoAction, IoFault};
 use crate::scenario::{IoPick, Scenario, WorkerKind, phase_named};
-use crate::shim::{IoAction, IoFault};
 
 /// The whole plan of one seed.
 #[derive(Clone, Debug, PartialEq, Eq)]

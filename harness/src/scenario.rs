@@ -15,7 +15,7 @@ use kanban_store::{DamagePolicy, OnDamage};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::shim::{FileKind, IoAction, IoOp, IoPhase};
+use crate::fault::{ErrorKind, FileKind, IoAction, IoOp, IoPhase};
 
 /// A parsed scenario file.
 #[derive(Clone, Debug, Deserialize)]
@@ -447,7 +447,7 @@ pub struct Expect {
     /// Expected errors allowed beyond those the scenario's faults can cause
     /// ([`crate::work::allowed_errors`]).
     #[serde(default)]
-    pub allow_errors: Vec<crate::work::ErrorKind>,
+    pub allow_errors: Vec<ErrorKind>,
 }
 
 impl Expect {

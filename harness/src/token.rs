@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::shim::{FileKind, IoAction, IoOp, IoPhase};
+use crate::fault::{FileKind, IoAction, IoOp, IoPhase};
 
 /// The logical epoch: 2026-01-01T00:00:00Z, in milliseconds since the Unix epoch (so
 /// timestamps in deterministic boards look like times, and are the same every run).

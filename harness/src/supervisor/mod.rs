@@ -31,11 +31,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{self, Findings, Ledger};
 use crate::error::{Error, Result};
+use crate::fault::ErrorKind;
 use crate::ledger;
 use crate::plan::{Plan, incarnation_seed};
 use crate::scenario::{Scenario, ScheduleMode, StrategyName, Variant, WorkerKind};
 use crate::setup;
-use crate::work::{self, ErrorKind};
+use crate::work;
 use crate::worker::{self, EXIT_OK, EXIT_PANIC, EXIT_SETUP, WorkerEnv};
 
 mod aftermath;

@@ -36,12 +36,12 @@ use kanban_store::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::fault::{ErrorKind, IoFault};
 use crate::ledger::{self, Mark, Op, Record, Tally};
 use crate::plan::{PhaseKillPlan, incarnation_seed};
 use crate::scenario::{Variant, WorkerKind, WorkerSpec};
-use crate::shim::{self, IoFault};
+use crate::shim;
 use crate::token;
-use crate::work::ErrorKind;
 
 /// The worker finished (asked to stop).
 pub const EXIT_OK: i32 = 0;

@@ -17,6 +17,7 @@ pub mod check;
 pub mod controls;
 pub mod copies;
 pub mod error;
+pub mod exit;
 pub mod fault;
 pub mod inject;
 pub mod jobs;

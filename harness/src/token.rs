@@ -169,7 +169,7 @@ pub fn point(point: Point) {
         if client.socket.write_all(&point.encode()).is_err() {
             // The supervisor is gone: nothing may run without it.
             // SAFETY: leave at once, without unwinding into anything.
-            unsafe { libc::_exit(crate::worker::EXIT_SETUP) }
+            unsafe { libc::_exit(crate::exit::EXIT_SETUP) }
         }
     }
     wait_for_grant();
@@ -182,7 +182,7 @@ fn wait_for_grant() {
         let client = guard.as_mut().expect("connected");
         if client.socket.read_exact(&mut buf).is_err() {
             // SAFETY: as above.
-            unsafe { libc::_exit(crate::worker::EXIT_SETUP) }
+            unsafe { libc::_exit(crate::exit::EXIT_SETUP) }
         }
     }
     let now = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));

@@ -31,13 +31,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{self, Findings, Ledger};
 use crate::error::{Error, Result};
+use crate::exit::{EXIT_OK, EXIT_PANIC, EXIT_SETUP};
 use crate::fault::ErrorKind;
 use crate::ledger;
 use crate::plan::{Plan, incarnation_seed};
 use crate::scenario::{Scenario, ScheduleMode, StrategyName, Variant, WorkerKind};
 use crate::setup;
 use crate::work;
-use crate::worker::{self, EXIT_OK, EXIT_PANIC, EXIT_SETUP, WorkerEnv};
+use crate::worker::{self, WorkerEnv};
 
 mod aftermath;
 mod deterministic;

@@ -13,6 +13,7 @@
 //! way: the proof that the verdicts can fail.
 #![deny(missing_docs)]
 
+pub(crate) mod alarm;
 pub mod check;
 pub mod controls;
 pub mod copies;

@@ -191,7 +191,7 @@ fn wait_for_grant() {
         STOP.store(true, Ordering::Relaxed);
     }
     // A phase kill armed for a logical time fires here, when that time has come.
-    crate::worker::alarm::fire_due(now);
+    crate::alarm::fire_due(now);
 }
 
 /// Microseconds on this worker's clock: logical when connected, else since the first call.

@@ -17,7 +17,6 @@
 //! scheduler of later issues can drive the same loops.
 
 mod agent;
-pub(crate) mod alarm;
 mod dashboard;
 mod flooder;
 mod gateway;
@@ -36,6 +35,7 @@ use kanban_store::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::alarm;
 use crate::exit::{EXIT_OK, EXIT_PANIC, EXIT_SETUP};
 use crate::fault::{ErrorKind, IoFault};
 use crate::ledger::{self, Mark, Op, Record, Tally};

@@ -51,6 +51,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{self, Contents, EventKey, Mark, Op, Record, TextEntry, TextKind};
+use crate::scenario::KINDS;
 use crate::worker::cursor_name;
 
 /// What the checks found in one seed.
@@ -77,18 +78,6 @@ pub struct Findings {
     #[serde(default)]
     pub duplicate: Vec<String>,
 }
-
-/// Every finding kind by name, in report order: the names expectations use.
-pub const KINDS: [&str; 8] = [
-    "corrupt",
-    "lost_acked",
-    "invariant",
-    "worker_error",
-    "work",
-    "lost_after_read",
-    "quarantine",
-    "duplicate",
-];
 
 impl Findings {
     /// True when nothing was found.

@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::check::KINDS;
 use crate::ledger::Tally;
-use crate::scenario::{Expect, Variant};
+use crate::scenario::{Expect, KINDS, Variant};
 use crate::supervisor::Outcome;
 
 /// The JSON report: `{"runs": [...]}`.

@@ -57,7 +57,7 @@ pub struct Scenario {
     /// After every worker is dead, the supervisor checks the board, then repairs it, as an
     /// operator would (a repair killed midway is finished by the next one). Damage it finds
     /// fails the seed unless a repairer injected it and was killed before undoing it
-    /// ([`crate::supervisor::FinalRepair`]).
+    /// (`supervisor::FinalRepair`).
     #[serde(default)]
     pub repair_after: bool,
     /// For controls only: after the run and before the checks, delete one acknowledged
@@ -76,7 +76,7 @@ pub struct Scenario {
     /// The variants to run, with the outcome each must show.
     pub expect: BTreeMap<String, Expect>,
     /// In a control file (`scenarios/controls/`): what `kanban-harness controls` demands
-    /// of the run ([`crate::controls`]); nothing else reads it.
+    /// of the run (`controls`); nothing else reads it.
     #[serde(default)]
     pub control: Option<toml::Table>,
     /// Where the file was read from (not in the file).
@@ -92,7 +92,7 @@ pub enum ScheduleMode {
     #[default]
     Free,
     /// One worker at a time, picked from the seed at every scheduling point; time is
-    /// logical (see [`crate::token`]).
+    /// logical (see `token`).
     Deterministic,
 }
 
@@ -357,7 +357,7 @@ pub enum IoPick {
     One,
 }
 
-/// A fault at the Nth matching file operation inside a phase (see [`crate::shim`]).
+/// A fault at the Nth matching file operation inside a phase (see `shim`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IoFaultSpec {
@@ -407,8 +407,20 @@ pub struct PhaseKill {
     pub delay_us: [u64; 2],
 }
 
+/// Every finding kind by name, in report order: the names expectations use.
+pub const KINDS: [&str; 8] = [
+    "corrupt",
+    "lost_acked",
+    "invariant",
+    "worker_error",
+    "work",
+    "lost_after_read",
+    "quarantine",
+    "duplicate",
+];
+
 /// The outcome a variant must show over its seeds. Rates are shares of seeds; the finding
-/// kinds are those of [`crate::check::KINDS`].
+/// kinds are those of [`KINDS`].
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -441,11 +453,11 @@ pub struct Expect {
     #[serde(default)]
     pub min_landed: Option<f64>,
     /// Per worker kind, the acknowledged commits each seed must reach (default:
-    /// [`crate::work::default_floor`]); below it, the seed has a `work` finding.
+    /// `work::default_floor`); below it, the seed has a `work` finding.
     #[serde(default)]
     pub min_acked: BTreeMap<WorkerKind, u64>,
     /// Expected errors allowed beyond those the scenario's faults can cause
-    /// ([`crate::work::allowed_errors`]).
+    /// (`work::allowed_errors`).
     #[serde(default)]
     pub allow_errors: Vec<ErrorKind>,
 }
@@ -465,10 +477,10 @@ impl Expect {
         }
         for (key, map) in [("min_rate", &self.min_rate), ("max_rate", &self.max_rate)] {
             for (kind, &rate) in map {
-                if !crate::check::KINDS.contains(&kind.as_str()) {
+                if !KINDS.contains(&kind.as_str()) {
                     return Err(format!(
                         "{key}.{kind}`: no such finding kind ({})",
-                        crate::check::KINDS.join(", ")
+                        KINDS.join(", ")
                     ));
                 }
                 if !(0.0..=1.0).contains(&rate) {

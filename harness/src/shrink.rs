@@ -56,7 +56,7 @@ impl FailureKind {
         }
     }
 
-    /// The finding kind's name in expectations (one of [`crate::check::KINDS`]).
+    /// The finding kind's name in expectations (one of [`crate::scenario::KINDS`]).
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Work => "work",

@@ -71,7 +71,7 @@ pub struct RunOptions {
     /// reaching a scheduling point before the seed is given up as one that could not be
     /// run ([`Error::Blocked`]): a wall-clock cap is never a finding.
     pub stuck: Duration,
-    /// Control (test-only): job 0 of [`crate::jobs::run`] `_exit(70)`s after reporting
+    /// Control (test-only): job 0 of `jobs::run` `_exit(70)`s after reporting
     /// this many items, so the run loses seeds on purpose (`--control-job-dies-after`).
     pub control_job_dies_after: Option<usize>,
 }

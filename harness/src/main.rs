@@ -10,15 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use kanban_harness::report::table;
-use kanban_harness::scenario::{Scenario, StrategyName, Variant};
-use kanban_harness::supervisor::{RunOptions, run_seed};
-use kanban_harness::{Error, Result, shrink};
+use kanban_harness::Result;
+use kanban_harness::scenario::{StrategyName, Variant};
+use kanban_harness::supervisor::RunOptions;
 
-use cli::controls::controls;
-use cli::execute::{execute, print_failures, run_options};
 use cli::matrix::{MatrixRows, matrix, matrix_hazards};
-use cli::scenarios::{default_paths, load_all, seed_list};
 
 /// Multi-process fault harness for the kanban store.
 #[derive(Debug, Parser)]
@@ -235,175 +231,19 @@ fn dispatch(command: Command) -> Result<bool> {
             variants,
             seeds,
             common,
-        } => {
-            let scenarios = load_all(&scenarios)?;
-            let variants = variants
-                .iter()
-                .map(|v| Variant::parse(v))
-                .collect::<Result<Vec<_>>>()?;
-            let mut plan = Vec::new();
-            for s in &scenarios {
-                let vs = if variants.is_empty() {
-                    s.variants()
-                } else {
-                    variants.clone()
-                };
-                let seeds = seed_list(&seeds, s)?;
-                plan.extend(vs.into_iter().map(|v| (s, v, seeds.clone())));
-            }
-            let runs = execute(&plan, &common)?;
-            print!("{}", table(&runs));
-            print_failures(&runs, &plan, &run_options(&common, false));
-            Ok(runs.iter().all(|r| r.failed == 0 && r.errors.is_empty()))
-        }
+        } => cli::run::run(scenarios, variants, seeds, common),
         Command::Verify {
             paths,
             seeds,
             common,
-        } => {
-            let scenarios = load_all(&default_paths(paths))?;
-            let plan: Vec<_> = scenarios
-                .iter()
-                .flat_map(|s| {
-                    let first = s.first_seed;
-                    let n = match seeds {
-                        Some(n) if !s.pin_seeds => n,
-                        _ => s.seeds,
-                    };
-                    let seeds: Vec<u64> = (first..first + n).collect();
-                    s.variants().into_iter().map(move |v| (s, v, seeds.clone()))
-                })
-                .collect();
-            let runs = execute(&plan, &common)?;
-            print!("{}", table(&runs));
-            let mut ok = true;
-            for (run, (scenario, variant, _)) in runs.iter().zip(&plan) {
-                let expect = &scenario.expect[&variant.to_string()];
-                let misses = run.misses(expect);
-                let verdict = if misses.is_empty() { "PASS" } else { "FAIL" };
-                println!(
-                    "{verdict} {} {variant}: {} of {} seeds failed{}",
-                    scenario.name(),
-                    run.failed,
-                    run.seeds,
-                    if misses.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", misses.join("; "))
-                    }
-                );
-                ok &= misses.is_empty();
-            }
-            Ok(ok)
-        }
+        } => cli::verify::verify(paths, seeds, common),
         Command::Replay {
             one,
             artifacts,
             trace,
             check,
-        } => {
-            let s = Scenario::load(&one.scenario)?;
-            let seed = one.seed;
-            let (variant, mut opts) = one.resolve()?;
-            opts.artifacts = artifacts;
-            opts.verbose = !check;
-            opts.trace = trace;
-            if check && opts.schedule(&s).is_none() {
-                return Err(Error::Usage(
-                    "--check compares two deterministic runs: add --deterministic".into(),
-                ));
-            }
-            let outcome = run_seed(&s, variant, seed, &opts)?;
-            if check {
-                let again = run_seed(&s, variant, seed, &opts)?;
-                let diff = outcome.replay_diff(&again);
-                for (run, o) in [("run 1", &outcome), ("run 2", &again)] {
-                    println!(
-                        "{run}: {} steps, trace {}, database {}, {} findings, {}",
-                        o.steps,
-                        o.trace_digest.as_deref().unwrap_or("-"),
-                        o.db_digest.as_deref().unwrap_or("-"),
-                        o.findings.lines().len(),
-                        if o.failed() { "failed" } else { "passed" }
-                    );
-                }
-                if diff.is_empty() {
-                    println!("identical");
-                } else {
-                    println!("DIFFERENT");
-                    for line in &diff {
-                        println!("  {line}");
-                    }
-                }
-                return Ok(diff.is_empty());
-            }
-            println!(
-                "seed {seed}: {} kills, {} stalls, {} planned faults ({} armed, {} landed), {} restarts, {} backups, {} ms",
-                outcome.kills,
-                outcome.stalls,
-                outcome.faults_planned,
-                outcome.faults_armed,
-                outcome.faults_landed,
-                outcome.restarts,
-                outcome.backups,
-                outcome.elapsed_ms
-            );
-            for line in outcome.findings.lines() {
-                println!("  {line}");
-            }
-            if let (Some(trace), Some(db)) = (&outcome.trace_digest, &outcome.db_digest) {
-                println!(
-                    "deterministic: {} steps; trace digest {trace}; database digest {db}",
-                    outcome.steps
-                );
-            }
-            println!("{}", if outcome.failed() { "FAILED" } else { "passed" });
-            Ok(!outcome.failed())
-        }
-        Command::Shrink { one, out } => {
-            let (variant, mut opts) = one.resolve()?;
-            // Shrinking needs exact verdicts: always deterministic.
-            opts.deterministic = true;
-            let shrunk = shrink::shrink(&one.scenario, variant, one.seed, &opts, |line| {
-                eprintln!("shrink: {line}")
-            })?;
-            let (b, a) = (shrunk.before, shrunk.after);
-            println!(
-                "{:?} kept after {} tries: {} -> {} steps, {} -> {} acked commits, {} -> {} workers, {} -> {} ms",
-                shrunk.kind,
-                shrunk.tries,
-                b.steps,
-                a.steps,
-                b.acked,
-                a.acked,
-                b.workers,
-                a.workers,
-                b.budget_ms,
-                a.budget_ms
-            );
-            for line in &shrunk.findings {
-                println!("  {line}");
-            }
-            if variant != Variant::Hardened {
-                println!(
-                    "hardened on the shrunk scenario: {}",
-                    if shrunk.hardened_passes {
-                        "passes"
-                    } else {
-                        "FAILS too"
-                    }
-                );
-            }
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, &shrunk.scenario)
-                        .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
-                    println!("wrote {}", path.display());
-                }
-                None => print!("{}", shrunk.scenario),
-            }
-            Ok(true)
-        }
+        } => cli::replay::replay(one, artifacts, trace, check),
+        Command::Shrink { one, out } => cli::shrink::shrink(one, out),
         Command::Matrix {
             seeds,
             shape,
@@ -417,12 +257,7 @@ fn dispatch(command: Command) -> Result<bool> {
             };
             matrix(seeds, shape, &rows, &common)
         }
-        Command::Controls { paths } => controls(paths),
-        Command::List { paths } => {
-            for s in load_all(&default_paths(paths))? {
-                println!("{:<28} {}", s.name(), s.description);
-            }
-            Ok(true)
-        }
+        Command::Controls { paths } => cli::controls::controls(paths),
+        Command::List { paths } => cli::list::list(paths),
     }
 }

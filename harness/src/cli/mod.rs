@@ -4,5 +4,10 @@
 
 pub(crate) mod controls;
 pub(crate) mod execute;
+pub(crate) mod list;
 pub(crate) mod matrix;
+pub(crate) mod replay;
+pub(crate) mod run;
 pub(crate) mod scenarios;
+pub(crate) mod shrink;
+pub(crate) mod verify;

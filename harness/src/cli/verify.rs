@@ -1,4 +1,5 @@
-//! `kanban-harness verify`: every scenario for the variants and seeds it declares, judged against its expectations.
+//! `kanban-harness verify`: every scenario for the variants and seeds it declares, judged
+//! against its expectations.
 
 use std::path::PathBuf;
 

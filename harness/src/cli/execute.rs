@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -38,22 +38,8 @@ pub(crate) fn execute(
     common: &Common,
 ) -> Result<Vec<RunSummary>> {
     let shard = common.shard.as_deref().map(parse_shard).transpose()?;
-    let items: Vec<Item<'_>> = plan
-        .iter()
-        .flat_map(|(s, v, seeds)| {
-            seeds
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1))
-                .map(|(_, &seed)| Item {
-                    scenario: s,
-                    variant: *v,
-                    seed,
-                })
-        })
-        .collect();
+    let items = items(plan, shard);
     let opts = run_options(common, false);
-    let key = |s: &Scenario, v: Variant| (s.path.clone(), v);
     let mut runs: BTreeMap<(PathBuf, Variant), (RunSummary, u64)> = plan
         .iter()
         .map(|(s, v, _)| (key(s, *v), (RunSummary::new(&s.name(), *v), 0)))
@@ -98,29 +84,63 @@ pub(crate) fn execute(
         .iter()
         .map(|(s, v, _)| runs[&key(s, *v)].0.clone())
         .collect();
-    let planned: Vec<u64> = plan
-        .iter()
+    if let Some(path) = &common.report {
+        write_report(path, &ordered)?;
+    }
+    let unjudged = unjudged(&ordered, &planned(plan, &items));
+    if !unjudged.is_empty() {
+        print!("{}", table(&ordered));
+        return Err(Error::SeedsNotJudged(unjudged));
+    }
+    Ok(ordered)
+}
+
+/// The items of `plan`: every seed of each (scenario, variant), or with `shard` (K of N)
+/// every Nth seed from the Kth.
+fn items<'a>(
+    plan: &[(&'a Scenario, Variant, Vec<u64>)],
+    shard: Option<(usize, usize)>,
+) -> Vec<Item<'a>> {
+    plan.iter()
+        .flat_map(|(s, v, seeds)| {
+            seeds
+                .iter()
+                .enumerate()
+                .filter(move |(i, _)| shard.is_none_or(|(k, n)| i % n == k - 1))
+                .map(|(_, &seed)| Item {
+                    scenario: s,
+                    variant: *v,
+                    seed,
+                })
+        })
+        .collect()
+}
+
+/// What a run of the plan is known by: its scenario's file and its variant.
+fn key(s: &Scenario, v: Variant) -> (PathBuf, Variant) {
+    (s.path.clone(), v)
+}
+
+/// The seeds planned for each run of `plan` (in plan order): its items.
+fn planned(plan: &[(&Scenario, Variant, Vec<u64>)], items: &[Item<'_>]) -> Vec<u64> {
+    plan.iter()
         .map(|(s, v, _)| {
             items
                 .iter()
                 .filter(|i| key(i.scenario, i.variant) == key(s, *v))
                 .count() as u64
         })
-        .collect();
-    if let Some(path) = &common.report {
-        let report = Report {
-            runs: ordered.clone(),
-        };
-        let json = serde_json::to_string_pretty(&report).expect("serialisable");
-        std::fs::write(path, json + "\n")
-            .map_err(|e| Error::system(format!("writing {}", path.display()), e))?;
-    }
-    let unjudged = unjudged(&ordered, &planned);
-    if !unjudged.is_empty() {
-        print!("{}", table(&ordered));
-        return Err(Error::SeedsNotJudged(unjudged));
-    }
-    Ok(ordered)
+        .collect()
+}
+
+/// Writes the JSON report of `runs` to `path`.
+fn write_report(path: &Path, runs: &[RunSummary]) -> Result<()> {
+    let report = Report {
+        runs: runs.to_vec(),
+    };
+    let json = serde_json::to_string_pretty(&report).expect("serialisable");
+    std::fs::write(path, json + "\n")
+        .map_err(|e| Error::system(format!("writing {}", path.display()), e))
 }
 
 /// The runs that did not judge every seed planned for them (`planned[i]` for `runs[i]`),

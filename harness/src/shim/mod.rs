@@ -113,63 +113,13 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
     let Some(state) = guard.as_mut() else {
         return Verdict::Go;
     };
-    // SQLite's checkpoint brackets.
-    if file == FileKind::Db && op == IoOp::FileControl {
-        match fcntl {
-            Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_START) => {
-                state.sqlite_phase = IoPhase::CheckpointCopy
-            }
-            Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_DONE) => {
-                state.sqlite_phase = IoPhase::CheckpointTail
-            }
-            _ => {}
-        }
-    }
-    if state.sqlite_phase == IoPhase::CheckpointTail
-        && !(file == FileKind::Db
-            && matches!(
-                op,
-                IoOp::Truncate | IoOp::Sync | IoOp::FileSize | IoOp::FileControl
-            ))
-    {
-        state.sqlite_phase = IoPhase::None;
-    }
-    let phase = if state.sqlite_phase != IoPhase::None {
-        state.sqlite_phase
-    } else if file == FileKind::Wal && op == IoOp::Truncate {
-        IoPhase::WalTruncate
-    } else {
-        state.store_phase.last().copied().unwrap_or(IoPhase::None)
-    };
+    let phase = state.phase_of(file, op, fcntl);
     *state.counts.entry((phase, file, op)).or_default() += 1;
-    let mut verdict = Verdict::Go;
-    let mut fault_action = None;
-    let mut first_time = None;
-    for (fault, seen) in &mut state.faults {
-        if fault.phase != phase || fault.file != file || fault.op != op {
-            continue;
-        }
-        // Every matching fault counts the operation, even when another one acts on it.
-        *seen += 1;
-        let first = *seen == fault.nth;
-        if !(first || (fault.sticky && *seen > fault.nth)) || verdict != Verdict::Go {
-            continue;
-        }
-        if first {
-            first_time = Some(fault.id);
-        }
-        fault_action = Some(fault.action);
-        verdict = match fault.action.error_code() {
-            Some(code) => Verdict::Fail(code),
-            None => Verdict::GoThen(fault.action),
-        };
-    }
-    if matches!(
+    let Decision {
         verdict,
-        Verdict::GoThen(IoAction::KillAfter | IoAction::Stop)
-    ) {
-        state.acting_after = first_time;
-    }
+        fault_action,
+        first_time,
+    } = state.decide(phase, file, op);
     drop(guard);
     // In deterministic mode every file operation is a scheduling point, reached before the
     // operation and after its fault is decided (so the trace shows the fault).
@@ -193,6 +143,89 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
         _ => {}
     }
     verdict
+}
+
+/// What the planned faults make of one operation.
+struct Decision {
+    /// What the VFS does with it.
+    verdict: Verdict,
+    /// The action of the fault that acts on it.
+    fault_action: Option<IoAction>,
+    /// The id of that fault, when this is its Nth match (its first time: it lands).
+    first_time: Option<usize>,
+}
+
+impl State {
+    /// The phase of the operation: SQLite's checkpoint brackets (tracked here from its file
+    /// controls), a WAL truncate, or the store's innermost mark.
+    fn phase_of(&mut self, file: FileKind, op: IoOp, fcntl: Option<i32>) -> IoPhase {
+        // SQLite's checkpoint brackets.
+        if file == FileKind::Db && op == IoOp::FileControl {
+            match fcntl {
+                Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_START) => {
+                    self.sqlite_phase = IoPhase::CheckpointCopy
+                }
+                Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_DONE) => {
+                    self.sqlite_phase = IoPhase::CheckpointTail
+                }
+                _ => {}
+            }
+        }
+        if self.sqlite_phase == IoPhase::CheckpointTail
+            && !(file == FileKind::Db
+                && matches!(
+                    op,
+                    IoOp::Truncate | IoOp::Sync | IoOp::FileSize | IoOp::FileControl
+                ))
+        {
+            self.sqlite_phase = IoPhase::None;
+        }
+        if self.sqlite_phase != IoPhase::None {
+            self.sqlite_phase
+        } else if file == FileKind::Wal && op == IoOp::Truncate {
+            IoPhase::WalTruncate
+        } else {
+            self.store_phase.last().copied().unwrap_or(IoPhase::None)
+        }
+    }
+
+    /// Counts the operation against every fault it matches, and decides what the first one
+    /// due does to it; a kill or stop after it is noted as acting afterwards.
+    fn decide(&mut self, phase: IoPhase, file: FileKind, op: IoOp) -> Decision {
+        let mut verdict = Verdict::Go;
+        let mut fault_action = None;
+        let mut first_time = None;
+        for (fault, seen) in &mut self.faults {
+            if fault.phase != phase || fault.file != file || fault.op != op {
+                continue;
+            }
+            // Every matching fault counts the operation, even when another one acts on it.
+            *seen += 1;
+            let first = *seen == fault.nth;
+            if !(first || (fault.sticky && *seen > fault.nth)) || verdict != Verdict::Go {
+                continue;
+            }
+            if first {
+                first_time = Some(fault.id);
+            }
+            fault_action = Some(fault.action);
+            verdict = match fault.action.error_code() {
+                Some(code) => Verdict::Fail(code),
+                None => Verdict::GoThen(fault.action),
+            };
+        }
+        if matches!(
+            verdict,
+            Verdict::GoThen(IoAction::KillAfter | IoAction::Stop)
+        ) {
+            self.acting_after = first_time;
+        }
+        Decision {
+            verdict,
+            fault_action,
+            first_time,
+        }
+    }
 }
 
 /// Called by the VFS after an operation that a fault acts on afterwards.

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use kanban_harness::jobs::{self, Item};
+use kanban_harness::matrix::{self, Detection, Line, Verdict};
 use kanban_harness::report::RunSummary;
 use kanban_harness::scenario::{Scenario, Variant};
+use kanban_harness::supervisor::RunOptions;
 use kanban_harness::{Error, Result};
 use kanban_store::hazards::Hazard;
 
@@ -44,72 +46,10 @@ pub(crate) fn matrix(
     rows: &MatrixRows,
     common: &Common,
 ) -> Result<bool> {
-    use kanban_harness::matrix::{self, Detection, Line, Verdict};
     let opts = run_options(common, false);
-    let batch = (common.jobs.max(1) * 4) as u64;
     let mut lines = Vec::new();
     for &hazard in &rows.hazards {
-        let (name, detection, reason) = matrix::row(hazard);
-        let variant = match rows.switched_off {
-            true => Variant::Hardened,
-            false => Variant::parse(&format!("hazard:{}", hazard.name()))?,
-        };
-        let (mut control, mut run) = (Pairs::default(), Pairs::default());
-        let mut verdict = matrix::judge(&control.summary, &run.summary, detection);
-        if detection != Detection::NotByKills {
-            let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
-            let mut next = 0;
-            while next < max_seeds && verdict == Verdict::NotDetected {
-                let end = (next + batch).min(max_seeds);
-                let items: Vec<Item<'_>> = (next..end)
-                    .flat_map(|seed| {
-                        [Variant::Hardened, variant].map(|variant| Item {
-                            scenario: &scenario,
-                            variant,
-                            seed,
-                        })
-                    })
-                    .collect();
-                jobs::run(&items, common.jobs, &opts, |item, result| {
-                    let pairs = if item.variant == Variant::Hardened {
-                        &mut control
-                    } else {
-                        &mut run
-                    };
-                    pairs.seeds.insert(item.seed, result);
-                })?;
-                next = end;
-                let starved = control.starved();
-                control.summarise(name, Variant::Hardened, &starved);
-                run.summarise(name, variant, &starved);
-                verdict = matrix::judge(&control.summary, &run.summary, detection);
-            }
-            eprintln!(
-                "{}: {verdict:?} after {} seeds",
-                hazard.name(),
-                run.summary.seeds
-            );
-        }
-        let starved = control.starved().len() as u64;
-        let (control, run) = (control.summary, run.summary);
-        lines.push(Line {
-            hazard: hazard.name().to_string(),
-            scenario: name.to_string(),
-            detection,
-            seeds: run.seeds,
-            failed: run.failed,
-            first_failing_seed: run.failing_seeds.first().copied(),
-            control_seeds: control.seeds,
-            control_failed: control.failed,
-            control_kinds: matrix::kinds(&control),
-            starved,
-            verdict,
-            kinds: if detection == Detection::NotByKills {
-                reason.to_string()
-            } else {
-                matrix::kinds(&run)
-            },
-        });
+        lines.push(row(hazard, rows.switched_off, max_seeds, common, &opts)?);
     }
     print!("{}", matrix::table(&lines, !shape));
     if let Some(path) = &common.report {
@@ -123,6 +63,101 @@ pub(crate) fn matrix(
     Ok(lines
         .iter()
         .all(|l| matches!(l.verdict, Verdict::Detected | Verdict::NotByKills)))
+}
+
+/// Runs the row of `hazard` (its `hardened` control in its place when `switched_off`) until
+/// its verdict is in or `max_seeds` ran; its line of the table.
+fn row(
+    hazard: Hazard,
+    switched_off: bool,
+    max_seeds: u64,
+    common: &Common,
+    opts: &RunOptions,
+) -> Result<Line> {
+    let (name, detection, reason) = matrix::row(hazard);
+    let variant = match switched_off {
+        true => Variant::Hardened,
+        false => Variant::parse(&format!("hazard:{}", hazard.name()))?,
+    };
+    let (mut control, mut run) = (Pairs::default(), Pairs::default());
+    let mut verdict = matrix::judge(&control.summary, &run.summary, detection);
+    if detection != Detection::NotByKills {
+        let scenario = Scenario::load(&PathBuf::from(format!("scenarios/{name}.toml")))?;
+        let batch = (common.jobs.max(1) * 4) as u64;
+        let mut next = 0;
+        while next < max_seeds && verdict == Verdict::NotDetected {
+            let end = (next + batch).min(max_seeds);
+            run_batch(
+                &scenario,
+                variant,
+                next..end,
+                common,
+                opts,
+                &mut control,
+                &mut run,
+            )?;
+            next = end;
+            let starved = control.starved();
+            control.summarise(name, Variant::Hardened, &starved);
+            run.summarise(name, variant, &starved);
+            verdict = matrix::judge(&control.summary, &run.summary, detection);
+        }
+        eprintln!(
+            "{}: {verdict:?} after {} seeds",
+            hazard.name(),
+            run.summary.seeds
+        );
+    }
+    let starved = control.starved().len() as u64;
+    let (control, run) = (control.summary, run.summary);
+    Ok(Line {
+        hazard: hazard.name().to_string(),
+        scenario: name.to_string(),
+        detection,
+        seeds: run.seeds,
+        failed: run.failed,
+        first_failing_seed: run.failing_seeds.first().copied(),
+        control_seeds: control.seeds,
+        control_failed: control.failed,
+        control_kinds: matrix::kinds(&control),
+        starved,
+        verdict,
+        kinds: if detection == Detection::NotByKills {
+            reason.to_string()
+        } else {
+            matrix::kinds(&run)
+        },
+    })
+}
+
+/// Runs `seeds` of `scenario` under `hardened` (into `control`) and under `variant` (into
+/// `run`).
+fn run_batch(
+    scenario: &Scenario,
+    variant: Variant,
+    seeds: std::ops::Range<u64>,
+    common: &Common,
+    opts: &RunOptions,
+    control: &mut Pairs,
+    run: &mut Pairs,
+) -> Result<()> {
+    let items: Vec<Item<'_>> = seeds
+        .flat_map(|seed| {
+            [Variant::Hardened, variant].map(|variant| Item {
+                scenario,
+                variant,
+                seed,
+            })
+        })
+        .collect();
+    jobs::run(&items, common.jobs, opts, |item, result| {
+        let pairs = if item.variant == Variant::Hardened {
+            &mut *control
+        } else {
+            &mut *run
+        };
+        pairs.seeds.insert(item.seed, result);
+    })
 }
 
 /// One side of a matrix row: every seed's result, and the summary of the seeds both sides

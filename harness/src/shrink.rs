@@ -264,10 +264,8 @@ impl Candidates<'_> {
 
     /// The timed kills and stalls cut to none, or halved.
     fn cut_timed_faults(&mut self) {
-        let table = self.table;
         for key in ["kills", "stalls"] {
-            let n = faults(table)
-                .and_then(|f| f.get(key))
+            let n = fault(self.table, key)
                 .and_then(Value::as_integer)
                 .unwrap_or(0);
             for to in [0, n / 2] {
@@ -283,10 +281,8 @@ impl Candidates<'_> {
 
     /// Each phase kill and I/O fault dropped.
     fn drop_exact_faults(&mut self) {
-        let table = self.table;
         for key in ["phase_kills", "io"] {
-            let n = faults(table)
-                .and_then(|f| f.get(key))
+            let n = fault(self.table, key)
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             for i in 0..n {
@@ -352,6 +348,11 @@ impl Candidates<'_> {
 
 fn array<'a>(t: &'a mut Table, key: &str) -> Option<&'a mut Vec<Value>> {
     t.get_mut(key).and_then(Value::as_array_mut)
+}
+
+/// The value of `faults.<key>` in `t`.
+fn fault<'a>(t: &'a Table, key: &str) -> Option<&'a Value> {
+    faults(t).and_then(|f| f.get(key))
 }
 
 fn faults(t: &Table) -> Option<&Table> {

@@ -51,6 +51,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{self, Contents, EventKey, Mark, Op, Record, TextEntry, TextKind};
+use crate::scenario::KINDS;
 use crate::worker::cursor_name;
 
 /// What the checks found in one seed.
@@ -77,18 +78,6 @@ pub struct Findings {
     #[serde(default)]
     pub duplicate: Vec<String>,
 }
-
-/// Every finding kind by name, in report order: the names expectations use.
-pub const KINDS: [&str; 8] = [
-    "corrupt",
-    "lost_acked",
-    "invariant",
-    "worker_error",
-    "work",
-    "lost_after_read",
-    "quarantine",
-    "duplicate",
-];
 
 impl Findings {
     /// True when nothing was found.
@@ -414,14 +403,7 @@ impl Board {
         let token = r.token();
         let t = token.as_str();
         let arg = |f: fn(&Record) -> i64| intent.map(|i| f(i));
-        // An event the ack names by id (by its token when the id is unknown).
-        let named = |kind: &str, payload: &str| {
-            if r.b == 0 {
-                self.has_event(kind, payload)
-            } else {
-                self.event(r.b, kind, Some(payload)).is_some()
-            }
-        };
+        let named = |kind: &str, payload: &str| self.named(r, kind, payload);
         let run = self.runs.get(&r.a);
         let present = match r.op {
             Op::CreateTask => {
@@ -440,16 +422,7 @@ impl Board {
                         .event(r.b, "claimed", Some(t))
                         .is_some_and(|e| e.run == Some(r.a))
             }
-            Op::EndRun => {
-                let outcome = arg(|i| i.b).and_then(ledger::outcome_of);
-                run.is_some_and(|x| {
-                    x.result.as_deref() == Some(t) && outcome.is_none_or(|o| x.status == o.as_str())
-                }) && self.events.get(&r.b).is_some_and(|e| {
-                    e.payload == t
-                        && e.run == Some(r.a)
-                        && e.kind == run.map_or("", |x| x.status.as_str())
-                })
-            }
+            Op::EndRun => self.ended(r, arg(|i| i.b), t),
             Op::UpdateTask => {
                 named("updated", t)
                     && (r.b == 0
@@ -482,16 +455,40 @@ impl Board {
                         .event(r.b, "timed_out", None)
                         .is_some_and(|e| e.run == Some(r.a))
             }
-            Op::Link => {
-                let parent = arg(|i| i.a);
-                parent.is_none_or(|p| self.links.contains(&(p, r.a)))
-                    && self.event(r.b, "linked", None).is_some_and(|e| {
-                        e.task == r.a && parent.is_none_or(|p| e.payload == p.to_string())
-                    })
-            }
+            Op::Link => self.linked(r, arg(|i| i.a)),
             Op::Open | Op::Read | Op::Damage | Op::Repair => true,
         };
         (!present).then(|| "not on the board".to_string())
+    }
+
+    /// Whether the event an ack names is there: by its id, or by its token when the id is
+    /// unknown.
+    fn named(&self, r: &Record, kind: &str, payload: &str) -> bool {
+        if r.b == 0 {
+            self.has_event(kind, payload)
+        } else {
+            self.event(r.b, kind, Some(payload)).is_some()
+        }
+    }
+
+    /// Whether the run `r` acks ending has its result `t`, the outcome its intent asked for
+    /// (`outcome`, a ledger code), and the event the ack names.
+    fn ended(&self, r: &Record, outcome: Option<i64>, t: &str) -> bool {
+        let run = self.runs.get(&r.a);
+        let outcome = outcome.and_then(ledger::outcome_of);
+        run.is_some_and(|x| {
+            x.result.as_deref() == Some(t) && outcome.is_none_or(|o| x.status == o.as_str())
+        }) && self.events.get(&r.b).is_some_and(|e| {
+            e.payload == t && e.run == Some(r.a) && e.kind == run.map_or("", |x| x.status.as_str())
+        })
+    }
+
+    /// Whether the link `r` acks is there (to the parent its intent named), with its event.
+    fn linked(&self, r: &Record, parent: Option<i64>) -> bool {
+        parent.is_none_or(|p| self.links.contains(&(p, r.a)))
+            && self
+                .event(r.b, "linked", None)
+                .is_some_and(|e| e.task == r.a && parent.is_none_or(|p| e.payload == p.to_string()))
     }
 
     fn verify_text(&self, ledgers: &[Ledger], findings: &mut Findings) {

@@ -6,7 +6,7 @@
 //! left under its final name (an empty file, or pages with a hot journal beside them) would
 //! make every later keep of the same board answer "already kept" while nothing real is kept.
 //! And a rebuild must not go ahead without one (at the cap, the old store rebuilt with no
-//! copy at all). The findings are of kind `quarantine` ([`crate::check::KINDS`]):
+//! copy at all). The findings are of kind `quarantine` ([`crate::scenario::KINDS`]):
 //! - a content-addressed copy (`<24 hex digits>.db`, the names the store writes; a
 //!   temporary name of a copy in progress is not a copy yet) that has a `-journal` beside
 //!   it, does not open read-only, holds no board schema, is shorter or longer than its

@@ -74,7 +74,7 @@ pub enum Error {
     },
 }
 
-/// A job process of [`crate::jobs::run`] that did not end cleanly with every item reported.
+/// A job process of `jobs::run` that did not end cleanly with every item reported.
 #[derive(Debug)]
 pub struct JobFailure {
     /// The job's index (job `j` owns the items `i` with `i % jobs == j`).

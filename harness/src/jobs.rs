@@ -58,6 +58,34 @@ pub fn run<'a>(
     mut done: impl FnMut(&Item<'a>, Result<Outcome, String>),
 ) -> Result<()> {
     let jobs = jobs.clamp(1, items.len().max(1));
+    let (mut readers, pids) = fork_jobs(items, jobs, opts)?;
+    let mut reported = vec![false; items.len()];
+    let mut open = readers.len();
+    while open > 0 {
+        for i in ready(&readers)? {
+            if drain(&mut readers[i], items, &mut reported, &mut done)? {
+                readers[i] = None;
+                open -= 1;
+            }
+        }
+    }
+    let failures = failures(pids, items, jobs, &reported);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Jobs(failures))
+    }
+}
+
+/// The top process's end of a job's pipe (`None` once it closed).
+type Reader = Option<BufReader<std::fs::File>>;
+
+/// Forks the `jobs` job processes; the read end of each one's pipe, and its pid.
+fn fork_jobs(
+    items: &[Item<'_>],
+    jobs: usize,
+    opts: &RunOptions,
+) -> Result<(Vec<Reader>, Vec<Pid>)> {
     let mut readers = Vec::new();
     let mut pids = Vec::new();
     for j in 0..jobs {
@@ -82,56 +110,65 @@ pub fn run<'a>(
             }
         }
     }
-    let mut reported = vec![false; items.len()];
-    let mut open = readers.len();
-    while open > 0 {
-        let ready: Vec<usize> = {
-            let live: Vec<usize> = (0..readers.len())
-                .filter(|&i| readers[i].is_some())
-                .collect();
-            let mut fds: Vec<PollFd> = live
-                .iter()
-                .map(|&i| {
-                    let r = readers[i].as_ref().expect("live");
-                    PollFd::new(r.get_ref().as_fd(), PollFlags::POLLIN)
-                })
-                .collect();
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            live.into_iter()
-                .zip(&fds)
-                .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
-                .map(|(i, _)| i)
-                .collect()
-        };
-        for i in ready {
-            // Read every whole line already buffered, not just the one poll woke us for.
-            loop {
-                let reader = readers[i].as_mut().expect("open reader");
-                let mut line = String::new();
-                let n = reader
-                    .read_line(&mut line)
-                    .map_err(|e| Error::system("reading a job's results", e))?;
-                // A line without its newline is all a job that died mid-write left.
-                if n == 0 || !line.ends_with('\n') {
-                    readers[i] = None;
-                    open -= 1;
-                    break;
-                }
-                let parsed: Line = serde_json::from_str(&line)
-                    .map_err(|e| Error::system("a job's result line", std::io::Error::other(e)))?;
-                reported[parsed.item] = true;
-                done(&items[parsed.item], parsed.result);
-                if !reader.buffer().contains(&b'\n') {
-                    break;
-                }
-            }
+    Ok((readers, pids))
+}
+
+/// Waits until some open pipes can be read; their indices.
+fn ready(readers: &[Reader]) -> Result<Vec<usize>> {
+    let live: Vec<usize> = (0..readers.len())
+        .filter(|&i| readers[i].is_some())
+        .collect();
+    let mut fds: Vec<PollFd> = live
+        .iter()
+        .map(|&i| {
+            let r = readers[i].as_ref().expect("live");
+            PollFd::new(r.get_ref().as_fd(), PollFlags::POLLIN)
+        })
+        .collect();
+    match poll(&mut fds, PollTimeout::NONE) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(live
+        .into_iter()
+        .zip(&fds)
+        .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// Hands every whole line already buffered in `reader` to `done`, not just the one poll
+/// woke us for; true when the pipe ended.
+fn drain<'a>(
+    reader: &mut Reader,
+    items: &[Item<'a>],
+    reported: &mut [bool],
+    done: &mut impl FnMut(&Item<'a>, Result<Outcome, String>),
+) -> Result<bool> {
+    loop {
+        let reader = reader.as_mut().expect("open reader");
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| Error::system("reading a job's results", e))?;
+        // A line without its newline is all a job that died mid-write left.
+        if n == 0 || !line.ends_with('\n') {
+            return Ok(true);
+        }
+        let parsed: Line = serde_json::from_str(&line)
+            .map_err(|e| Error::system("a job's result line", std::io::Error::other(e)))?;
+        reported[parsed.item] = true;
+        done(&items[parsed.item], parsed.result);
+        if !reader.buffer().contains(&b'\n') {
+            return Ok(false);
         }
     }
-    let failures: Vec<JobFailure> = pids
-        .into_iter()
+}
+
+/// The jobs that did not exit 0 having reported every item they owned (job `j` owns the
+/// items `i` with `i % jobs == j`); waits for every job.
+fn failures(pids: Vec<Pid>, items: &[Item<'_>], jobs: usize, reported: &[bool]) -> Vec<JobFailure> {
+    pids.into_iter()
         .enumerate()
         .filter_map(|(j, pid)| {
             let status = wait(pid);
@@ -146,12 +183,7 @@ pub fn run<'a>(
                 missing,
             })
         })
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Jobs(failures))
-    }
+        .collect()
 }
 
 /// Waits for job `pid`: `None` when it exited 0, else how it ended.

@@ -42,7 +42,7 @@ pub enum Mark {
     /// The operation failed with an error that should not happen.
     Error = 3,
     /// The operation failed with an error a correct store returns under the scenario's
-    /// faults; `a` is its [`crate::work::ErrorKind`] code (counted, and allowed only where
+    /// faults; `a` is its [`crate::fault::ErrorKind`] code (counted, and allowed only where
     /// the scenario can cause it).
     Expected = 4,
     /// A reader observed this (events, or a cursor): it must still be on the board.

@@ -11,12 +11,22 @@
 //! [`report`] gathers outcomes over seeds, run in parallel by [`jobs`]. The [`controls`]
 //! are runs built so that each of the harness's figures and verdicts must come out a known
 //! way: the proof that the verdicts can fail.
+//!
+//! The modules are layered, each using only its own layer and those below (the picture,
+//! and the fault model module by module, are in `harness/ARCHITECTURE.md`): the ground
+//! ([`error`], [`exit`], [`fault`], [`ledger`], [`scenario`]) → [`plan`] → delivery inside a
+//! worker ([`shim`], [`token`], and the phase-kill alarm) → [`worker`] → one seed
+//! ([`supervisor`], [`setup`], [`inject`], [`check`], [`copies`], [`work`]) → many seeds
+//! ([`jobs`], [`report`], [`shrink`], [`matrix`], [`controls`]) → the command line.
 #![deny(missing_docs)]
 
+pub(crate) mod alarm;
 pub mod check;
 pub mod controls;
 pub mod copies;
 pub mod error;
+pub mod exit;
+pub mod fault;
 pub mod inject;
 pub mod jobs;
 pub mod ledger;

@@ -9,8 +9,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::fault::{IoAction, IoFault};
 use crate::scenario::{IoPick, Scenario, WorkerKind, phase_named};
-use crate::shim::{IoAction, IoFault};
 
 /// The whole plan of one seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,69 +99,9 @@ impl Plan {
                 stop_ms: 0,
             })
             .collect();
-        for (id, kill) in scenario.faults.phase_kills.iter().enumerate() {
-            let targets = forked_of_kind(&workers, kill.worker);
-            let target = targets[rng.random_range(0..targets.len())];
-            workers[target].phase_kills.push(PhaseKillPlan {
-                id,
-                phase: phase_named(&kill.phase).expect("validated when parsed"),
-                nth: rng.random_range(1..=kill.max_nth),
-                delay_us: rng.random_range(kill.delay_us[0]..=kill.delay_us[1]),
-            });
-        }
-        let io = &scenario.faults.io;
-        let chosen: Vec<usize> = match scenario.faults.io_pick {
-            IoPick::All => (0..io.len()).collect(),
-            IoPick::One if io.is_empty() => Vec::new(),
-            IoPick::One => vec![rng.random_range(0..io.len())],
-        };
-        for id in chosen {
-            let spec = &io[id];
-            let mut targets = forked_of_kind(&workers, spec.worker);
-            if !spec.every_worker {
-                targets = vec![targets[rng.random_range(0..targets.len())]];
-            }
-            for target in targets {
-                let w = &mut workers[target];
-                w.io_faults.push(IoFault {
-                    id,
-                    phase: spec.phase,
-                    file: spec.file,
-                    op: spec.op,
-                    nth: rng.random_range(spec.nth[0]..=spec.nth[1]),
-                    action: spec.action,
-                    sticky: spec.sticky,
-                });
-                if spec.action == IoAction::Stop {
-                    w.stop_ms = w.stop_ms.max(spec.stop_ms);
-                }
-            }
-        }
-        let budget = scenario.budget_ms.max(1);
-        let n = workers.len();
-        let f = &scenario.faults;
-        let mut faults = Vec::new();
-        for _ in 0..f.kills {
-            faults.push(TimedFault {
-                at_ms: rng.random_range(0..budget),
-                worker: rng.random_range(0..n),
-                action: FaultAction::Kill,
-            });
-        }
-        let stalled = f.stall_worker.map(|k| forked_of_kind(&workers, Some(k)));
-        for _ in 0..f.stalls {
-            faults.push(TimedFault {
-                at_ms: match f.stall_at_ms {
-                    Some([lo, hi]) => rng.random_range(lo..=hi),
-                    None => rng.random_range(0..budget),
-                },
-                worker: match &stalled {
-                    Some(targets) => targets[rng.random_range(0..targets.len())],
-                    None => rng.random_range(0..n),
-                },
-                action: FaultAction::Stall(rng.random_range(f.stall_ms[0]..=f.stall_ms[1])),
-            });
-        }
+        plan_phase_kills(scenario, &mut workers, &mut rng);
+        plan_io_faults(scenario, &mut workers, &mut rng);
+        let mut faults = plan_timed(scenario, &workers, &mut rng);
         faults.sort_by_key(|t| (t.at_ms, t.worker));
         Plan {
             seed,
@@ -169,6 +109,88 @@ impl Plan {
             faults,
         }
     }
+}
+
+/// Gives each of the scenario's phase kills to one forked worker of its kind, at a drawn
+/// entry and delay.
+fn plan_phase_kills(scenario: &Scenario, workers: &mut [WorkerPlan], rng: &mut ChaCha8Rng) {
+    for (id, kill) in scenario.faults.phase_kills.iter().enumerate() {
+        let targets = forked_of_kind(workers, kill.worker);
+        let target = targets[rng.random_range(0..targets.len())];
+        workers[target].phase_kills.push(PhaseKillPlan {
+            id,
+            phase: phase_named(&kill.phase).expect("validated when parsed"),
+            nth: rng.random_range(1..=kill.max_nth),
+            delay_us: rng.random_range(kill.delay_us[0]..=kill.delay_us[1]),
+        });
+    }
+}
+
+/// Gives the chosen I/O faults (every one, or one drawn) to one forked worker of their kind
+/// (or to each, with `every_worker`), at a drawn Nth match.
+fn plan_io_faults(scenario: &Scenario, workers: &mut [WorkerPlan], rng: &mut ChaCha8Rng) {
+    let io = &scenario.faults.io;
+    let chosen: Vec<usize> = match scenario.faults.io_pick {
+        IoPick::All => (0..io.len()).collect(),
+        IoPick::One if io.is_empty() => Vec::new(),
+        IoPick::One => vec![rng.random_range(0..io.len())],
+    };
+    for id in chosen {
+        let spec = &io[id];
+        let mut targets = forked_of_kind(workers, spec.worker);
+        if !spec.every_worker {
+            targets = vec![targets[rng.random_range(0..targets.len())]];
+        }
+        for target in targets {
+            let w = &mut workers[target];
+            w.io_faults.push(IoFault {
+                id,
+                phase: spec.phase,
+                file: spec.file,
+                op: spec.op,
+                nth: rng.random_range(spec.nth[0]..=spec.nth[1]),
+                action: spec.action,
+                sticky: spec.sticky,
+            });
+            if spec.action == IoAction::Stop {
+                w.stop_ms = w.stop_ms.max(spec.stop_ms);
+            }
+        }
+    }
+}
+
+/// The timed kills and stalls, at drawn moments, on drawn workers (not yet sorted).
+fn plan_timed(
+    scenario: &Scenario,
+    workers: &[WorkerPlan],
+    rng: &mut ChaCha8Rng,
+) -> Vec<TimedFault> {
+    let budget = scenario.budget_ms.max(1);
+    let n = workers.len();
+    let f = &scenario.faults;
+    let mut faults = Vec::new();
+    for _ in 0..f.kills {
+        faults.push(TimedFault {
+            at_ms: rng.random_range(0..budget),
+            worker: rng.random_range(0..n),
+            action: FaultAction::Kill,
+        });
+    }
+    let stalled = f.stall_worker.map(|k| forked_of_kind(workers, Some(k)));
+    for _ in 0..f.stalls {
+        faults.push(TimedFault {
+            at_ms: match f.stall_at_ms {
+                Some([lo, hi]) => rng.random_range(lo..=hi),
+                None => rng.random_range(0..budget),
+            },
+            worker: match &stalled {
+                Some(targets) => targets[rng.random_range(0..targets.len())],
+                None => rng.random_range(0..n),
+            },
+            action: FaultAction::Stall(rng.random_range(f.stall_ms[0]..=f.stall_ms[1])),
+        });
+    }
+    faults
 }
 
 /// The forked workers (not `command` ones) of `kind` (any kind when `None`): the ones that

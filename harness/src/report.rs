@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::check::KINDS;
 use crate::ledger::Tally;
-use crate::scenario::{Expect, Variant};
+use crate::scenario::{Expect, KINDS, Variant};
 use crate::supervisor::Outcome;
 
 /// The JSON report: `{"runs": [...]}`.
@@ -134,8 +133,15 @@ impl RunSummary {
 
     /// Adds one seed's outcome.
     pub fn add(&mut self, o: &Outcome) {
-        let f = &o.findings;
         self.seeds += 1;
+        self.add_findings(o);
+        self.add_work(o);
+        self.add_faults(o);
+    }
+
+    /// Counts the seed's findings by kind, and notes it if it failed.
+    fn add_findings(&mut self, o: &Outcome) {
+        let f = &o.findings;
         let count = |v: &[String]| u64::from(!v.is_empty());
         self.corrupt += count(&f.corrupt);
         self.lost_acked += count(&f.lost_acked);
@@ -148,6 +154,19 @@ impl RunSummary {
         for kind in KINDS {
             *self.seeds_with.entry(kind.into()).or_default() += count(f.of_kind(kind));
         }
+        if o.failed() {
+            self.failed += 1;
+            let at = self.failing_seeds.partition_point(|&s| s < o.seed);
+            self.failing_seeds.insert(at, o.seed);
+            if self.sample_findings.is_empty() {
+                self.sample_findings = f.lines().into_iter().take(5).collect();
+            }
+        }
+    }
+
+    /// Adds the seed's work: commits per kind, expected errors, tallies, failed starts,
+    /// backups and the largest `-wal`, steps and time.
+    fn add_work(&mut self, o: &Outcome) {
         for (kind, &n) in &o.acked_by_kind {
             self.acked_seeds.entry(kind.clone()).or_default().push(n);
         }
@@ -161,27 +180,24 @@ impl RunSummary {
             }
         }
         self.setup_exits += u64::from(o.setup_exits);
-        if o.failed() {
-            self.failed += 1;
-            let at = self.failing_seeds.partition_point(|&s| s < o.seed);
-            self.failing_seeds.insert(at, o.seed);
-            if self.sample_findings.is_empty() {
-                self.sample_findings = f.lines().into_iter().take(5).collect();
-            }
-        }
         self.backups_max = self.backups_max.max(o.backups);
         self.wal_bytes_max = self.wal_bytes_max.max(o.max_wal_bytes);
+        self.restarts += u64::from(o.restarts);
+        self.acked += o.acked;
+        self.steps += o.steps;
+        self.seed_time_s += o.elapsed_ms as f64 / 1000.0;
+    }
+
+    /// Adds the seed's faults: timed kills and stalls, planned, armed and landed faults, and
+    /// whether a final repair undid injected damage.
+    fn add_faults(&mut self, o: &Outcome) {
         self.kills += u64::from(o.kills);
         self.stalls += u64::from(o.stalls);
         self.faults_planned += u64::from(o.faults_planned);
         self.faults_armed += u64::from(o.faults_armed);
         self.faults_landed += u64::from(o.faults_landed);
-        self.restarts += u64::from(o.restarts);
-        self.acked += o.acked;
         self.repaired_injected +=
             u64::from(o.final_repair.as_ref().is_some_and(|r| r.undid_injected()));
-        self.steps += o.steps;
-        self.seed_time_s += o.elapsed_ms as f64 / 1000.0;
     }
 
     /// Adds a seed the harness could not run.
@@ -328,33 +344,38 @@ pub fn table(runs: &[RunSummary]) -> String {
     };
     let mut out = row(HEAD.map(String::from));
     for r in runs {
-        out += &row([
-            r.scenario.clone(),
-            r.variant.clone(),
-            r.seeds.to_string(),
-            r.failed.to_string(),
-            r.damaged.to_string(),
-            r.corrupt.to_string(),
-            r.lost_acked.to_string(),
-            r.lost_after_read.to_string(),
-            r.invariant.to_string(),
-            r.worker_error.to_string(),
-            r.seeds_with.get("work").copied().unwrap_or(0).to_string(),
-            r.seeds_with
-                .get("duplicate")
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
-            r.backups_max.to_string(),
-            format!(
-                "{}/{}/{}",
-                r.faults_landed, r.faults_armed, r.faults_planned
-            ),
-            format!("{:.1}", r.seeds_per_s),
-            work_cell(r),
-        ]);
+        out += &row(cells(r));
     }
     out
+}
+
+/// The cells of a run's row of the table, in the order of its columns.
+fn cells(r: &RunSummary) -> [String; 16] {
+    [
+        r.scenario.clone(),
+        r.variant.clone(),
+        r.seeds.to_string(),
+        r.failed.to_string(),
+        r.damaged.to_string(),
+        r.corrupt.to_string(),
+        r.lost_acked.to_string(),
+        r.lost_after_read.to_string(),
+        r.invariant.to_string(),
+        r.worker_error.to_string(),
+        r.seeds_with.get("work").copied().unwrap_or(0).to_string(),
+        r.seeds_with
+            .get("duplicate")
+            .copied()
+            .unwrap_or(0)
+            .to_string(),
+        r.backups_max.to_string(),
+        format!(
+            "{}/{}/{}",
+            r.faults_landed, r.faults_armed, r.faults_planned
+        ),
+        format!("{:.1}", r.seeds_per_s),
+        work_cell(r),
+    ]
 }
 
 /// The work of a run in a cell: `gateway 3~40 dashboard 10~52; Busy 4` (acked per seed,

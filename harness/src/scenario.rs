@@ -15,7 +15,7 @@ use kanban_store::{DamagePolicy, OnDamage};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::shim::{FileKind, IoAction, IoOp, IoPhase};
+use crate::fault::{ErrorKind, FileKind, IoAction, IoOp, IoPhase};
 
 /// A parsed scenario file.
 #[derive(Clone, Debug, Deserialize)]
@@ -57,7 +57,7 @@ pub struct Scenario {
     /// After every worker is dead, the supervisor checks the board, then repairs it, as an
     /// operator would (a repair killed midway is finished by the next one). Damage it finds
     /// fails the seed unless a repairer injected it and was killed before undoing it
-    /// ([`crate::supervisor::FinalRepair`]).
+    /// (`supervisor::FinalRepair`).
     #[serde(default)]
     pub repair_after: bool,
     /// For controls only: after the run and before the checks, delete one acknowledged
@@ -76,7 +76,7 @@ pub struct Scenario {
     /// The variants to run, with the outcome each must show.
     pub expect: BTreeMap<String, Expect>,
     /// In a control file (`scenarios/controls/`): what `kanban-harness controls` demands
-    /// of the run ([`crate::controls`]); nothing else reads it.
+    /// of the run (`controls`); nothing else reads it.
     #[serde(default)]
     pub control: Option<toml::Table>,
     /// Where the file was read from (not in the file).
@@ -92,7 +92,7 @@ pub enum ScheduleMode {
     #[default]
     Free,
     /// One worker at a time, picked from the seed at every scheduling point; time is
-    /// logical (see [`crate::token`]).
+    /// logical (see `token`).
     Deterministic,
 }
 
@@ -357,7 +357,7 @@ pub enum IoPick {
     One,
 }
 
-/// A fault at the Nth matching file operation inside a phase (see [`crate::shim`]).
+/// A fault at the Nth matching file operation inside a phase (see `shim`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IoFaultSpec {
@@ -407,8 +407,20 @@ pub struct PhaseKill {
     pub delay_us: [u64; 2],
 }
 
+/// Every finding kind by name, in report order: the names expectations use.
+pub const KINDS: [&str; 8] = [
+    "corrupt",
+    "lost_acked",
+    "invariant",
+    "worker_error",
+    "work",
+    "lost_after_read",
+    "quarantine",
+    "duplicate",
+];
+
 /// The outcome a variant must show over its seeds. Rates are shares of seeds; the finding
-/// kinds are those of [`crate::check::KINDS`].
+/// kinds are those of [`KINDS`].
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -441,13 +453,13 @@ pub struct Expect {
     #[serde(default)]
     pub min_landed: Option<f64>,
     /// Per worker kind, the acknowledged commits each seed must reach (default:
-    /// [`crate::work::default_floor`]); below it, the seed has a `work` finding.
+    /// `work::default_floor`); below it, the seed has a `work` finding.
     #[serde(default)]
     pub min_acked: BTreeMap<WorkerKind, u64>,
     /// Expected errors allowed beyond those the scenario's faults can cause
-    /// ([`crate::work::allowed_errors`]).
+    /// (`work::allowed_errors`).
     #[serde(default)]
-    pub allow_errors: Vec<crate::work::ErrorKind>,
+    pub allow_errors: Vec<ErrorKind>,
 }
 
 impl Expect {
@@ -465,10 +477,10 @@ impl Expect {
         }
         for (key, map) in [("min_rate", &self.min_rate), ("max_rate", &self.max_rate)] {
             for (kind, &rate) in map {
-                if !crate::check::KINDS.contains(&kind.as_str()) {
+                if !KINDS.contains(&kind.as_str()) {
                     return Err(format!(
                         "{key}.{kind}`: no such finding kind ({})",
-                        crate::check::KINDS.join(", ")
+                        KINDS.join(", ")
                     ));
                 }
                 if !(0.0..=1.0).contains(&rate) {
@@ -597,110 +609,131 @@ impl Scenario {
         let mut scenario: Scenario =
             toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
         scenario.path = path.to_path_buf();
-        if scenario.seeds == 0 {
-            return Err(bad("`seeds` must be at least 1".into()));
-        }
-        if scenario.budget_ms == 0 {
-            return Err(bad("`budget_ms` must be at least 1".into()));
-        }
-        if scenario.processes().is_empty() {
-            return Err(bad(
-                "`workers`: at least one worker process is needed (with `count` >= 1)".into(),
-            ));
-        }
-        if scenario.pct_depth == 0 {
-            return Err(bad("`pct_depth` must be at least 1".into()));
-        }
+        scenario.refuse_bad_counts().map_err(bad)?;
         if scenario.schedule == ScheduleMode::Deterministic {
             scenario.refuse_determinism().map_err(bad)?;
         }
-        for (i, w) in scenario.workers.iter().enumerate() {
+        scenario.refuse_bad_workers().map_err(bad)?;
+        scenario.refuse_absent_targets().map_err(bad)?;
+        scenario.refuse_bad_faults().map_err(bad)?;
+        scenario.refuse_bad_expectations().map_err(bad)?;
+        Ok(scenario)
+    }
+
+    /// Refuses counts that must be at least 1 (seeds, budget, worker processes, PCT depth).
+    fn refuse_bad_counts(&self) -> std::result::Result<(), String> {
+        if self.seeds == 0 {
+            return Err("`seeds` must be at least 1".into());
+        }
+        if self.budget_ms == 0 {
+            return Err("`budget_ms` must be at least 1".into());
+        }
+        if self.processes().is_empty() {
+            return Err(
+                "`workers`: at least one worker process is needed (with `count` >= 1)".into(),
+            );
+        }
+        if self.pct_depth == 0 {
+            return Err("`pct_depth` must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Refuses a worker without connections, an overlap outside 0..=1, and a `command` that
+    /// is missing from a command worker or given to another kind.
+    fn refuse_bad_workers(&self) -> std::result::Result<(), String> {
+        for (i, w) in self.workers.iter().enumerate() {
             if w.connections == 0 {
-                return Err(bad(format!(
-                    "`workers[{i}].connections` must be at least 1"
-                )));
+                return Err(format!("`workers[{i}].connections` must be at least 1"));
             }
             if !(0.0..=1.0).contains(&w.overlap) {
-                return Err(bad(format!(
+                return Err(format!(
                     "`workers[{i}].overlap` is {}; it must be within 0..=1",
                     w.overlap
-                )));
+                ));
             }
             match (w.kind, w.command.is_empty()) {
                 (WorkerKind::Command, true) => {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "`workers[{i}].command` is missing: a \"command\" worker needs the program to run"
-                    )));
+                    ));
                 }
                 (kind, false) if kind != WorkerKind::Command => {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "`workers[{i}].command` is only for kind \"command\", not \"{}\"",
                         kind.name()
-                    )));
+                    ));
                 }
                 _ => {}
             }
         }
-        scenario.refuse_absent_targets().map_err(bad)?;
-        for (i, k) in scenario.faults.phase_kills.iter().enumerate() {
+        Ok(())
+    }
+
+    /// Refuses faults that cannot be planned: an unknown phase, an empty range, an I/O
+    /// operation that cannot fail with an error code.
+    fn refuse_bad_faults(&self) -> std::result::Result<(), String> {
+        for (i, k) in self.faults.phase_kills.iter().enumerate() {
             if phase_named(&k.phase).is_none() {
-                return Err(bad(format!(
+                return Err(format!(
                     "`faults.phase_kills[{i}].phase`: unknown phase {:?} ({})",
                     k.phase,
                     kanban_store::Phase::ALL.map(|p| p.name()).join(", ")
-                )));
+                ));
             }
             if k.delay_us[0] > k.delay_us[1] {
-                return Err(bad(format!(
+                return Err(format!(
                     "`faults.phase_kills[{i}].delay_us`: empty range {:?}",
                     k.delay_us
-                )));
+                ));
             }
             if k.max_nth == 0 {
-                return Err(bad(format!(
+                return Err(format!(
                     "`faults.phase_kills[{i}].max_nth` must be at least 1"
-                )));
+                ));
             }
         }
-        for (i, f) in scenario.faults.io.iter().enumerate() {
+        for (i, f) in self.faults.io.iter().enumerate() {
             if f.action.error_code().is_some() && !f.op.can_fail() {
-                return Err(bad(format!(
+                return Err(format!(
                     "`faults.io[{i}]`: {:?} cannot fail with an error code; kill or stop it instead",
                     f.op
-                )));
+                ));
             }
             if f.nth[0] == 0 || f.nth[0] > f.nth[1] {
-                return Err(bad(format!(
+                return Err(format!(
                     "`faults.io[{i}].nth`: {:?} is not a range of 1-based counts",
                     f.nth
-                )));
+                ));
             }
         }
-        if let Some([lo, hi]) = scenario.faults.stall_at_ms
+        if let Some([lo, hi]) = self.faults.stall_at_ms
             && lo > hi
         {
-            return Err(bad(format!(
-                "`faults.stall_at_ms`: empty range {:?}",
-                [lo, hi]
-            )));
+            return Err(format!("`faults.stall_at_ms`: empty range {:?}", [lo, hi]));
         }
-        if scenario.faults.stall_ms[0] > scenario.faults.stall_ms[1] {
-            return Err(bad(format!(
+        if self.faults.stall_ms[0] > self.faults.stall_ms[1] {
+            return Err(format!(
                 "`faults.stall_ms`: empty range {:?}",
-                scenario.faults.stall_ms
-            )));
+                self.faults.stall_ms
+            ));
         }
-        for (name, e) in &scenario.expect {
-            e.validate(&scenario)
-                .map_err(|m| bad(format!("`expect.\"{name}\".{m}")))?;
+        Ok(())
+    }
+
+    /// Refuses expectations that do not validate, none at all, or one for no variant.
+    fn refuse_bad_expectations(&self) -> std::result::Result<(), String> {
+        for (name, e) in &self.expect {
+            e.validate(self)
+                .map_err(|m| format!("`expect.\"{name}\".{m}"))?;
         }
-        if scenario.expect.is_empty() {
-            return Err(bad("`expect`: name at least one variant".into()));
+        if self.expect.is_empty() {
+            return Err("`expect`: name at least one variant".into());
         }
-        for name in scenario.expect.keys() {
-            Variant::parse(name).map_err(|e| bad(format!("`expect.\"{name}\"`: {e}")))?;
+        for name in self.expect.keys() {
+            Variant::parse(name).map_err(|e| format!("`expect.\"{name}\"`: {e}"))?;
         }
-        Ok(scenario)
+        Ok(())
     }
 
     /// Refuses a phase kill or I/O fault that no worker process could carry: one aimed at a

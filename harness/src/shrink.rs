@@ -56,7 +56,7 @@ impl FailureKind {
         }
     }
 
-    /// The finding kind's name in expectations (one of [`crate::check::KINDS`]).
+    /// The finding kind's name in expectations (one of [`crate::scenario::KINDS`]).
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Work => "work",
@@ -193,112 +193,166 @@ fn size(outcome: &Outcome, scenario: &Scenario) -> Size {
 
 /// Every one-step reduction of `table`, with what it changed.
 fn candidates(table: &Table) -> Vec<(String, Table)> {
-    let mut out = Vec::new();
-    let mut edit = |what: String, f: &dyn Fn(&mut Table) -> bool| {
-        let mut t = table.clone();
-        if f(&mut t) {
-            out.push((what, t));
-        }
+    let mut c = Candidates {
+        table,
+        out: Vec::new(),
     };
-    let workers = table
-        .get("workers")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    for i in 0..workers {
-        edit(format!("drop worker {i}"), &|t| {
-            array(t, "workers").is_some_and(|w| {
-                w.remove(i);
-                true
-            })
-        });
+    c.drop_workers();
+    c.cut_budget();
+    c.cut_timed_faults();
+    c.drop_exact_faults();
+    c.simplify_workers();
+    c.halve_tasks();
+    c.out
+}
+
+/// The one-step reductions of a scenario table, in the order they are tried.
+struct Candidates<'a> {
+    table: &'a Table,
+    out: Vec<(String, Table)>,
+}
+
+impl Candidates<'_> {
+    /// Adds the copy of the table that `f` edits, when it changed anything.
+    fn edit(&mut self, what: String, f: &dyn Fn(&mut Table) -> bool) {
+        let mut t = self.table.clone();
+        if f(&mut t) {
+            self.out.push((what, t));
+        }
     }
-    let budget = table
-        .get("budget_ms")
-        .and_then(Value::as_integer)
-        .unwrap_or(crate::scenario::defaults::budget_ms() as i64);
-    for (what, to) in [
-        ("halve the budget", budget / 2),
-        ("cut the budget by a quarter", budget * 3 / 4),
-    ] {
-        if to >= 1 && to < budget {
-            edit(format!("{what} to {to} ms"), &|t| {
-                t.insert("budget_ms".into(), Value::Integer(to));
-                true
+
+    /// The number of `[[workers]]` entries.
+    fn workers(&self) -> usize {
+        self.table
+            .get("workers")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    }
+
+    /// Each worker dropped.
+    fn drop_workers(&mut self) {
+        let workers = self.workers();
+        for i in 0..workers {
+            self.edit(format!("drop worker {i}"), &|t| {
+                array(t, "workers").is_some_and(|w| {
+                    w.remove(i);
+                    true
+                })
             });
         }
     }
-    for key in ["kills", "stalls"] {
-        let n = faults(table)
-            .and_then(|f| f.get(key))
+
+    /// The budget halved, or cut by a quarter.
+    fn cut_budget(&mut self) {
+        let table = self.table;
+        let budget = table
+            .get("budget_ms")
             .and_then(Value::as_integer)
-            .unwrap_or(0);
-        for to in [0, n / 2] {
-            if to < n {
-                edit(format!("{key} {n} -> {to}"), &|t| {
-                    faults_mut(t).insert(key.into(), Value::Integer(to));
+            .unwrap_or(crate::scenario::defaults::budget_ms() as i64);
+        for (what, to) in [
+            ("halve the budget", budget / 2),
+            ("cut the budget by a quarter", budget * 3 / 4),
+        ] {
+            if to >= 1 && to < budget {
+                self.edit(format!("{what} to {to} ms"), &|t| {
+                    t.insert("budget_ms".into(), Value::Integer(to));
                     true
                 });
             }
         }
     }
-    for key in ["phase_kills", "io"] {
-        let n = faults(table)
-            .and_then(|f| f.get(key))
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        for i in 0..n {
-            edit(format!("drop faults.{key}[{i}]"), &|t| {
-                faults_mut(t)
-                    .get_mut(key)
-                    .and_then(Value::as_array_mut)
-                    .is_some_and(|a| {
-                        a.remove(i);
+
+    /// The timed kills and stalls cut to none, or halved.
+    fn cut_timed_faults(&mut self) {
+        for key in ["kills", "stalls"] {
+            let n = fault(self.table, key)
+                .and_then(Value::as_integer)
+                .unwrap_or(0);
+            for to in [0, n / 2] {
+                if to < n {
+                    self.edit(format!("{key} {n} -> {to}"), &|t| {
+                        faults_mut(t).insert(key.into(), Value::Integer(to));
+                        true
+                    });
+                }
+            }
+        }
+    }
+
+    /// Each phase kill and I/O fault dropped.
+    fn drop_exact_faults(&mut self) {
+        for key in ["phase_kills", "io"] {
+            let n = fault(self.table, key)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            for i in 0..n {
+                self.edit(format!("drop faults.{key}[{i}]"), &|t| {
+                    faults_mut(t)
+                        .get_mut(key)
+                        .and_then(Value::as_array_mut)
+                        .is_some_and(|a| {
+                            a.remove(i);
+                            true
+                        })
+                });
+            }
+        }
+    }
+
+    /// Each worker without in-transaction overlap, or with one connection.
+    fn simplify_workers(&mut self) {
+        let workers = self.workers();
+        for i in 0..workers {
+            for (key, value) in [
+                ("overlap", Value::Float(0.0)),
+                ("connections", Value::Integer(1)),
+            ] {
+                self.edit(format!("workers[{i}].{key} = {value}"), &|t| {
+                    let Some(w) = array(t, "workers")
+                        .and_then(|w| w.get_mut(i))
+                        .and_then(Value::as_table_mut)
+                    else {
+                        return false;
+                    };
+                    if w.get(key).is_none_or(|v| *v == value) {
+                        return false;
+                    }
+                    w.insert(key.into(), value.clone());
+                    true
+                });
+            }
+        }
+    }
+
+    /// The seed tasks halved.
+    fn halve_tasks(&mut self) {
+        let table = self.table;
+        let tasks = table
+            .get("board")
+            .and_then(|b| b.get("tasks"))
+            .and_then(Value::as_integer)
+            .unwrap_or(0);
+        if tasks > 1 {
+            self.edit(format!("board.tasks {tasks} -> {}", tasks / 2), &|t| {
+                t.entry("board")
+                    .or_insert_with(|| Value::Table(Table::new()))
+                    .as_table_mut()
+                    .is_some_and(|b| {
+                        b.insert("tasks".into(), Value::Integer(tasks / 2));
                         true
                     })
             });
         }
     }
-    for i in 0..workers {
-        for (key, value) in [
-            ("overlap", Value::Float(0.0)),
-            ("connections", Value::Integer(1)),
-        ] {
-            edit(format!("workers[{i}].{key} = {value}"), &|t| {
-                let Some(w) = array(t, "workers")
-                    .and_then(|w| w.get_mut(i))
-                    .and_then(Value::as_table_mut)
-                else {
-                    return false;
-                };
-                if w.get(key).is_none_or(|v| *v == value) {
-                    return false;
-                }
-                w.insert(key.into(), value.clone());
-                true
-            });
-        }
-    }
-    let tasks = table
-        .get("board")
-        .and_then(|b| b.get("tasks"))
-        .and_then(Value::as_integer)
-        .unwrap_or(0);
-    if tasks > 1 {
-        edit(format!("board.tasks {tasks} -> {}", tasks / 2), &|t| {
-            t.entry("board")
-                .or_insert_with(|| Value::Table(Table::new()))
-                .as_table_mut()
-                .is_some_and(|b| {
-                    b.insert("tasks".into(), Value::Integer(tasks / 2));
-                    true
-                })
-        });
-    }
-    out
 }
 
 fn array<'a>(t: &'a mut Table, key: &str) -> Option<&'a mut Vec<Value>> {
     t.get_mut(key).and_then(Value::as_array_mut)
+}
+
+/// The value of `faults.<key>` in `t`.
+fn fault<'a>(t: &'a Table, key: &str) -> Option<&'a Value> {
+    faults(t).and_then(|f| f.get(key))
 }
 
 fn faults(t: &Table) -> Option<&Table> {

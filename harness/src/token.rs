@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::shim::{FileKind, IoAction, IoOp, IoPhase};
+use crate::fault::{FileKind, IoAction, IoOp, IoPhase};
 
 /// The logical epoch: 2026-01-01T00:00:00Z, in milliseconds since the Unix epoch (so
 /// timestamps in deterministic boards look like times, and are the same every run).
@@ -169,7 +169,7 @@ pub fn point(point: Point) {
         if client.socket.write_all(&point.encode()).is_err() {
             // The supervisor is gone: nothing may run without it.
             // SAFETY: leave at once, without unwinding into anything.
-            unsafe { libc::_exit(crate::worker::EXIT_SETUP) }
+            unsafe { libc::_exit(crate::exit::EXIT_SETUP) }
         }
     }
     wait_for_grant();
@@ -182,7 +182,7 @@ fn wait_for_grant() {
         let client = guard.as_mut().expect("connected");
         if client.socket.read_exact(&mut buf).is_err() {
             // SAFETY: as above.
-            unsafe { libc::_exit(crate::worker::EXIT_SETUP) }
+            unsafe { libc::_exit(crate::exit::EXIT_SETUP) }
         }
     }
     let now = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
@@ -191,7 +191,7 @@ fn wait_for_grant() {
         STOP.store(true, Ordering::Relaxed);
     }
     // A phase kill armed for a logical time fires here, when that time has come.
-    crate::worker::alarm::fire_due(now);
+    crate::alarm::fire_due(now);
 }
 
 /// Microseconds on this worker's clock: logical when connected, else since the first call.

@@ -288,7 +288,7 @@ fn health_checks_and_forks_are_safe_hardened_and_caught_as_hazards() {
     assert!(n(&forks, "damaged") >= 1, "{forks}");
 }
 
-/// Seeds of `run` with findings of `kind` (any of [`kanban_harness::check::KINDS`]).
+/// Seeds of `run` with findings of `kind` (any of [`kanban_harness::scenario::KINDS`]).
 fn seeds_with(run: &Value, kind: &str) -> u64 {
     run["seeds_with"][kind]
         .as_u64()

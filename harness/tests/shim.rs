@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use kanban_harness::shim::{self, FileKind, IoAction, IoFault, IoOp, IoPhase};
+use kanban_harness::fault::{FileKind, IoAction, IoFault, IoOp, IoPhase};
+use kanban_harness::shim;
 use kanban_store::{
     Board, CheckLevel, Error, NewTask, Phase, PhaseObserver, Role, RunOutcome, StoreConfig,
 };

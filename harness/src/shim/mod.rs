@@ -38,233 +38,7 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::Mutex;
 
-use serde::Deserialize;
-
-/// What kind of file an operation is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FileKind {
-    /// The main database file.
-    Db,
-    /// The write-ahead log.
-    Wal,
-    /// A rollback journal (rollback-mode boards, the WAL switch).
-    Journal,
-    /// Temporary files, statement journals.
-    Temp,
-    /// The WAL index (`-shm`), reached through the db file's shm methods.
-    Shm,
-}
-
-impl FileKind {
-    /// Every value, in declaration order (the wire format of deterministic mode).
-    pub const ALL: [FileKind; 5] = [
-        FileKind::Db,
-        FileKind::Wal,
-        FileKind::Journal,
-        FileKind::Temp,
-        FileKind::Shm,
-    ];
-}
-
-/// A file operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IoOp {
-    /// `xRead`.
-    Read,
-    /// `xWrite`.
-    Write,
-    /// `xTruncate`.
-    Truncate,
-    /// `xSync`.
-    Sync,
-    /// `xFileSize`.
-    FileSize,
-    /// `xLock`.
-    Lock,
-    /// `xUnlock`.
-    Unlock,
-    /// `xCheckReservedLock`.
-    CheckReserved,
-    /// `xFileControl`.
-    FileControl,
-    /// `xSectorSize`.
-    SectorSize,
-    /// `xDeviceCharacteristics`.
-    DeviceCharacteristics,
-    /// `xShmMap`.
-    ShmMap,
-    /// `xShmLock`, except taking the WAL write lock.
-    ShmLock,
-    /// `xShmLock` taking the WAL write lock (slot 0, exclusive): becoming the writer.
-    WalWriteLock,
-    /// `xShmBarrier`.
-    ShmBarrier,
-    /// `xShmUnmap`.
-    ShmUnmap,
-    /// `xFetch`.
-    Fetch,
-    /// `xUnfetch`.
-    Unfetch,
-    /// `xClose`.
-    Close,
-}
-
-impl IoOp {
-    /// Every value, in declaration order (the wire format of deterministic mode).
-    pub const ALL: [IoOp; 19] = [
-        IoOp::Read,
-        IoOp::Write,
-        IoOp::Truncate,
-        IoOp::Sync,
-        IoOp::FileSize,
-        IoOp::Lock,
-        IoOp::Unlock,
-        IoOp::CheckReserved,
-        IoOp::FileControl,
-        IoOp::SectorSize,
-        IoOp::DeviceCharacteristics,
-        IoOp::ShmMap,
-        IoOp::ShmLock,
-        IoOp::WalWriteLock,
-        IoOp::ShmBarrier,
-        IoOp::ShmUnmap,
-        IoOp::Fetch,
-        IoOp::Unfetch,
-        IoOp::Close,
-    ];
-}
-
-/// Where in SQLite's or the store's work an operation happens (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IoPhase {
-    /// Outside every phase.
-    None,
-    /// The checkpoint's copy loop.
-    CheckpointCopy,
-    /// The db truncate and sync after a complete checkpoint.
-    CheckpointTail,
-    /// A WAL truncate.
-    WalTruncate,
-    /// The store's commit.
-    Commit,
-    /// The store's checkpoint call.
-    Checkpoint,
-    /// The store's migration.
-    Migration,
-    /// The store's switch to WAL.
-    JournalMode,
-    /// The store's quarantine copy.
-    Quarantine,
-    /// The store's repair.
-    Repair,
-}
-
-impl IoPhase {
-    /// Every value, in declaration order (the wire format of deterministic mode).
-    pub const ALL: [IoPhase; 10] = [
-        IoPhase::None,
-        IoPhase::CheckpointCopy,
-        IoPhase::CheckpointTail,
-        IoPhase::WalTruncate,
-        IoPhase::Commit,
-        IoPhase::Checkpoint,
-        IoPhase::Migration,
-        IoPhase::JournalMode,
-        IoPhase::Quarantine,
-        IoPhase::Repair,
-    ];
-}
-
-impl IoPhase {
-    /// The phase of a store mark.
-    pub fn of_store(phase: kanban_store::Phase) -> IoPhase {
-        use kanban_store::Phase as P;
-        match phase {
-            P::Commit => IoPhase::Commit,
-            P::Checkpoint => IoPhase::Checkpoint,
-            P::Migration => IoPhase::Migration,
-            P::JournalMode => IoPhase::JournalMode,
-            P::Quarantine => IoPhase::Quarantine,
-            P::Repair => IoPhase::Repair,
-        }
-    }
-}
-
-/// What a fault does when it acts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IoAction {
-    /// SIGKILL before the operation runs.
-    KillBefore,
-    /// SIGKILL right after the operation returned.
-    KillAfter,
-    /// Fail with `SQLITE_IOERR_WRITE`.
-    IoerrWrite,
-    /// Fail with `SQLITE_IOERR_FSYNC`.
-    IoerrFsync,
-    /// Fail with `SQLITE_FULL`.
-    Full,
-    /// SIGSTOP right after the operation succeeded (the supervisor resumes the worker).
-    Stop,
-}
-
-impl IoAction {
-    /// Every value, in declaration order (the wire format of deterministic mode).
-    pub const ALL: [IoAction; 6] = [
-        IoAction::KillBefore,
-        IoAction::KillAfter,
-        IoAction::IoerrWrite,
-        IoAction::IoerrFsync,
-        IoAction::Full,
-        IoAction::Stop,
-    ];
-}
-
-impl IoOp {
-    /// Whether the operation returns an SQLite result code that a failing fault can replace
-    /// (size and capability queries, barriers and closes cannot fail that way).
-    pub fn can_fail(self) -> bool {
-        !matches!(
-            self,
-            IoOp::SectorSize | IoOp::DeviceCharacteristics | IoOp::ShmBarrier | IoOp::Close
-        )
-    }
-}
-
-impl IoAction {
-    /// The SQLite error code of a failing action (`None` for kills and stops).
-    pub fn error_code(self) -> Option<i32> {
-        use rusqlite::ffi;
-        match self {
-            IoAction::IoerrWrite => Some(ffi::SQLITE_IOERR_WRITE),
-            IoAction::IoerrFsync => Some(ffi::SQLITE_IOERR_FSYNC),
-            IoAction::Full => Some(ffi::SQLITE_FULL),
-            _ => None,
-        }
-    }
-}
-
-/// One planned I/O fault of a worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IoFault {
-    /// Its index in the scenario's list (written to the landed file).
-    pub id: usize,
-    /// The phase it waits for.
-    pub phase: IoPhase,
-    /// The file kind it waits for.
-    pub file: FileKind,
-    /// The operation it waits for.
-    pub op: IoOp,
-    /// It acts at the Nth matching operation (1-based).
-    pub nth: u32,
-    /// What it does.
-    pub action: IoAction,
-    /// For failing actions: fail every later match too, not just the Nth.
-    pub sticky: bool,
-}
+use crate::fault::{FileKind, IoAction, IoFault, IoOp, IoPhase};
 
 /// The shim's state in one worker process.
 struct State {
@@ -339,63 +113,13 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
     let Some(state) = guard.as_mut() else {
         return Verdict::Go;
     };
-    // SQLite's checkpoint brackets.
-    if file == FileKind::Db && op == IoOp::FileControl {
-        match fcntl {
-            Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_START) => {
-                state.sqlite_phase = IoPhase::CheckpointCopy
-            }
-            Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_DONE) => {
-                state.sqlite_phase = IoPhase::CheckpointTail
-            }
-            _ => {}
-        }
-    }
-    if state.sqlite_phase == IoPhase::CheckpointTail
-        && !(file == FileKind::Db
-            && matches!(
-                op,
-                IoOp::Truncate | IoOp::Sync | IoOp::FileSize | IoOp::FileControl
-            ))
-    {
-        state.sqlite_phase = IoPhase::None;
-    }
-    let phase = if state.sqlite_phase != IoPhase::None {
-        state.sqlite_phase
-    } else if file == FileKind::Wal && op == IoOp::Truncate {
-        IoPhase::WalTruncate
-    } else {
-        state.store_phase.last().copied().unwrap_or(IoPhase::None)
-    };
+    let phase = state.phase_of(file, op, fcntl);
     *state.counts.entry((phase, file, op)).or_default() += 1;
-    let mut verdict = Verdict::Go;
-    let mut fault_action = None;
-    let mut first_time = None;
-    for (fault, seen) in &mut state.faults {
-        if fault.phase != phase || fault.file != file || fault.op != op {
-            continue;
-        }
-        // Every matching fault counts the operation, even when another one acts on it.
-        *seen += 1;
-        let first = *seen == fault.nth;
-        if !(first || (fault.sticky && *seen > fault.nth)) || verdict != Verdict::Go {
-            continue;
-        }
-        if first {
-            first_time = Some(fault.id);
-        }
-        fault_action = Some(fault.action);
-        verdict = match fault.action.error_code() {
-            Some(code) => Verdict::Fail(code),
-            None => Verdict::GoThen(fault.action),
-        };
-    }
-    if matches!(
+    let Decision {
         verdict,
-        Verdict::GoThen(IoAction::KillAfter | IoAction::Stop)
-    ) {
-        state.acting_after = first_time;
-    }
+        fault_action,
+        first_time,
+    } = state.decide(phase, file, op);
     drop(guard);
     // In deterministic mode every file operation is a scheduling point, reached before the
     // operation and after its fault is decided (so the trace shows the fault).
@@ -419,6 +143,89 @@ pub(crate) fn hook(file: FileKind, op: IoOp, fcntl: Option<i32>) -> Verdict {
         _ => {}
     }
     verdict
+}
+
+/// What the planned faults make of one operation.
+struct Decision {
+    /// What the VFS does with it.
+    verdict: Verdict,
+    /// The action of the fault that acts on it.
+    fault_action: Option<IoAction>,
+    /// The id of that fault, when this is its Nth match (its first time: it lands).
+    first_time: Option<usize>,
+}
+
+impl State {
+    /// The phase of the operation: SQLite's checkpoint brackets (tracked here from its file
+    /// controls), a WAL truncate, or the store's innermost mark.
+    fn phase_of(&mut self, file: FileKind, op: IoOp, fcntl: Option<i32>) -> IoPhase {
+        // SQLite's checkpoint brackets.
+        if file == FileKind::Db && op == IoOp::FileControl {
+            match fcntl {
+                Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_START) => {
+                    self.sqlite_phase = IoPhase::CheckpointCopy
+                }
+                Some(rusqlite::ffi::SQLITE_FCNTL_CKPT_DONE) => {
+                    self.sqlite_phase = IoPhase::CheckpointTail
+                }
+                _ => {}
+            }
+        }
+        if self.sqlite_phase == IoPhase::CheckpointTail
+            && !(file == FileKind::Db
+                && matches!(
+                    op,
+                    IoOp::Truncate | IoOp::Sync | IoOp::FileSize | IoOp::FileControl
+                ))
+        {
+            self.sqlite_phase = IoPhase::None;
+        }
+        if self.sqlite_phase != IoPhase::None {
+            self.sqlite_phase
+        } else if file == FileKind::Wal && op == IoOp::Truncate {
+            IoPhase::WalTruncate
+        } else {
+            self.store_phase.last().copied().unwrap_or(IoPhase::None)
+        }
+    }
+
+    /// Counts the operation against every fault it matches, and decides what the first one
+    /// due does to it; a kill or stop after it is noted as acting afterwards.
+    fn decide(&mut self, phase: IoPhase, file: FileKind, op: IoOp) -> Decision {
+        let mut verdict = Verdict::Go;
+        let mut fault_action = None;
+        let mut first_time = None;
+        for (fault, seen) in &mut self.faults {
+            if fault.phase != phase || fault.file != file || fault.op != op {
+                continue;
+            }
+            // Every matching fault counts the operation, even when another one acts on it.
+            *seen += 1;
+            let first = *seen == fault.nth;
+            if !(first || (fault.sticky && *seen > fault.nth)) || verdict != Verdict::Go {
+                continue;
+            }
+            if first {
+                first_time = Some(fault.id);
+            }
+            fault_action = Some(fault.action);
+            verdict = match fault.action.error_code() {
+                Some(code) => Verdict::Fail(code),
+                None => Verdict::GoThen(fault.action),
+            };
+        }
+        if matches!(
+            verdict,
+            Verdict::GoThen(IoAction::KillAfter | IoAction::Stop)
+        ) {
+            self.acting_after = first_time;
+        }
+        Decision {
+            verdict,
+            fault_action,
+            first_time,
+        }
+    }
 }
 
 /// Called by the VFS after an operation that a fault acts on afterwards.

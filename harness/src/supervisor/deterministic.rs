@@ -42,7 +42,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Outcome, RunOptions, Slot, ended, reap_all, spawn};
 use crate::error::{Error, Result};
-use crate::plan::{FaultAction, Plan};
+use crate::plan::{FaultAction, Plan, TimedFault};
 use crate::scenario::{QUANTUM_US, Scenario};
 use crate::token::{self, Point};
 
@@ -86,51 +86,13 @@ pub(super) fn run(
     loop {
         let now = sched.now_us();
         while let Some(f) = faults.next_if(|f| f.at_ms * 1000 <= now && now < budget_us) {
-            let unit = f.worker;
-            if procs.slots[unit].pid.is_none() {
-                continue;
-            }
-            match f.action {
-                FaultAction::Kill => {
-                    procs.trace.line(format_args!("{now} kill w{unit}"));
-                    procs.kill(unit);
-                    sched.remove(unit);
-                    procs.restart_later(&mut sched, unit, outcome);
-                    outcome.kills += 1;
-                }
-                FaultAction::Stall(ms) => {
-                    procs.trace.line(format_args!("{now} stall w{unit} {ms}ms"));
-                    sched.wait_until(unit, now + ms * 1000);
-                    outcome.stalls += 1;
-                }
-            }
+            procs.deliver(&mut sched, f, now, outcome);
         }
         if !procs.stopping && now >= budget_us {
-            procs.stopping = true;
-            stopped_at = Some(sched.steps());
-            procs.trace.line(format_args!("{now} budget spent"));
-            for unit in 0..procs.slots.len() {
-                if procs.slots[unit].pid.is_none() {
-                    sched.remove(unit);
-                }
-            }
+            stopped_at = Some(procs.spend_budget(&mut sched, now));
         }
         if stopped_at.is_some_and(|at| sched.steps() >= at + GRACE_STEPS) {
-            for unit in 0..procs.slots.len() {
-                if procs.slots[unit].pid.is_none() {
-                    continue;
-                }
-                // One that waits (a stall) took none of those steps: it is killed, not stuck.
-                if !matches!(sched.state(unit), State::Waiting { .. }) {
-                    procs.trace.line(format_args!("{now} stuck w{unit}"));
-                    procs.worker_errors.push(format!(
-                        "stuck: worker {unit} ({}) still running {GRACE_STEPS} scheduling steps after the budget was spent",
-                        procs.slots[unit].kind.name(),
-                    ));
-                }
-                procs.kill(unit);
-                sched.remove(unit);
-            }
+            procs.end_overdue(&mut sched, now);
         }
         let Some((unit, event)) = step(&mut sched, &mut procs) else {
             break;
@@ -142,22 +104,90 @@ pub(super) fn run(
             reap_all(procs.slots);
             return Err(blocked);
         }
-        let (step_no, now) = (sched.steps(), sched.now_us());
-        match event {
-            Event::Point { at, .. } => procs
-                .trace
-                .line(format_args!("{step_no} {now} w{unit} {}", describe(at))),
-            Event::Gone => {
-                procs
-                    .trace
-                    .line(format_args!("{step_no} {now} w{unit} gone"));
-                procs.restart_later(&mut sched, unit, outcome);
-            }
-        }
+        procs.note(&mut sched, unit, event, outcome);
     }
     outcome.steps = sched.steps();
     reap_all(procs.slots);
     procs.trace.finish()
+}
+
+impl Procs<'_> {
+    /// Delivers the timed fault `f`, due at `now`, unless its worker is not running.
+    fn deliver(&mut self, sched: &mut Scheduler, f: &TimedFault, now: u64, outcome: &mut Outcome) {
+        let unit = f.worker;
+        if self.slots[unit].pid.is_none() {
+            return;
+        }
+        match f.action {
+            FaultAction::Kill => {
+                self.trace.line(format_args!("{now} kill w{unit}"));
+                self.kill(unit);
+                sched.remove(unit);
+                self.restart_later(sched, unit, outcome);
+                outcome.kills += 1;
+            }
+            FaultAction::Stall(ms) => {
+                self.trace.line(format_args!("{now} stall w{unit} {ms}ms"));
+                sched.wait_until(unit, now + ms * 1000);
+                outcome.stalls += 1;
+            }
+        }
+    }
+
+    /// The budget is spent at `now`: workers that are not running leave the schedule (none
+    /// is restarted any more). Returns the step it happened at.
+    fn spend_budget(&mut self, sched: &mut Scheduler, now: u64) -> u64 {
+        self.stopping = true;
+        let at = sched.steps();
+        self.trace.line(format_args!("{now} budget spent"));
+        for unit in 0..self.slots.len() {
+            if self.slots[unit].pid.is_none() {
+                sched.remove(unit);
+            }
+        }
+        at
+    }
+
+    /// Kills every worker still there `GRACE_STEPS` after the budget was spent; one that
+    /// took steps all along (did not wait) is reported `stuck`.
+    fn end_overdue(&mut self, sched: &mut Scheduler, now: u64) {
+        for unit in 0..self.slots.len() {
+            if self.slots[unit].pid.is_none() {
+                continue;
+            }
+            // One that waits (a stall) took none of those steps: it is killed, not stuck.
+            if !matches!(sched.state(unit), State::Waiting { .. }) {
+                self.trace.line(format_args!("{now} stuck w{unit}"));
+                self.worker_errors.push(format!(
+                    "stuck: worker {unit} ({}) still running {GRACE_STEPS} scheduling steps after the budget was spent",
+                    self.slots[unit].kind.name(),
+                ));
+            }
+            self.kill(unit);
+            sched.remove(unit);
+        }
+    }
+
+    /// Traces the step's `event` of `unit`; a worker gone is restarted later.
+    fn note(
+        &mut self,
+        sched: &mut Scheduler,
+        unit: Unit,
+        event: Event<Point>,
+        outcome: &mut Outcome,
+    ) {
+        let (step_no, now) = (sched.steps(), sched.now_us());
+        match event {
+            Event::Point { at, .. } => self
+                .trace
+                .line(format_args!("{step_no} {now} w{unit} {}", describe(at))),
+            Event::Gone => {
+                self.trace
+                    .line(format_args!("{step_no} {now} w{unit} gone"));
+                self.restart_later(sched, unit, outcome);
+            }
+        }
+    }
 }
 
 /// The scheduler's own stream, apart from the plan's.

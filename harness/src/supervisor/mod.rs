@@ -31,12 +31,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{self, Findings, Ledger};
 use crate::error::{Error, Result};
+use crate::exit::{EXIT_OK, EXIT_PANIC, EXIT_SETUP};
+use crate::fault::ErrorKind;
 use crate::ledger;
 use crate::plan::{Plan, incarnation_seed};
 use crate::scenario::{Scenario, ScheduleMode, StrategyName, Variant, WorkerKind};
 use crate::setup;
-use crate::work::{self, ErrorKind};
-use crate::worker::{self, EXIT_OK, EXIT_PANIC, EXIT_SETUP, WorkerEnv};
+use crate::work;
+use crate::worker::{self, WorkerEnv};
 
 mod aftermath;
 mod deterministic;
@@ -69,7 +71,7 @@ pub struct RunOptions {
     /// reaching a scheduling point before the seed is given up as one that could not be
     /// run ([`Error::Blocked`]): a wall-clock cap is never a finding.
     pub stuck: Duration,
-    /// Control (test-only): job 0 of [`crate::jobs::run`] `_exit(70)`s after reporting
+    /// Control (test-only): job 0 of `jobs::run` `_exit(70)`s after reporting
     /// this many items, so the run loses seeds on purpose (`--control-job-dies-after`).
     pub control_job_dies_after: Option<usize>,
 }
@@ -240,12 +242,7 @@ pub fn run_seed(
                 message,
             })?;
     }
-    // Orphaned grandchildren (a worker's own children) become ours, so none outlives the
-    // seed: every process that may write to the board is dead before the checks.
-    // SAFETY: a plain prctl on this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
+    become_subreaper();
     let dir = tempfile::Builder::new()
         .prefix("kanban-harness-")
         .tempdir_in(&opts.work_dir)
@@ -256,102 +253,33 @@ pub fn run_seed(
     if opts.verbose {
         eprintln!("plan: {plan:#?}");
     }
-    let mut slots: Vec<Slot> = Vec::new();
-    for (spec, wp) in scenario.processes().into_iter().zip(&plan.workers) {
-        slots.push(Slot {
-            kind: spec.kind,
-            env: WorkerEnv {
-                db: setup::board_path(&db, spec.path)?,
-                ledger: dir.path().join(format!("ledger-w{}.bin", wp.index)),
-                index: wp.index,
-                incarnation: 0,
-                seed: wp.seed,
-                spec: spec.clone(),
-                variant,
-                phase_kills: wp.phase_kills.clone(),
-                io_faults: wp.io_faults.clone(),
-                shim: scenario.shim || opts.shim,
-                single_writer: scenario.single_writer,
-                landed: dir.path().join(format!("faults-w{}.txt", wp.index)),
-                token: None,
-            },
-            stop_ms: wp.stop_ms,
-            log: dir.path().join(format!("worker-w{}.log", wp.index)),
-            text_ledger: dir.path().join(format!("ledger-w{}.txt", wp.index)),
-            pid: None,
-            restart_at: None,
-            stalled: false,
-            setup_exits: 0,
-            groups: Vec::new(),
-        });
-    }
+    let mut slots = make_slots(scenario, variant, &plan, dir.path(), &db, opts)?;
     let mut outcome = Outcome {
         seed,
         faults_planned: plan.faults_planned(),
         ..Outcome::default()
     };
     let mut worker_errors = Vec::new();
-
-    let digests = match opts.schedule(scenario) {
-        None => {
-            free::run(
-                &kanban_store::wal_path(&db),
-                &mut slots,
-                &plan,
-                scenario,
-                &mut outcome,
-                &mut worker_errors,
-            )?;
-            None
-        }
-        Some(strategy) => {
-            let trace = deterministic::run(
-                &mut slots,
-                &plan,
-                scenario,
-                strategy,
-                opts,
-                &mut outcome,
-                &mut worker_errors,
-            )?;
-            Some(trace)
-        }
-    };
+    let digests = run_workers(
+        &mut slots,
+        &plan,
+        scenario,
+        opts,
+        &db,
+        &mut outcome,
+        &mut worker_errors,
+    )?;
 
     // Every worker is dead. The files as they left them come first (see `aftermath`).
     let as_left = AsLeft::take(dir.path(), &db, opts.artifacts.is_some(), digests.is_some())?;
-    for slot in &slots {
-        let notes = FaultNotes::read(&slot.env.landed);
-        outcome.faults_armed += notes.armed();
-        outcome.faults_landed += notes.landed();
-    }
-    let ledgers = read_ledgers(&slots);
-    count_work(&slots, &ledgers, &mut outcome);
-    worker_errors.extend(unexpected_errors(
-        &outcome.expected_errors,
-        &work::allowed_errors(scenario, variant),
-    ));
-    let final_repair = scenario
-        .repair_after
-        .then(|| FinalRepair::run(&db, &ledgers));
-    crate::inject::apply(scenario, &db, &ledgers)?;
-    outcome.findings = check::check(&db, &ledgers, worker_errors);
-    if let Some(repair) = &final_repair {
-        repair.judge(&mut outcome.findings);
-    }
-    // A board damaged beyond indexes at start that ends with none was rebuilt.
-    let rebuilt = scenario.board.damage.beyond_indexes()
-        && outcome.findings.corrupt.is_empty()
-        && outcome.findings.invariant.is_empty();
-    outcome.findings.quarantine = crate::copies::check(&db, &setup_copies, rebuilt);
-    outcome.final_repair = final_repair;
-    outcome.findings.work = work::findings(
+    let seed_run = SeedRun {
         scenario,
         variant,
-        &outcome.acked_by_kind,
-        outcome.restarts,
-        outcome.kills + outcome.faults_landed,
-    );
+        db: &db,
+        slots: &slots,
+        setup_copies: &setup_copies,
+    };
+    seed_run.judge(worker_errors, &mut outcome)?;
     outcome.backups = count_backups(dir.path());
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;
     if (outcome.failed() || opts.verbose)
@@ -364,21 +292,165 @@ pub fn run_seed(
         outcome.db_digest = as_left.digest;
     }
     if opts.verbose {
-        for slot in &slots {
-            let log = std::fs::read_to_string(&slot.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            eprintln!(
-                "worker {} ({}): {} restarts; log tail:",
-                slot.env.index,
-                slot.kind.name(),
-                slot.env.incarnation
-            );
-            for line in tail.into_iter().rev() {
-                eprintln!("    {line}");
-            }
-        }
+        print_log_tails(&slots);
     }
     Ok(outcome)
+}
+
+/// Makes orphaned grandchildren (a worker's own children) ours, so none outlives the seed:
+/// every process that may write to the board is dead before the checks.
+fn become_subreaper() {
+    // SAFETY: a plain prctl on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// One slot per worker process of the plan, with its files in `dir`; none started yet.
+fn make_slots(
+    scenario: &Scenario,
+    variant: Variant,
+    plan: &Plan,
+    dir: &Path,
+    db: &Path,
+    opts: &RunOptions,
+) -> Result<Vec<Slot>> {
+    let mut slots: Vec<Slot> = Vec::new();
+    for (spec, wp) in scenario.processes().into_iter().zip(&plan.workers) {
+        slots.push(Slot {
+            kind: spec.kind,
+            env: WorkerEnv {
+                db: setup::board_path(db, spec.path)?,
+                ledger: dir.join(format!("ledger-w{}.bin", wp.index)),
+                index: wp.index,
+                incarnation: 0,
+                seed: wp.seed,
+                spec: spec.clone(),
+                variant,
+                phase_kills: wp.phase_kills.clone(),
+                io_faults: wp.io_faults.clone(),
+                shim: scenario.shim || opts.shim,
+                single_writer: scenario.single_writer,
+                landed: dir.join(format!("faults-w{}.txt", wp.index)),
+                token: None,
+            },
+            stop_ms: wp.stop_ms,
+            log: dir.join(format!("worker-w{}.log", wp.index)),
+            text_ledger: dir.join(format!("ledger-w{}.txt", wp.index)),
+            pid: None,
+            restart_at: None,
+            stalled: false,
+            setup_exits: 0,
+            groups: Vec::new(),
+        });
+    }
+    Ok(slots)
+}
+
+/// Runs the workers in the mode the options pick until every one is dead; the trace digest
+/// of a deterministic run.
+fn run_workers(
+    slots: &mut [Slot],
+    plan: &Plan,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    db: &Path,
+    outcome: &mut Outcome,
+    worker_errors: &mut Vec<String>,
+) -> Result<Option<String>> {
+    Ok(match opts.schedule(scenario) {
+        None => {
+            free::run(
+                &kanban_store::wal_path(db),
+                slots,
+                plan,
+                scenario,
+                outcome,
+                worker_errors,
+            )?;
+            None
+        }
+        Some(strategy) => {
+            let trace = deterministic::run(
+                slots,
+                plan,
+                scenario,
+                strategy,
+                opts,
+                outcome,
+                worker_errors,
+            )?;
+            Some(trace)
+        }
+    })
+}
+
+/// A seed whose workers are all dead, to be judged.
+struct SeedRun<'a> {
+    scenario: &'a Scenario,
+    variant: Variant,
+    db: &'a Path,
+    slots: &'a [Slot],
+    /// The quarantine copies setup kept.
+    setup_copies: &'a [String],
+}
+
+impl SeedRun<'_> {
+    /// Reads the faults noted and the ledgers into `outcome`, finishes the board (final
+    /// repair, a control's loss), and sets the seed's findings.
+    fn judge(&self, mut worker_errors: Vec<String>, outcome: &mut Outcome) -> Result<()> {
+        let (scenario, variant, db) = (self.scenario, self.variant, self.db);
+        for slot in self.slots {
+            let notes = FaultNotes::read(&slot.env.landed);
+            outcome.faults_armed += notes.armed();
+            outcome.faults_landed += notes.landed();
+        }
+        let ledgers = read_ledgers(self.slots);
+        count_work(self.slots, &ledgers, outcome);
+        worker_errors.extend(unexpected_errors(
+            &outcome.expected_errors,
+            &work::allowed_errors(scenario, variant),
+        ));
+        let final_repair = scenario
+            .repair_after
+            .then(|| FinalRepair::run(db, &ledgers));
+        crate::inject::apply(scenario, db, &ledgers)?;
+        outcome.findings = check::check(db, &ledgers, worker_errors);
+        if let Some(repair) = &final_repair {
+            repair.judge(&mut outcome.findings);
+        }
+        // A board damaged beyond indexes at start that ends with none was rebuilt.
+        let rebuilt = scenario.board.damage.beyond_indexes()
+            && outcome.findings.corrupt.is_empty()
+            && outcome.findings.invariant.is_empty();
+        outcome.findings.quarantine = crate::copies::check(db, self.setup_copies, rebuilt);
+        outcome.final_repair = final_repair;
+        outcome.findings.work = work::findings(
+            scenario,
+            variant,
+            &outcome.acked_by_kind,
+            outcome.restarts,
+            outcome.kills + outcome.faults_landed,
+        );
+        Ok(())
+    }
+}
+
+/// Prints the last lines of every worker's log (verbose runs).
+fn print_log_tails(slots: &[Slot]) {
+    for slot in slots {
+        let log = std::fs::read_to_string(&slot.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        eprintln!(
+            "worker {} ({}): {} restarts; log tail:",
+            slot.env.index,
+            slot.kind.name(),
+            slot.env.incarnation
+        );
+        for line in tail.into_iter().rev() {
+            eprintln!("    {line}");
+        }
+    }
 }
 
 impl Outcome {

@@ -66,86 +66,117 @@ fn edit(
     let pick = (!known.is_empty()).then(|| known[rng.random_range(0..known.len())]);
     let forwards = board.config().single_writer;
     match (roll, pick) {
-        (0..40, _) | (_, None) => {
-            let priority = rng.random_range(0..5);
-            let task = |token: &str| NewTask {
-                title: token.to_string(),
-                body: "from the dashboard".into(),
-                priority,
-                parents: Vec::new(),
-            };
-            if forwards {
-                // (The gateway's answer is the task's id: the event's stays unknown.)
-                let write = |token: &str| Write::CreateTask(task(token));
-                forward(board, ctx, Op::CreateTask, (0, 0), write, |id| (id, 0));
-                return;
-            }
-            ctx.write(Op::CreateTask, (0, 0), |token| {
-                board.transaction(|t| {
-                    let id = t.create_task(&task(token))?;
-                    let event = last_event(t);
-                    overlap.maybe(rng);
-                    Ok(Some((id.get(), event)))
-                })
-            });
-        }
-        (40..65, Some((task, _))) => {
-            let comment = |token: &str| Write::Comment {
-                task,
-                author: token.to_string(),
-                body: "looks good".into(),
-            };
-            if forwards {
-                forward(board, ctx, Op::Comment, (task.get(), 0), comment, |id| {
-                    (id, 0)
-                });
-                return;
-            }
-            ctx.write(Op::Comment, (task.get(), 0), |token| {
-                board.transaction(|t| {
-                    let id = t.comment(task, token, "looks good")?;
-                    Ok(Some((id, last_event(t))))
-                })
-            });
-        }
+        (0..40, _) | (_, None) => create(board, ctx, rng, overlap, forwards),
+        (40..65, Some((task, _))) => comment(board, ctx, task, forwards),
         (65..85, Some((task, status))) if status != TaskStatus::Running => {
-            let to =
-                [TaskStatus::Todo, TaskStatus::Ready, TaskStatus::Blocked][rng.random_range(0..3)];
-            let args = (task.get(), ledger::status_code(to));
-            if forwards {
-                let write = |_: &str| Write::MoveTask { id: task, to };
-                forward(board, ctx, Op::Move, args, write, |event| {
-                    (task.get(), event)
-                });
-                return;
-            }
-            ctx.write(Op::Move, args, |_| {
-                board
-                    .move_task(task, to)
-                    .map(|event| Some((task.get(), event.get())))
-            });
+            move_task(board, ctx, rng, task, forwards)
         }
-        (_, Some((task, _))) => {
-            let priority = rng.random_range(0..5);
-            if forwards {
-                let write = |token: &str| Write::UpdateTask {
-                    id: task,
-                    title: token.to_string(),
-                    body: "edited".into(),
-                    priority,
-                };
-                forward(board, ctx, Op::UpdateTask, (task.get(), 0), write, |e| {
-                    (task.get(), e)
-                });
-                return;
-            }
-            ctx.write(Op::UpdateTask, (task.get(), 0), |token| {
-                board
-                    .update_task(task, token, "edited", priority)
-                    .map(|event| Some((task.get(), event.get())))
-            });
-        }
+        (_, Some((task, _))) => rename(board, ctx, rng, task, forwards),
     }
+}
+
+/// Creates a task (its title the token).
+fn create(
+    board: &mut Board,
+    ctx: &mut Ledgered,
+    rng: &mut ChaCha8Rng,
+    overlap: &Overlap<'_>,
+    forwards: bool,
+) {
+    let priority = rng.random_range(0..5);
+    let task = |token: &str| NewTask {
+        title: token.to_string(),
+        body: "from the dashboard".into(),
+        priority,
+        parents: Vec::new(),
+    };
+    if forwards {
+        // (The gateway's answer is the task's id: the event's stays unknown.)
+        let write = |token: &str| Write::CreateTask(task(token));
+        forward(board, ctx, Op::CreateTask, (0, 0), write, |id| (id, 0));
+        return;
+    }
+    ctx.write(Op::CreateTask, (0, 0), |token| {
+        board.transaction(|t| {
+            let id = t.create_task(&task(token))?;
+            let event = last_event(t);
+            overlap.maybe(rng);
+            Ok(Some((id.get(), event)))
+        })
+    });
+}
+
+/// Comments on `task` (its author the token).
+fn comment(board: &mut Board, ctx: &mut Ledgered, task: TaskId, forwards: bool) {
+    let comment = |token: &str| Write::Comment {
+        task,
+        author: token.to_string(),
+        body: "looks good".into(),
+    };
+    if forwards {
+        forward(board, ctx, Op::Comment, (task.get(), 0), comment, |id| {
+            (id, 0)
+        });
+        return;
+    }
+    ctx.write(Op::Comment, (task.get(), 0), |token| {
+        board.transaction(|t| {
+            let id = t.comment(task, token, "looks good")?;
+            Ok(Some((id, last_event(t))))
+        })
+    });
+}
+
+/// Moves `task` to todo, ready or blocked.
+fn move_task(
+    board: &mut Board,
+    ctx: &mut Ledgered,
+    rng: &mut ChaCha8Rng,
+    task: TaskId,
+    forwards: bool,
+) {
+    let to = [TaskStatus::Todo, TaskStatus::Ready, TaskStatus::Blocked][rng.random_range(0..3)];
+    let args = (task.get(), ledger::status_code(to));
+    if forwards {
+        let write = |_: &str| Write::MoveTask { id: task, to };
+        forward(board, ctx, Op::Move, args, write, |event| {
+            (task.get(), event)
+        });
+        return;
+    }
+    ctx.write(Op::Move, args, |_| {
+        board
+            .move_task(task, to)
+            .map(|event| Some((task.get(), event.get())))
+    });
+}
+
+/// Renames `task` to the token.
+fn rename(
+    board: &mut Board,
+    ctx: &mut Ledgered,
+    rng: &mut ChaCha8Rng,
+    task: TaskId,
+    forwards: bool,
+) {
+    let priority = rng.random_range(0..5);
+    if forwards {
+        let write = |token: &str| Write::UpdateTask {
+            id: task,
+            title: token.to_string(),
+            body: "edited".into(),
+            priority,
+        };
+        forward(board, ctx, Op::UpdateTask, (task.get(), 0), write, |e| {
+            (task.get(), e)
+        });
+        return;
+    }
+    ctx.write(Op::UpdateTask, (task.get(), 0), |token| {
+        board
+            .update_task(task, token, "edited", priority)
+            .map(|event| Some((task.get(), event.get())))
+    });
 }
 
 /// Sends the write `write` makes of its token to the gateway, with the request id of its

@@ -17,7 +17,6 @@
 //! scheduler of later issues can drive the same loops.
 
 mod agent;
-pub(crate) mod alarm;
 mod dashboard;
 mod flooder;
 mod gateway;
@@ -36,19 +35,14 @@ use kanban_store::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::alarm;
+use crate::exit::{EXIT_OK, EXIT_PANIC, EXIT_SETUP};
+use crate::fault::{ErrorKind, IoFault};
 use crate::ledger::{self, Mark, Op, Record, Tally};
 use crate::plan::{PhaseKillPlan, incarnation_seed};
 use crate::scenario::{Variant, WorkerKind, WorkerSpec};
-use crate::shim::{self, IoFault};
+use crate::shim;
 use crate::token;
-use crate::work::ErrorKind;
-
-/// The worker finished (asked to stop).
-pub const EXIT_OK: i32 = 0;
-/// The worker panicked.
-pub const EXIT_PANIC: i32 = 70;
-/// The worker could not start (board refused to open, ledger unwritable).
-pub const EXIT_SETUP: i32 = 71;
 
 /// Set by SIGTERM: finish the current operation and exit.
 static STOP: AtomicBool = AtomicBool::new(false);

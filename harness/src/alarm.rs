@@ -40,7 +40,7 @@ struct Kill {
 
 /// Takes this worker's phase kills and its landed file. Call once, before any connection
 /// is opened.
-pub(super) fn install(kills: &[PhaseKillPlan], landed: File) {
+pub(crate) fn install(kills: &[PhaseKillPlan], landed: File) {
     let kills = kills
         .iter()
         .map(|&plan| Kill {
@@ -57,7 +57,7 @@ pub(super) fn install(kills: &[PhaseKillPlan], landed: File) {
 
 /// The store entered (`true`) or left `phase`: arms the kills due at this entry, or
 /// cancels the armed kills of the phase that ends.
-pub(super) fn phase(phase: Phase, entering: bool) {
+pub(crate) fn phase(phase: Phase, entering: bool) {
     if !owner() {
         return;
     }
@@ -90,7 +90,7 @@ pub(crate) fn fire_due(now: u64) {
 
 /// The SIGALRM handler: fires the kill that is due, or sets the timer again if none is
 /// yet (its deadline moved, or it was cancelled, while the timer ran).
-pub(super) extern "C" fn on_alarm(_: libc::c_int) {
+pub(crate) extern "C" fn on_alarm(_: libc::c_int) {
     let now = monotonic_us();
     if let Some(kill) = kills().iter().find(|k| is_due(k, now)) {
         fire(kill);

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use kanban_harness::pagecache::{
-    self, AllStopped, CutReport, FileCut, Mode, NsUndo, Record, Recorder, SECTOR,
+    self, AllStopped, CutReport, FileCut, Mode, NsUndo, Op, Record, Recorder, SECTOR,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -434,7 +434,10 @@ fn two_processes_appending_at_once_give_a_journal_that_parses_completely() {
             .records
             .iter()
             .filter_map(|r| match r {
-                Record::Write { file, offset, .. } if file == n => Some(*offset),
+                Record::Change {
+                    file,
+                    op: Op::Write { offset, .. },
+                } if file == n => Some(*offset),
                 _ => None,
             })
             .collect();

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
-use super::history::{History, NsOp, Op, Place};
+use super::history::{History, NsOp, Place};
+use super::record::Op;
 use super::rewrite::{FilePlan, rewrite, sectors};
-use super::{AllStopped, Error, Mode, Result, SECTOR, journal_path, kept_dir, record};
+use super::{AllStopped, Error, Mode, Result, SECTOR, journal_path, kept_dir, read_journal};
 
 /// What a cut did, in full: enough for a test to predict every byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,13 +88,7 @@ pub enum NsUndo {
 /// The cut uses `std::fs` on the board's files, which is safe only because no process
 /// has them open: `stopped` is the caller's word that every worker is dead and reaped.
 pub fn cut(dir: &Path, mode: Mode, rng: &mut impl Rng, _stopped: &AllStopped) -> Result<CutReport> {
-    let path = journal_path(dir);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Error::io("reading the journal", &path, e)),
-    };
-    let parsed = record::parse(&bytes);
+    let parsed = read_journal(dir)?;
     let history = History::replay(&parsed.records);
     let mut report = CutReport {
         mode,

@@ -9,32 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::record::Record;
-
-/// One write or truncation not yet synced, with what undoing it needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// A write (see [`Record::Write`]).
-    Write {
-        /// Where it starts.
-        offset: u64,
-        /// The file's size before it.
-        old_size: u64,
-        /// Its length.
-        len: u64,
-        /// The bytes it replaced.
-        old: Vec<u8>,
-    },
-    /// A truncation or extension (see [`Record::Truncate`]).
-    Truncate {
-        /// The size set.
-        new_len: u64,
-        /// The size before.
-        old_len: u64,
-        /// The bytes cut off.
-        tail: Vec<u8>,
-    },
-}
+use super::record::{Op, Record};
 
 /// A namespace change not yet made durable by a directory sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,35 +83,9 @@ impl History {
 
     fn apply(&mut self, r: &Record) {
         match r {
-            Record::Write {
-                file,
-                offset,
-                old_size,
-                len,
-                old,
-            } => {
+            Record::Change { file, op } => {
                 let ino = self.ino(file);
-                let op = Op::Write {
-                    offset: *offset,
-                    old_size: *old_size,
-                    len: *len,
-                    old: old.clone(),
-                };
-                self.inodes[ino].pending.push(op);
-            }
-            Record::Truncate {
-                file,
-                new_len,
-                old_len,
-                tail,
-            } => {
-                let ino = self.ino(file);
-                let op = Op::Truncate {
-                    new_len: *new_len,
-                    old_len: *old_len,
-                    tail: tail.clone(),
-                };
-                self.inodes[ino].pending.push(op);
+                self.inodes[ino].pending.push(op.clone());
             }
             Record::Sync { file, .. } => {
                 let ino = self.ino(file);
@@ -222,12 +171,15 @@ mod tests {
     use super::*;
 
     fn write(file: &str) -> Record {
-        Record::Write {
-            file: file.into(),
+        let op = Op::Write {
             offset: 0,
             old_size: 0,
             len: 1,
             old: vec![],
+        };
+        Record::Change {
+            file: file.into(),
+            op,
         }
     }
 

@@ -60,7 +60,7 @@ use std::path::{Path, PathBuf};
 
 pub use cut::{CutReport, FileCut, NsUndo, Torn, cut};
 pub use history::Place;
-pub use record::{Parsed, Record, parse};
+pub use record::{Op, Parsed, Record};
 pub use recorder::Recorder;
 
 /// The sector size the modes tear and trash at.
@@ -80,7 +80,7 @@ pub fn kept_dir(dir: &Path) -> PathBuf {
 pub fn read_journal(dir: &Path) -> Result<Parsed> {
     let path = journal_path(dir);
     match std::fs::read(&path) {
-        Ok(bytes) => Ok(parse(&bytes)),
+        Ok(bytes) => Ok(record::parse(&bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Parsed::default()),
         Err(e) => Err(Error::io("reading the journal", &path, e)),
     }
@@ -190,5 +190,18 @@ impl Error {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mode_parses_from_its_name_and_nothing_else_does() {
+        for m in Mode::ALL {
+            assert_eq!(m.name().parse::<Mode>().unwrap(), m);
+        }
+        assert!(matches!("lose".parse::<Mode>(), Err(Error::Mode(_))));
     }
 }

@@ -18,30 +18,12 @@ const HEADER: usize = 12;
 /// Files are named by their path relative to the board folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// A write of `len` bytes at `offset`, recorded just before it was made.
-    Write {
+    /// A write or truncation of `file`, recorded just before it was made.
+    Change {
         /// The file.
         file: String,
-        /// Where the write starts.
-        offset: u64,
-        /// The file's size just before the write.
-        old_size: u64,
-        /// How many bytes were written.
-        len: u64,
-        /// The bytes the write replaced: `min(len, old_size - offset)` of them (none past
-        /// the old end of the file: undoing the write truncates back to `old_size`).
-        old: Vec<u8>,
-    },
-    /// A truncation (or extension) of the file to `new_len`, recorded just before it.
-    Truncate {
-        /// The file.
-        file: String,
-        /// The size it was set to.
-        new_len: u64,
-        /// Its size before.
-        old_len: u64,
-        /// The bytes cut off, `old_len - new_len` of them (none for an extension).
-        tail: Vec<u8>,
+        /// What was done, with what undoing it needs.
+        op: Op,
     },
     /// A successful sync of the file, with SQLite's `SQLITE_SYNC_*` flags.
     Sync {
@@ -81,18 +63,47 @@ pub enum Record {
     },
 }
 
+/// A write or truncation, with what undoing it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A write of `len` bytes at `offset`.
+    Write {
+        /// Where the write starts.
+        offset: u64,
+        /// The file's size just before the write.
+        old_size: u64,
+        /// How many bytes were written.
+        len: u64,
+        /// The bytes the write replaced: `min(len, old_size - offset)` of them (none past
+        /// the old end of the file: undoing the write truncates back to `old_size`).
+        old: Vec<u8>,
+    },
+    /// A truncation (or extension) of the file to `new_len`.
+    Truncate {
+        /// The size it was set to.
+        new_len: u64,
+        /// Its size before.
+        old_len: u64,
+        /// The bytes cut off, `old_len - new_len` of them (none for an extension).
+        tail: Vec<u8>,
+    },
+}
+
 impl Record {
     /// The record as one frame, ready for one `write(2)`.
     pub fn frame(&self) -> Result<Vec<u8>> {
         let mut out = vec![0; HEADER];
         let mut p = Payload(&mut out);
         match self {
-            Record::Write {
+            Record::Change {
                 file,
-                offset,
-                old_size,
-                len,
-                old,
+                op:
+                    Op::Write {
+                        offset,
+                        old_size,
+                        len,
+                        old,
+                    },
             } => {
                 p.tag(1)
                     .name(file)?
@@ -101,11 +112,14 @@ impl Record {
                     .u64(*len)
                     .bytes(old)?;
             }
-            Record::Truncate {
+            Record::Change {
                 file,
-                new_len,
-                old_len,
-                tail,
+                op:
+                    Op::Truncate {
+                        new_len,
+                        old_len,
+                        tail,
+                    },
             } => {
                 p.tag(2)
                     .name(file)?
@@ -255,19 +269,31 @@ impl Reader<'_> {
     }
     fn record(mut self) -> Option<Record> {
         let record = match self.u8()? {
-            1 => Record::Write {
-                file: self.name()?,
-                offset: self.u64()?,
-                old_size: self.u64()?,
-                len: self.u64()?,
-                old: self.bytes()?,
-            },
-            2 => Record::Truncate {
-                file: self.name()?,
-                new_len: self.u64()?,
-                old_len: self.u64()?,
-                tail: self.bytes()?,
-            },
+            1 => {
+                let file = self.name()?;
+                let (offset, old_size, len) = (self.u64()?, self.u64()?, self.u64()?);
+                Record::Change {
+                    file,
+                    op: Op::Write {
+                        offset,
+                        old_size,
+                        len,
+                        old: self.bytes()?,
+                    },
+                }
+            }
+            2 => {
+                let file = self.name()?;
+                let (new_len, old_len) = (self.u64()?, self.u64()?);
+                Record::Change {
+                    file,
+                    op: Op::Truncate {
+                        new_len,
+                        old_len,
+                        tail: self.bytes()?,
+                    },
+                }
+            }
             3 => Record::Sync {
                 file: self.name()?,
                 flags: u32::try_from(self.u64()?).ok()?,
@@ -295,18 +321,22 @@ mod tests {
 
     fn samples() -> Vec<Record> {
         vec![
-            Record::Write {
+            Record::Change {
                 file: "db".into(),
-                offset: 4096,
-                old_size: 8192,
-                len: 10,
-                old: vec![7; 10],
+                op: Op::Write {
+                    offset: 4096,
+                    old_size: 8192,
+                    len: 10,
+                    old: vec![7; 10],
+                },
             },
-            Record::Truncate {
+            Record::Change {
                 file: "db-wal".into(),
-                new_len: 0,
-                old_len: 3,
-                tail: vec![1, 2, 3],
+                op: Op::Truncate {
+                    new_len: 0,
+                    old_len: 3,
+                    tail: vec![1, 2, 3],
+                },
             },
             Record::Sync {
                 file: "db".into(),

@@ -15,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::record::Record;
+use super::record::{Op, Record};
 use super::{Error, Result, journal_path, kept_dir};
 
 /// Appends the page-cache journal of one board folder.
@@ -50,12 +50,15 @@ impl Recorder {
         let old_size = size(file, fd)?;
         let end = offset.saturating_add(len).min(old_size);
         let old = read(file, fd, offset, end.saturating_sub(offset))?;
-        self.append(&Record::Write {
-            file: file.into(),
+        let op = Op::Write {
             offset,
             old_size,
             len,
             old,
+        };
+        self.append(&Record::Change {
+            file: file.into(),
+            op,
         })
     }
 
@@ -64,11 +67,14 @@ impl Recorder {
     pub fn truncate(&self, file: &str, fd: BorrowedFd<'_>, new_len: u64) -> Result<()> {
         let old_len = size(file, fd)?;
         let tail = read(file, fd, new_len, old_len.saturating_sub(new_len))?;
-        self.append(&Record::Truncate {
-            file: file.into(),
+        let op = Op::Truncate {
             new_len,
             old_len,
             tail,
+        };
+        self.append(&Record::Change {
+            file: file.into(),
+            op,
         })
     }
 

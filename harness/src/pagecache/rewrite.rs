@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::history::Op;
+use super::record::Op;
 use super::{Error, Result, SECTOR};
 
 /// What to do to one file: which pending operations to keep, and which write to tear.

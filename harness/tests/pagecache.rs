@@ -56,14 +56,14 @@ impl Board {
     fn write(&mut self, name: &str, offset: u64, data: &[u8]) {
         let f = self.file(name).try_clone().unwrap();
         self.rec
-            .write(name, f.as_fd(), offset, data.len() as u64)
+            .write(name, &f.as_fd(), offset, data.len() as u64)
             .unwrap();
         f.write_all_at(data, offset).unwrap();
     }
 
     fn truncate(&mut self, name: &str, len: u64) {
         let f = self.file(name).try_clone().unwrap();
-        self.rec.truncate(name, f.as_fd(), len).unwrap();
+        self.rec.truncate(name, &f.as_fd(), len).unwrap();
         f.set_len(len).unwrap();
     }
 
@@ -402,7 +402,7 @@ fn child_appends() {
         .unwrap();
     for i in 0..CHILD_RECORDS {
         let len = 1 + (i * 7919) % 9000;
-        rec.write(name, f.as_fd(), i, len).unwrap();
+        rec.write(name, &f.as_fd(), i, len).unwrap();
     }
 }
 
@@ -469,7 +469,7 @@ fn measure_records_per_second() {
         for i in 0..n {
             let at = (i % 256) * 4096;
             if record {
-                rec.write("db", f.as_fd(), at, 4096).unwrap();
+                rec.write("db", &f.as_fd(), at, 4096).unwrap();
             }
             f.write_all_at(&page, at).unwrap();
         }

@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 pub use cut::{CutReport, FileCut, NsUndo, Torn, cut};
 pub use history::Place;
 pub use record::{Op, Parsed, Record};
-pub use recorder::Recorder;
+pub use recorder::{Contents, Recorder};
 
 /// The sector size the modes tear and trash at.
 pub const SECTOR: u64 = 512;

@@ -4,8 +4,8 @@
 //! Each call appends one framed record to the journal with one `write(2)` on a descriptor
 //! opened with `O_APPEND`, so records of concurrent processes never interleave (the kernel
 //! positions and writes an `O_APPEND` write to a regular file under the inode's lock) and no
-//! lock is held across processes. A write's old bytes are read with `pread` on the very
-//! descriptor the shim is about to write through, so they are what the page cache held.
+//! lock is held across processes. A write's old bytes are read through the very file the
+//! shim is about to write through ([`Contents`]), so they are what the page cache held.
 //! The recorder runs *before* the change: a process killed between the record and the change
 //! leaves a record whose undo rewrites the bytes that are there anyway.
 
@@ -44,12 +44,10 @@ impl Recorder {
         })
     }
 
-    /// Before a write of `len` bytes at `offset` to `file` through `fd`: keeps the bytes it
-    /// will replace.
-    pub fn write(&self, file: &str, fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<()> {
-        let old_size = size(file, fd)?;
-        let end = offset.saturating_add(len).min(old_size);
-        let old = read(file, fd, offset, end.saturating_sub(offset))?;
+    /// Before a write of `len` bytes at `offset` to `file` (read through `src`): keeps the
+    /// bytes it will replace.
+    pub fn write(&self, file: &str, src: &impl Contents, offset: u64, len: u64) -> Result<()> {
+        let (old_size, old) = read(file, src, offset, len)?;
         let op = Op::Write {
             offset,
             old_size,
@@ -62,11 +60,10 @@ impl Recorder {
         })
     }
 
-    /// Before `file` (open as `fd`) is truncated or extended to `new_len`: keeps the tail
-    /// it will cut off.
-    pub fn truncate(&self, file: &str, fd: BorrowedFd<'_>, new_len: u64) -> Result<()> {
-        let old_len = size(file, fd)?;
-        let tail = read(file, fd, new_len, old_len.saturating_sub(new_len))?;
+    /// Before `file` (read through `src`) is truncated or extended to `new_len`: keeps the
+    /// tail it will cut off.
+    pub fn truncate(&self, file: &str, src: &impl Contents, new_len: u64) -> Result<()> {
+        let (old_len, tail) = read(file, src, new_len, u64::MAX - new_len)?;
         let op = Op::Truncate {
             new_len,
             old_len,
@@ -154,40 +151,58 @@ impl Recorder {
     }
 }
 
-fn size(file: &str, fd: BorrowedFd<'_>) -> Result<u64> {
-    nix::sys::stat::fstat(fd)
-        .map(|st| u64::try_from(st.st_size).unwrap_or(0))
-        .map_err(|e| Error::io("fstat of", Path::new(file), e.into()))
+/// What the recorder reads of a file about to change: its size and bytes as the page cache
+/// holds them. The shim implements it over the wrapped file's `xFileSize` and `xRead` (or
+/// hands over the descriptor: [`BorrowedFd`] implements it with `fstat` and `pread`).
+pub trait Contents {
+    /// The file's size.
+    fn size(&self) -> std::io::Result<u64>;
+    /// Fills `buf` from `offset`; the file is known to hold every byte asked for.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
 }
 
-/// `len` bytes at `offset` (fewer at the end of the file), read with `pread` on `fd`.
-fn read(file: &str, fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<Vec<u8>> {
-    let mut buf =
-        vec![0u8; usize::try_from(len).map_err(|_| Error::TooLarge(format!("{len} bytes")))?];
-    let mut got = 0;
-    while got < buf.len() {
-        let at = libc::off_t::try_from(offset + got as u64)
-            .map_err(|_| Error::TooLarge(format!("offset {offset}")))?;
-        // SAFETY: `fd` is borrowed open; the pointer and length are within `buf`.
-        let n = unsafe {
-            libc::pread(
-                fd.as_raw_fd(),
-                buf[got..].as_mut_ptr().cast(),
-                buf.len() - got,
-                at,
-            )
-        };
-        match usize::try_from(n) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(_) => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(Error::io("pread of", Path::new(file), e));
+impl Contents for BorrowedFd<'_> {
+    fn size(&self) -> std::io::Result<u64> {
+        let st = nix::sys::stat::fstat(self)?;
+        Ok(u64::try_from(st.st_size).unwrap_or(0))
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            let at = libc::off_t::try_from(offset + got as u64).map_err(std::io::Error::other)?;
+            // SAFETY: `self` is an open descriptor; the pointer and length are within `buf`.
+            let n = unsafe {
+                libc::pread(
+                    self.as_raw_fd(),
+                    buf[got..].as_mut_ptr().cast(),
+                    buf.len() - got,
+                    at,
+                )
+            };
+            match usize::try_from(n) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => got += n,
+                Err(_) => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
                 }
             }
         }
+        Ok(())
     }
-    buf.truncate(got);
-    Ok(buf)
+}
+
+/// The file's size, and its `len` bytes from `offset` (fewer at its end).
+fn read(file: &str, src: &impl Contents, offset: u64, len: u64) -> Result<(u64, Vec<u8>)> {
+    let io = |e| Error::io("reading the old bytes of", Path::new(file), e);
+    let size = src.size().map_err(io)?;
+    let end = offset.saturating_add(len).min(size);
+    let n = usize::try_from(end.saturating_sub(offset))
+        .map_err(|_| Error::TooLarge(format!("{len} bytes")))?;
+    let mut buf = vec![0u8; n];
+    src.read_exact_at(&mut buf, offset).map_err(io)?;
+    Ok((size, buf))
 }

@@ -449,25 +449,31 @@ fn two_processes_appending_at_once_give_a_journal_that_parses_completely() {
     }
 }
 
-/// Not a timed test: prints how many page-sized write records one process appends per
-/// second (`cargo test -p kanban-harness --test pagecache -- --ignored --nocapture`).
+/// Not a timed test: prints how many 4 KiB writes one process makes per second with and
+/// without a record each, overwriting (a checkpoint: 4 KiB of old bytes a record) and
+/// appending (WAL frames: no old bytes)
+/// (`cargo test --release -p kanban-harness --test pagecache -- --ignored --nocapture`).
 #[test]
 #[ignore = "a measurement, not a test"]
 fn measure_records_per_second() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("db"), vec![0; 4096 * 256]).unwrap();
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.path().join("db"))
-        .unwrap();
+    let n = 20_000u64;
     let page = vec![3; 4096];
-    let n = 50_000u64;
-    let time = |record: bool| {
+    let time = |record: bool, overwrite: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), vec![0; 4096 * 256]).unwrap();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.path().join("db"))
+            .unwrap();
         let rec = Recorder::open(dir.path()).unwrap();
         let start = std::time::Instant::now();
         for i in 0..n {
-            let at = (i % 256) * 4096;
+            let at = if overwrite {
+                (i % 256) * 4096
+            } else {
+                (256 + i) * 4096
+            };
             if record {
                 rec.write("db", &f.as_fd(), at, 4096).unwrap();
             }
@@ -475,10 +481,10 @@ fn measure_records_per_second() {
         }
         n as f64 / start.elapsed().as_secs_f64()
     };
-    let (plain, recorded) = (time(false), time(true));
-    println!(
-        "4 KiB pwrites/s: {plain:.0} without the recorder, {recorded:.0} with it (each with one record)"
-    );
+    for (what, overwrite) in [("overwriting", true), ("appending", false)] {
+        let (plain, recorded) = (time(false, overwrite), time(true, overwrite));
+        println!("4 KiB writes/s {what}: {plain:.0} without the recorder, {recorded:.0} with it");
+    }
 }
 
 /// One operation of a random workload.

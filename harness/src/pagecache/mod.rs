@@ -48,7 +48,10 @@
 //! writes by processes without the recorder; a delete whose link could not be kept (the
 //! file cannot come back: reported as [`NsUndo::NotRestorable`]); a process's old bytes
 //! read racing another process's write of the same bytes (SQLite's locks exclude it for
-//! the db, journal and WAL).
+//! the db, journal and WAL); a delete or rename recorded but then refused by the file
+//! system (records come first: a refused delete is undone onto the same inode, which is
+//! harmless, but a refused rename would be undone as if it had been made); renames made
+//! outside the shim (the store's own `std::fs` renames) unless their caller records them.
 
 mod cut;
 mod history;

@@ -153,7 +153,7 @@ impl Record {
     }
 }
 
-/// What [`parse`] found in a journal.
+/// What [`read_journal`](super::read_journal) found in a journal.
 #[derive(Debug, Default)]
 pub struct Parsed {
     /// The whole records, in journal order.

@@ -14,7 +14,7 @@ use rand::Rng;
 
 use super::history::{History, NsOp, Place};
 use super::record::Op;
-use super::rewrite::{FilePlan, rewrite, sectors};
+use super::rewrite::{FilePlan, Torn, rewrite, sectors};
 use super::{AllStopped, Error, Mode, Result, SECTOR, journal_path, kept_dir, read_journal};
 
 /// What a cut did, in full: enough for a test to predict every byte.
@@ -50,17 +50,6 @@ pub struct FileCut {
     pub torn: Option<Torn>,
     /// The sector overwritten with random bytes, if this file has it.
     pub trashed: Option<u64>,
-}
-
-/// A write kept in part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Torn {
-    /// Its index among the file's pending operations.
-    pub op: usize,
-    /// The sectors (of the file, 512 bytes each) that got its new bytes.
-    pub new_sectors: Vec<u64>,
-    /// The sectors it covers that kept what they had without it.
-    pub old_sectors: Vec<u64>,
 }
 
 /// A namespace change the cut undid.
@@ -141,14 +130,14 @@ fn plan(history: &History, mode: Mode, rng: &mut impl Rng) -> Vec<(usize, FilePl
         })
         .collect();
     if mode == Mode::Torn {
-        let candidates: Vec<(usize, usize, u64)> = plans
+        let candidates: Vec<(usize, usize, u64, u64)> = plans
             .iter()
             .enumerate()
             .flat_map(|(p, (ino, plan))| {
                 history.inodes[*ino].pending.iter().enumerate().filter_map(
                     move |(i, op)| match op {
                         Op::Write { offset, len, .. } if plan.kept[i] => {
-                            sectors(*offset, *len).map(|(a, b)| (p, i, b - a + 1))
+                            sectors(*offset, *len).map(|(a, b)| (p, i, a, b))
                         }
                         _ => None,
                     },
@@ -156,21 +145,31 @@ fn plan(history: &History, mode: Mode, rng: &mut impl Rng) -> Vec<(usize, FilePl
             })
             .collect();
         if !candidates.is_empty() {
-            let (p, i, n) = candidates[rng.random_range(0..candidates.len())];
-            plans[p].1.torn = Some((i, tear_mask(n, rng)));
+            let (p, op, first, last) = candidates[rng.random_range(0..candidates.len())];
+            plans[p].1.torn = Some(tear(op, first, last, rng));
         }
     }
     plans
 }
 
-/// Per sector, new or old; some of each when there are two sectors or more.
-fn tear_mask(n: u64, rng: &mut impl Rng) -> Vec<bool> {
-    let mut mask: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
-    if n >= 2 && mask.iter().all(|m| *m == mask[0]) {
+/// Tears write `op`, which covers the sectors `first..=last`: each sector new or old, some
+/// of each when there are two or more.
+fn tear(op: usize, first: u64, last: u64, rng: &mut impl Rng) -> Torn {
+    let mut mask: Vec<bool> = (first..=last).map(|_| rng.random_bool(0.5)).collect();
+    if mask.len() >= 2 && mask.iter().all(|m| *m == mask[0]) {
         let k = rng.random_range(0..mask.len());
         mask[k] = !mask[k];
     }
-    mask
+    let pick = |want: bool| {
+        (first..=last)
+            .filter(|s| mask[(s - first) as usize] == want)
+            .collect()
+    };
+    Torn {
+        op,
+        new_sectors: pick(true),
+        old_sectors: pick(false),
+    }
 }
 
 fn location(dir: &Path, place: &Place) -> Option<PathBuf> {
@@ -182,30 +181,12 @@ fn location(dir: &Path, place: &Place) -> Option<PathBuf> {
 }
 
 fn file_cut(inode: &super::history::Inode, plan: &FilePlan) -> FileCut {
-    let torn = plan.torn.as_ref().map(|(op, mask)| {
-        let Some(Op::Write { offset, len, .. }) = inode.pending.get(*op) else {
-            unreachable!("only writes are torn")
-        };
-        let first = sectors(*offset, *len).map_or(0, |(a, _)| a);
-        let pick = |want: bool| {
-            mask.iter()
-                .enumerate()
-                .filter(|(_, m)| **m == want)
-                .map(|(k, _)| first + k as u64)
-                .collect()
-        };
-        Torn {
-            op: *op,
-            new_sectors: pick(true),
-            old_sectors: pick(false),
-        }
-    });
     FileCut {
         name: inode.name.clone(),
         place: inode.place.clone(),
         pending: inode.pending.len(),
         undone: (0..plan.kept.len()).filter(|i| !plan.kept[*i]).collect(),
-        torn,
+        torn: plan.torn.clone(),
         trashed: None,
     }
 }

@@ -61,10 +61,11 @@ mod rewrite;
 
 use std::path::{Path, PathBuf};
 
-pub use cut::{CutReport, FileCut, NsUndo, Torn, cut};
+pub use cut::{CutReport, FileCut, NsUndo, cut};
 pub use history::Place;
 pub use record::{Op, Parsed, Record};
 pub use recorder::{Contents, Recorder};
+pub use rewrite::Torn;
 
 /// The sector size the modes tear and trash at.
 pub const SECTOR: u64 = 512;

@@ -14,14 +14,24 @@ use std::path::Path;
 use super::record::Op;
 use super::{Error, Result, SECTOR};
 
+/// A write kept in part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Torn {
+    /// Its index among the file's pending operations.
+    pub op: usize,
+    /// The sectors (of the file, 512 bytes each) that got its new bytes.
+    pub new_sectors: Vec<u64>,
+    /// The sectors it covers that kept what they had without it.
+    pub old_sectors: Vec<u64>,
+}
+
 /// What to do to one file: which pending operations to keep, and which write to tear.
 #[derive(Debug, Clone, Default)]
 pub struct FilePlan {
     /// Per pending operation, oldest first: kept?
     pub kept: Vec<bool>,
-    /// The kept write to tear (its index) and, per sector it covers, whether the sector
-    /// gets the new bytes.
-    pub torn: Option<(usize, Vec<bool>)>,
+    /// The kept write to tear, and how.
+    pub torn: Option<Torn>,
 }
 
 /// The sectors `[first, last]` a write covers, if it is not empty.
@@ -48,8 +58,8 @@ pub fn rewrite(path: &Path, ops: &[Op], plan: &FilePlan) -> Result<()> {
         let torn = plan
             .torn
             .as_ref()
-            .filter(|(t, _)| *t == i)
-            .map(|(_, mask)| mask.as_slice());
+            .filter(|t| t.op == i)
+            .map(|t| t.new_sectors.as_slice());
         apply(&f, op, &redo[i], torn).map_err(io("redoing a write to"))?;
     }
     Ok(())
@@ -86,28 +96,26 @@ fn undo(f: &File, op: &Op) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// Applies `op` again with the bytes it wrote; only the sectors `torn` marks, if torn (the
-/// file still grows to the write's end: its size survived, the unwritten sectors past the
-/// old end read as zeros).
-fn apply(f: &File, op: &Op, new: &[u8], torn: Option<&[bool]>) -> std::io::Result<()> {
-    match op {
-        Op::Write { offset, len, .. } => match (torn, sectors(*offset, *len)) {
-            (Some(mask), Some((first, _))) => {
-                for (k, _) in mask.iter().enumerate().filter(|(_, new)| **new) {
-                    let s = (first + k as u64) * SECTOR;
-                    let (lo, hi) = (s.max(*offset), (s + SECTOR).min(offset + len));
-                    let part = &new
-                        [usize::try_from(lo - offset).map_err(std::io::Error::other)?..]
-                        [..usize::try_from(hi - lo).map_err(std::io::Error::other)?];
-                    f.write_all_at(part, lo)?;
-                }
-                if f.metadata()?.len() < offset + len {
-                    f.set_len(offset + len)?;
-                }
-                Ok(())
+/// Applies `op` again with the bytes it wrote; only in the sectors `new_sectors`, if torn
+/// (the file still grows to the write's end: its size survived, the unwritten sectors past
+/// the old end read as zeros).
+fn apply(f: &File, op: &Op, new: &[u8], new_sectors: Option<&[u64]>) -> std::io::Result<()> {
+    let index = |n: u64| usize::try_from(n).map_err(std::io::Error::other);
+    match (op, new_sectors) {
+        (Op::Write { offset, len, .. }, Some(sectors)) => {
+            for s in sectors {
+                let (lo, hi) = (
+                    (s * SECTOR).max(*offset),
+                    ((s + 1) * SECTOR).min(offset + len),
+                );
+                f.write_all_at(&new[index(lo - offset)?..index(hi - offset)?], lo)?;
             }
-            _ => f.write_all_at(new, *offset),
-        },
-        Op::Truncate { new_len, .. } => f.set_len(*new_len),
+            if f.metadata()?.len() < offset + len {
+                f.set_len(offset + len)?;
+            }
+            Ok(())
+        }
+        (Op::Write { offset, .. }, None) => f.write_all_at(new, *offset),
+        (Op::Truncate { new_len, .. }, _) => f.set_len(*new_len),
     }
 }

@@ -31,6 +31,7 @@ pub mod inject;
 pub mod jobs;
 pub mod ledger;
 pub mod matrix;
+pub mod pagecache;
 pub mod plan;
 pub mod report;
 pub mod scenario;

@@ -14,17 +14,20 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
+use crate::damage_policy::OnDamage;
+use crate::error::SqlResultExt;
 use crate::error::{Error, Result};
 use crate::generation::{Pool, Sessions};
 use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
 use crate::place;
-use crate::policy::{OnDamage, StartCheck};
-use crate::quarantine::{self, Quarantined};
-use crate::reads::{self, SqlResultExt};
+use crate::policy::StartCheck;
+use crate::quarantine;
+use crate::reads;
 use crate::repair;
-use crate::single_writer::{self, RequestId, Write};
+use crate::requests::{self, RequestId, Write};
 use crate::txn::Txn;
+use crate::types::Quarantined;
 use crate::types::{
     CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
 };
@@ -292,16 +295,16 @@ impl Board {
 
     /// Runs a user's `write` at most once per `id`, whatever the mode: a dashboard in
     /// single-writer mode sends it to the gateway with its id (whose
-    /// [`crate::single_writer::WriteServer`] calls this), every other session applies it in
+    /// [`crate::WriteServer`] calls this), every other session applies it in
     /// one transaction that also records the id. An id already applied is answered with
     /// its first answer (the recorded value) and not applied again; the same id with
     /// another write is [`Error::RequestIdReused`]. So a retry of an [`Error::Unavailable`]
     /// (or of any error) with the same id is always safe. The board keeps the newest
-    /// [`single_writer::KEPT_REQUEST_IDS`] ids.
+    /// [`requests::KEPT_REQUEST_IDS`] ids.
     pub fn submit(&mut self, id: RequestId, write: &Write) -> Result<i64> {
         if self.forwards() {
             self.check_process()?;
-            return single_writer::forward(&self.path, &self.config, id, write);
+            return requests::forward(&self.path, &self.config, id, write);
         }
         #[cfg(feature = "hazards")]
         if self
@@ -310,12 +313,12 @@ impl Board {
         {
             return self.transaction(|t| write.apply(t));
         }
-        let digest = single_writer::digest(write);
-        self.transaction(|t| match single_writer::recorded(t, id, &digest)? {
+        let digest = requests::digest(write);
+        self.transaction(|t| match requests::recorded(t, id, &digest)? {
             Some(first) => Ok(first),
             None => {
                 let value = write.apply(t)?;
-                single_writer::record(t, id, &digest, value)?;
+                requests::record(t, id, &digest, value)?;
                 Ok(value)
             }
         })

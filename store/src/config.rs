@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::policy::DamagePolicy;
+use crate::damage_policy::DamagePolicy;
 
 /// What a process is to the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

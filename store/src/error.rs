@@ -485,3 +485,15 @@ fn describe_holder(holder: Option<(u32, i64)>) -> String {
         None => "no maintenance noted: sessions still open".into(),
     }
 }
+
+/// Attaches the board path to SQLite errors.
+pub(crate) trait SqlResultExt<T> {
+    /// Converts the error, naming `path`.
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> SqlResultExt<T> for rusqlite::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::sqlite(path, e))
+    }
+}

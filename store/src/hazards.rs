@@ -27,7 +27,7 @@ use crate::board::Board;
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
-use crate::info::{shm_path, wal_path};
+use crate::place::{shm_path, wal_path};
 
 /// One upstream mistake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -257,7 +257,7 @@ fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
     // inspection reads the identity through a read-write one then, unless a `-journal` is
     // there (a hot journal would be rolled back: a write). Once the identity is read, the
     // connection gets its role's setting back (R6).
-    let tidy = !exists(&crate::info::wal_path(path)) && !exists(&crate::info::shm_path(path));
+    let tidy = !exists(&crate::place::wal_path(path)) && !exists(&crate::place::shm_path(path));
     let access = match intent {
         Intent::Inspect if !tidy || exists(&crate::place::sibling(path, "-journal")) => {
             Access::ReadOnly

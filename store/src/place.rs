@@ -146,3 +146,13 @@ mod tests {
         );
     }
 }
+
+/// The `-wal` file of the board at `path`.
+pub fn wal_path(path: &Path) -> PathBuf {
+    crate::place::sibling(path, "-wal")
+}
+
+/// The `-shm` file of the board at `path`.
+pub fn shm_path(path: &Path) -> PathBuf {
+    crate::place::sibling(path, "-shm")
+}

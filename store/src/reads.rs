@@ -8,20 +8,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, SqlResultExt};
 use crate::types::{Event, EventId, Task, TaskId, TaskStatus};
-
-/// Attaches the board path to SQLite errors.
-pub(crate) trait SqlResultExt<T> {
-    /// Converts the error, naming `path`.
-    fn at(self, path: &Path) -> Result<T>;
-}
-
-impl<T> SqlResultExt<T> for rusqlite::Result<T> {
-    fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|e| Error::sqlite(path, e))
-    }
-}
 
 const TASK_COLUMNS: &str =
     "id, title, body, status, priority, current_run_id, created_at, updated_at";

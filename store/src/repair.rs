@@ -26,17 +26,18 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
+use crate::check::index_only;
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
+use crate::error::SqlResultExt;
 use crate::error::{Error, Result};
 use crate::generation::Maintainer;
 use crate::lock::LockFile;
 use crate::open::{self, Access};
-use crate::policy::index_only;
-use crate::quarantine::{self, Quarantined};
-use crate::reads::SqlResultExt;
+use crate::quarantine;
 use crate::salvage;
 use crate::schema;
+use crate::types::Quarantined;
 
 /// What a repair did.
 #[derive(Clone, Debug, PartialEq, Eq)]

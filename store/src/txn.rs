@@ -10,8 +10,9 @@ use std::path::Path;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use crate::error::SqlResultExt;
 use crate::error::{Error, Result};
-use crate::reads::{SqlResultExt, task_status};
+use crate::reads::task_status;
 use crate::types::{Claim, EventId, NewTask, RunId, RunOutcome, TaskId, TaskStatus};
 
 /// An open write transaction on a board.

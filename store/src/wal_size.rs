@@ -31,7 +31,7 @@ pub(crate) struct WalStat {
 impl WalStat {
     /// The `-wal` file of the board at `db`, if there is one.
     pub(crate) fn of(db: &Path) -> Option<WalStat> {
-        let meta = std::fs::metadata(crate::info::wal_path(db)).ok()?;
+        let meta = std::fs::metadata(crate::place::wal_path(db)).ok()?;
         Some(WalStat {
             len: meta.len(),
             modified: meta.modified().ok(),

@@ -7,11 +7,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use super::frame::{self, Answer, Partial, Request};
-use super::peer::Trust;
-use super::socket_path;
 use crate::board::Board;
 use crate::error::{Error, Result};
+use crate::requests::frame::{self, Answer, Partial, Request};
+use crate::requests::peer::Trust;
+use crate::requests::socket_path;
 
 /// The most requests one [`WriteServer::serve`] answers: the rest wait for the next call,
 /// so the gateway's tick goes on (its checkpoints, its dispatching) under a flood.

@@ -242,7 +242,7 @@ pub struct StoreConfig {
     pub allow_network_fs: bool,
     /// Upstream mistakes put back on purpose (harness only). Default none.
     #[cfg(feature = "hazards")]
-    pub hazards: crate::hazards::HazardSet,
+    pub hazards: crate::hazard::HazardSet,
 }
 
 impl StoreConfig {
@@ -263,7 +263,7 @@ impl StoreConfig {
             observer: None,
             allow_network_fs: false,
             #[cfg(feature = "hazards")]
-            hazards: crate::hazards::HazardSet::default(),
+            hazards: crate::hazard::HazardSet::default(),
         }
     }
 
@@ -299,7 +299,7 @@ impl StoreConfig {
 
     #[cfg(feature = "hazards")]
     setters! {
-        hazards: crate::hazards::HazardSet,
+        hazards: crate::hazard::HazardSet,
     }
 }
 

@@ -85,6 +85,8 @@ mod version;
 mod wal_size;
 
 #[cfg(feature = "hazards")]
+mod hazard;
+#[cfg(feature = "hazards")]
 pub mod hazards;
 
 pub use board::Board;

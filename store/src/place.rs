@@ -29,10 +29,7 @@ const MAX_LINKS: usize = 40;
 /// The path the store uses for the board the caller named `given` (see the module docs).
 pub(crate) fn board(given: &Path, cfg: &StoreConfig) -> Result<PathBuf> {
     #[cfg(feature = "hazards")]
-    if cfg
-        .hazards
-        .contains(crate::hazards::Hazard::RawPathSiblings)
-    {
+    if cfg.hazards.contains(crate::hazard::Hazard::RawPathSiblings) {
         return Ok(given.to_path_buf());
     }
     let _ = cfg;

@@ -26,6 +26,7 @@ use crate::quarantine;
 use crate::reads;
 use crate::repair;
 use crate::requests::{self, RequestId, Write};
+use crate::seam::Hooks;
 use crate::txn::Txn;
 use crate::types::Quarantined;
 use crate::types::{
@@ -103,13 +104,7 @@ impl Board {
     pub(crate) fn inspect_for(path: &Path, cfg: &StoreConfig) -> Result<Board> {
         let mut look = StoreConfig::new(Role::Dashboard);
         look.allow_network_fs = cfg.allow_network_fs;
-        #[cfg(feature = "hazards")]
-        {
-            use crate::hazards::{Hazard, HazardSet};
-            if cfg.hazards.contains(Hazard::HardLinkAlias) {
-                look.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
-            }
-        }
+        cfg.hooks().for_inspection(&mut look);
         Board::start(path, look, Intent::Inspect)
     }
 
@@ -201,16 +196,17 @@ impl Board {
         }
         let now = self.config.clock.now_ms();
         let busy_ms = u64::try_from(self.config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+        let config = self.config.clone();
+        let hooks = config.hooks();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let observer = self.config.observer.clone();
-            let (opened_by, hazards) = (self.pid, self.hazards());
+            let opened_by = self.pid;
             let result = self.with_conn(|conn, path| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(Attempt::Sql)?;
-                let guard = || same_process(opened_by, path, hazards);
+                let guard = || same_process(opened_by, path, hooks);
                 let value = f(&Txn {
                     tx: &tx,
                     path,
@@ -226,9 +222,10 @@ impl Board {
                     return Err(Attempt::Store(e));
                 }
                 let value = value.map_err(Attempt::Store)?;
-                in_phase(observer.as_ref(), Phase::Commit, || tx.commit()).map_err(Attempt::Sql)?;
-                #[cfg(feature = "hazards")]
-                crate::hazards::after_commit(path, hazards);
+                config
+                    .in_phase(Phase::Commit, || tx.commit())
+                    .map_err(Attempt::Sql)?;
+                hooks.after_commit(path);
                 Ok(value)
             });
             match result {
@@ -243,8 +240,12 @@ impl Board {
                         },
                         other => other,
                     };
-                    #[cfg(feature = "hazards")]
-                    crate::hazards::after_write_error(self, &err);
+                    if let Some(fallback) = hooks.on_write_error(&err) {
+                        let _ = self.with_conn(|conn, _| {
+                            fallback(conn);
+                            Ok::<(), Error>(())
+                        });
+                    }
                     return Err(err);
                 }
                 Err(Attempt::Store(err)) => return Err(err),
@@ -306,11 +307,7 @@ impl Board {
             self.check_process()?;
             return requests::forward(&self.path, &self.config, id, write);
         }
-        #[cfg(feature = "hazards")]
-        if self
-            .hazards()
-            .contains(crate::hazards::Hazard::ForgetRequestIds)
-        {
+        if !self.config.hooks().records_request_ids() {
             return self.transaction(|t| write.apply(t));
         }
         let digest = requests::digest(write);
@@ -422,11 +419,11 @@ impl Board {
     /// # }
     /// ```
     pub fn check(&mut self, level: CheckLevel) -> Result<CheckReport> {
-        #[cfg(feature = "hazards")]
-        crate::hazards::before_check(&self.path, &self.config);
+        let (path, cfg) = (&self.path, &self.config);
+        cfg.hooks().before_check(path, cfg);
         let mut report = self.with_reader(|c, _| Ok(check::run(c, level)))?;
-        #[cfg(feature = "hazards")]
-        crate::hazards::after_check(self, &report)?;
+        let (path, cfg) = (&self.path, &self.config);
+        cfg.hooks().after_check(path, cfg, report.is_corrupt())?;
         if report.is_corrupt() && self.config.quarantine_on_damage {
             report.quarantined = Some(self.quarantine()?);
         }
@@ -601,24 +598,9 @@ impl Board {
 
     /// Refuses a session used in a process other than the one that opened it.
     fn check_process(&self) -> Result<()> {
-        same_process(self.pid, &self.path, self.hazards())
-    }
-
-    /// The hazards this session runs with.
-    fn hazards(&self) -> Hazards {
-        #[cfg(feature = "hazards")]
-        return self.config.hazards;
-        #[cfg(not(feature = "hazards"))]
-        return Hazards;
+        same_process(self.pid, &self.path, self.config.hooks())
     }
 }
-
-/// The hazards a session runs with (nothing without the feature).
-#[cfg(feature = "hazards")]
-type Hazards = crate::hazards::HazardSet;
-#[cfg(not(feature = "hazards"))]
-#[derive(Clone, Copy)]
-struct Hazards;
 
 /// Runs `f` on `session`'s read-write connection (the caller checked the process and
 /// checked the session out, once).
@@ -644,12 +626,10 @@ fn read_write<T, E: From<Error>>(
 }
 
 /// Refuses use of a session opened by process `opened_by` in any other process (a fork).
-fn same_process(opened_by: u32, path: &Path, hazards: Hazards) -> Result<()> {
-    #[cfg(feature = "hazards")]
-    if hazards.contains(crate::hazards::Hazard::ConnectionAcrossFork) {
+fn same_process(opened_by: u32, path: &Path, hooks: &dyn Hooks) -> Result<()> {
+    if hooks.allows_use_across_fork() {
         return Ok(());
     }
-    let _ = hazards;
     let now = std::process::id();
     if now != opened_by {
         return Err(Error::UsedAcrossFork {

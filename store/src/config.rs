@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::damage_policy::DamagePolicy;
+use crate::seam::Hooks;
 
 /// What a process is to the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -265,6 +266,15 @@ impl StoreConfig {
             #[cfg(feature = "hazards")]
             hazards: crate::hazard::HazardSet::default(),
         }
+    }
+
+    /// The hooks this configuration installs (`seam.rs`): its hazard set's, which
+    /// `hazards.rs` implements, or `()`'s (the hardened store) without the feature.
+    pub(crate) fn hooks(&self) -> &dyn Hooks {
+        #[cfg(feature = "hazards")]
+        return &self.hazards;
+        #[cfg(not(feature = "hazards"))]
+        return &();
     }
 
     /// Runs `f` inside `phase`, telling the observer (if any) on both sides.

@@ -78,12 +78,7 @@ impl Sessions {
 /// Whether sessions take upstream's `flock` instead of our locks (a hazard: upstream had
 /// no generations, no session lock of ours, no gateway lock).
 fn upstream_locks(cfg: &StoreConfig) -> bool {
-    #[cfg(feature = "hazards")]
-    if crate::hazards::ignores_generations(cfg) {
-        return true;
-    }
-    let _ = cfg;
-    false
+    cfg.hooks().skips_generations()
 }
 
 impl Backend for Sessions {

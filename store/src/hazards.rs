@@ -24,11 +24,11 @@ pub use crate::lock::{LockFile, Mode};
 
 pub use crate::hazard::{Hazard, HazardSet};
 
-use crate::board::Board;
-use crate::check::{self, CheckLevel, CheckReport};
+use crate::check::{self, CheckLevel};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::place::{shm_path, wal_path};
+use crate::seam::Hooks;
 
 /// Boards this process has opened (for `delete-sidecars-after-crash`).
 static OPENED: PathSet = PathSet::new();
@@ -61,7 +61,7 @@ impl PathSet {
 static BACKUPS: AtomicU64 = AtomicU64::new(0);
 
 /// After the session lock, before the first connection.
-pub(crate) fn before_connect(path: &Path, cfg: &StoreConfig) {
+fn before_connect(path: &Path, cfg: &StoreConfig) {
     if !cfg.hazards.contains(Hazard::DeleteSidecarsAfterCrash) {
         return;
     }
@@ -72,7 +72,7 @@ pub(crate) fn before_connect(path: &Path, cfg: &StoreConfig) {
 }
 
 /// At the start of every connect.
-pub(crate) fn on_connect(path: &Path, cfg: &StoreConfig) {
+fn on_connect(path: &Path, cfg: &StoreConfig) {
     if cfg.hazards.contains(Hazard::RawHeaderPeek) {
         for file in [path.to_path_buf(), shm_path(path)] {
             if let Ok(mut f) = std::fs::File::open(&file) {
@@ -92,7 +92,7 @@ const FLOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 /// kernel; here the wait is a loop of non-blocking attempts on the configured clock (so a
 /// deterministic scheduler can let the holder run), given up with [`Error::Busy`] after the
 /// lock timeout.
-pub(crate) fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::fs::File>> {
+fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::fs::File>> {
     if INITIALISED.contains(path) {
         return Ok(None);
     }
@@ -125,15 +125,9 @@ pub(crate) fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::f
     Ok(Some(file))
 }
 
-/// Whether sessions skip the connection generations (`init-only-flock`: upstream had none,
-/// so a session never lets go for a maintenance).
-pub(crate) fn ignores_generations(cfg: &StoreConfig) -> bool {
-    cfg.hazards.contains(Hazard::InitOnlyFlock)
-}
-
 /// After every commit (`page-count-peek-after-commit`): a plain `open` of the db, a read of
 /// the page count in its header, a `close` that drops this process's POSIX locks on it.
-pub(crate) fn after_commit(path: &Path, hazards: HazardSet) {
+fn after_commit(path: &Path, hazards: HazardSet) {
     if !hazards.contains(Hazard::PageCountPeekAfterCommit) {
         return;
     }
@@ -144,7 +138,7 @@ pub(crate) fn after_commit(path: &Path, hazards: HazardSet) {
 }
 
 /// The path a dashboard opens instead of `path`, for `hard-link-alias`.
-pub(crate) fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
+fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
     if !cfg.hazards.contains(Hazard::HardLinkAlias) || cfg.role != crate::config::Role::Dashboard {
         return None;
     }
@@ -158,7 +152,7 @@ pub(crate) fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
 }
 
 /// Pragmas the hazards change, after the hardened ones.
-pub(crate) fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
     let h = cfg.hazards;
     if h.contains(Hazard::AutocheckpointEverywhere) {
         conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
@@ -179,7 +173,7 @@ pub(crate) fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Resul
 }
 
 /// After the session's connections are made.
-pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
+fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
     let h = cfg.hazards;
     let guarded = h.contains(Hazard::IntegrityOnConnect)
         || (h.contains(Hazard::IntegrityOncePerProcess) && !HEALTHY.contains(path));
@@ -200,31 +194,26 @@ pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -
 }
 
 /// Before an explicit check.
-pub(crate) fn before_check(path: &Path, cfg: &StoreConfig) {
+fn before_check(path: &Path, cfg: &StoreConfig) {
     if cfg.hazards.contains(Hazard::CopySidecarsOnCheck) {
         plain_copy(path, &format!("{}.check-copy", path.display()));
     }
 }
 
 /// After an explicit check: the health guard reacts to damage.
-pub(crate) fn after_check(board: &mut Board, report: &CheckReport) -> Result<()> {
-    if report.is_corrupt() {
-        let (path, cfg) = (board.path().to_path_buf(), board.config().clone());
-        let conn = crate::open::connect(&path, &cfg, crate::open::Access::ReadWrite)?;
-        guard(&path, &cfg, &conn);
+fn after_check(path: &Path, cfg: &StoreConfig, corrupt: bool) -> Result<()> {
+    if corrupt {
+        let conn = crate::open::connect(path, cfg, crate::open::Access::ReadWrite)?;
+        guard(path, cfg, &conn);
     }
     Ok(())
 }
 
 /// After a write failed with `err`: fall back to a rollback journal, on the session's own
 /// connection (SQLite leaves WAL only when no other connection has the board open).
-pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
-    if !board
-        .config()
-        .hazards
-        .contains(Hazard::JournalToggleOnError)
-    {
-        return;
+fn after_write_error(hazards: HazardSet, err: &Error) -> Option<fn(&Connection)> {
+    if !hazards.contains(Hazard::JournalToggleOnError) {
+        return None;
     }
     if matches!(
         err,
@@ -234,11 +223,104 @@ pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
             | Error::DiskFull { .. }
             | Error::IoFailure { .. }
     ) {
-        let _ = board.with_conn(|conn, _| {
+        return Some(|conn| {
             let _: rusqlite::Result<String> =
                 conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0));
-            Ok::<(), Error>(())
         });
+    }
+    None
+}
+
+/// The hazards as the store's hooks (`seam.rs`): each hook does what the hazards that are on
+/// change at that point, and nothing when none is.
+impl Hooks for HazardSet {
+    fn raw_siblings(&self) -> bool {
+        self.contains(Hazard::RawPathSiblings)
+    }
+
+    fn upstream_init(
+        &self,
+        path: &Path,
+        cfg: &StoreConfig,
+    ) -> Result<Option<Option<std::fs::File>>> {
+        if !self.contains(Hazard::InitOnlyFlock) {
+            return Ok(None);
+        }
+        init_flock(path, cfg).map(Some)
+    }
+
+    /// `init-only-flock`: upstream had no generations, so a session never lets go for a
+    /// maintenance.
+    fn skips_generations(&self) -> bool {
+        self.contains(Hazard::InitOnlyFlock)
+    }
+
+    fn before_connect(&self, path: &Path, cfg: &StoreConfig) {
+        before_connect(path, cfg);
+    }
+
+    fn on_connect(&self, path: &Path, cfg: &StoreConfig) {
+        on_connect(path, cfg);
+    }
+
+    fn allows_hard_links(&self) -> bool {
+        self.contains(Hazard::HardLinkAlias)
+    }
+
+    fn connect_target(&self, path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
+        alias(path, cfg)
+    }
+
+    fn configure(&self, conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
+        configure(conn, cfg)
+    }
+
+    fn after_connect(&self, path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
+        after_connect(path, cfg, conn)
+    }
+
+    /// Upstream connected afresh for every request and poll, reads included.
+    fn connects_per_operation(&self) -> bool {
+        self.contains(Hazard::ConnectPerOperation)
+    }
+
+    fn journal_mode(&self) -> &'static str {
+        if self.contains(Hazard::JournalOff) {
+            "off"
+        } else {
+            "wal"
+        }
+    }
+
+    /// A board that `hard-link-alias` gave a second name is not refused for it.
+    fn for_inspection(&self, look: &mut StoreConfig) {
+        if self.contains(Hazard::HardLinkAlias) {
+            look.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
+        }
+    }
+
+    fn after_commit(&self, path: &Path) {
+        after_commit(path, *self);
+    }
+
+    fn on_write_error(&self, err: &Error) -> Option<fn(&Connection)> {
+        after_write_error(*self, err)
+    }
+
+    fn records_request_ids(&self) -> bool {
+        !self.contains(Hazard::ForgetRequestIds)
+    }
+
+    fn allows_use_across_fork(&self) -> bool {
+        self.contains(Hazard::ConnectionAcrossFork)
+    }
+
+    fn before_check(&self, path: &Path, cfg: &StoreConfig) {
+        before_check(path, cfg);
+    }
+
+    fn after_check(&self, path: &Path, cfg: &StoreConfig, corrupt: bool) -> Result<()> {
+        after_check(path, cfg, corrupt)
     }
 }
 

@@ -77,6 +77,7 @@ mod repair;
 mod requests;
 mod salvage;
 mod schema;
+mod seam;
 mod selftest;
 pub mod single_writer;
 mod txn;

@@ -110,8 +110,7 @@ pub(crate) fn open(
     };
     let upstream = upstream_init(path, cfg)?;
     let ours = upstream.is_none();
-    #[cfg(feature = "hazards")]
-    crate::hazards::before_connect(path, cfg);
+    cfg.hooks().before_connect(path, cfg);
 
     let ready = match inspect(path, cfg, intent)? {
         Found::Ready(conn) => Some(conn),
@@ -154,19 +153,12 @@ pub(crate) fn open(
         }))
         .map_err(|e| diagnose(path, e))?;
     }
-    #[cfg(feature = "hazards")]
-    crate::hazards::after_connect(
+    cfg.hooks().after_connect(
         path,
         cfg,
         conn.as_ref().or(reader.as_ref()).expect("a connection"),
     )?;
-    #[cfg(feature = "hazards")]
-    let per_operation = intent != Intent::Inspect
-        && cfg
-            .hazards
-            .contains(crate::hazards::Hazard::ConnectPerOperation);
-    #[cfg(not(feature = "hazards"))]
-    let per_operation = false;
+    let per_operation = intent != Intent::Inspect && cfg.hooks().connects_per_operation();
     Ok(Session {
         // Upstream connected afresh for every request and poll, reads included.
         conn: conn.filter(|_| !per_operation),
@@ -180,12 +172,7 @@ pub(crate) fn open(
 /// hazard): `Some`, holding the `flock` on the process's first open of the board (nothing on
 /// later ones), to drop once the board is initialised. `None`: the store's locks (R3).
 fn upstream_init(path: &Path, cfg: &StoreConfig) -> Result<Option<Option<std::fs::File>>> {
-    #[cfg(feature = "hazards")]
-    if cfg.hazards.contains(crate::hazards::Hazard::InitOnlyFlock) {
-        return crate::hazards::init_flock(path, cfg).map(Some);
-    }
-    let _ = (path, cfg);
-    Ok(None)
+    cfg.hooks().upstream_init(path, cfg)
 }
 
 /// How a connection may use the file.
@@ -201,14 +188,10 @@ pub(crate) enum Access {
 
 /// Makes one connection with the role's pragmas. The journal mode is never touched here.
 pub(crate) fn connect(path: &Path, cfg: &StoreConfig, access: Access) -> Result<Connection> {
-    #[cfg(feature = "hazards")]
-    crate::hazards::on_connect(path, cfg);
-    #[cfg(feature = "hazards")]
-    let alias = crate::hazards::alias(path, cfg);
-    #[cfg(feature = "hazards")]
+    let hooks = cfg.hooks();
+    hooks.on_connect(path, cfg);
+    let alias = hooks.connect_target(path, cfg);
     let target = alias.as_deref().unwrap_or(path);
-    #[cfg(not(feature = "hazards"))]
-    let target = path;
 
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
         | match access {
@@ -228,8 +211,7 @@ pub(crate) fn connect(path: &Path, cfg: &StoreConfig, access: Access) -> Result<
         Ok(())
     };
     setup().map_err(|e| diagnose(path, e))?;
-    #[cfg(feature = "hazards")]
-    crate::hazards::configure(&conn, cfg).map_err(|e| diagnose(path, e))?;
+    hooks.configure(&conn, cfg).map_err(|e| diagnose(path, e))?;
     Ok(conn)
 }
 
@@ -321,12 +303,7 @@ impl Identity {
 
 /// The journal mode a board must be in: WAL (R4), or `off` with the `journal-off` hazard.
 fn wanted_mode(cfg: &StoreConfig) -> &'static str {
-    #[cfg(feature = "hazards")]
-    if cfg.hazards.contains(crate::hazards::Hazard::JournalOff) {
-        return "off";
-    }
-    let _ = cfg;
-    "wal"
+    cfg.hooks().journal_mode()
 }
 
 /// Create, migrate, or switch to WAL: under the exclusive lock, looking again first.
@@ -398,12 +375,7 @@ fn refuse_by_stat(path: &Path, cfg: &StoreConfig) -> Result<()> {
 /// symlink, by contrast, SQLite follows). The `hard-link-alias` hazard is exactly that
 /// mistake, so with it on the refusal is skipped.
 fn refuse_hard_links(path: &Path, links: u64, cfg: &StoreConfig) -> Result<()> {
-    #[cfg(feature = "hazards")]
-    if cfg.hazards.contains(crate::hazards::Hazard::HardLinkAlias) {
-        return Ok(());
-    }
-    let _ = cfg;
-    if links > 1 {
+    if links > 1 && !cfg.hooks().allows_hard_links() {
         return Err(Error::HardLinked {
             path: path.to_path_buf(),
             links,

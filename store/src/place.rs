@@ -28,11 +28,9 @@ const MAX_LINKS: usize = 40;
 
 /// The path the store uses for the board the caller named `given` (see the module docs).
 pub(crate) fn board(given: &Path, cfg: &StoreConfig) -> Result<PathBuf> {
-    #[cfg(feature = "hazards")]
-    if cfg.hazards.contains(crate::hazard::Hazard::RawPathSiblings) {
+    if cfg.hooks().raw_siblings() {
         return Ok(given.to_path_buf());
     }
-    let _ = cfg;
     canonical(given)
 }
 
@@ -106,6 +104,16 @@ pub(crate) fn folder_of(path: &Path) -> PathBuf {
     }
 }
 
+/// The `-wal` file of the board at `path`.
+pub fn wal_path(path: &Path) -> PathBuf {
+    crate::place::sibling(path, "-wal")
+}
+
+/// The `-shm` file of the board at `path`.
+pub fn shm_path(path: &Path) -> PathBuf {
+    crate::place::sibling(path, "-shm")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,14 +150,4 @@ mod tests {
             matches!(canonical(&missing), Err(Error::MissingFolder { path }) if path == missing)
         );
     }
-}
-
-/// The `-wal` file of the board at `path`.
-pub fn wal_path(path: &Path) -> PathBuf {
-    crate::place::sibling(path, "-wal")
-}
-
-/// The `-shm` file of the board at `path`.
-pub fn shm_path(path: &Path) -> PathBuf {
-    crate::place::sibling(path, "-shm")
 }

@@ -195,7 +195,6 @@ impl Board {
             });
         }
         let now = self.config.clock.now_ms();
-        let busy_ms = u64::try_from(self.config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
         let config = self.config.clone();
         let hooks = config.hooks();
         let mut attempt = 0;
@@ -231,26 +230,30 @@ impl Board {
             match result {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Sql(e)) if is_busy_snapshot(&e) && attempt < SNAPSHOT_RETRIES => {}
-                Err(Attempt::Sql(e)) => {
-                    let err = match Error::sqlite(&self.path, e) {
-                        Error::Busy { path, what, .. } => Error::Busy {
-                            path,
-                            what,
-                            waited_ms: busy_ms,
-                        },
-                        other => other,
-                    };
-                    if let Some(fallback) = hooks.on_write_error(&err) {
-                        let _ = self.with_conn(|conn, _| {
-                            fallback(conn);
-                            Ok::<(), Error>(())
-                        });
-                    }
-                    return Err(err);
-                }
+                Err(Attempt::Sql(e)) => return Err(self.write_failed(e, hooks)),
                 Err(Attempt::Store(err)) => return Err(err),
             }
         }
+    }
+
+    /// The error of a transaction SQLite refused for good (`SQLITE_BUSY` says how long it
+    /// waited), after the hooks' reaction to it, if any, on the session's connection.
+    fn write_failed(&mut self, e: rusqlite::Error, hooks: &dyn Hooks) -> Error {
+        let err = match Error::sqlite(&self.path, e) {
+            Error::Busy { path, what, .. } => Error::Busy {
+                path,
+                what,
+                waited_ms: crate::millis::u64_ms(self.config.busy_timeout),
+            },
+            other => other,
+        };
+        if let Some(fallback) = hooks.on_write_error(&err) {
+            let _ = self.with_conn(|conn, _| {
+                fallback(conn);
+                Ok::<(), Error>(())
+            });
+        }
+        err
     }
 
     /// Creates a task.

@@ -83,7 +83,7 @@ impl Clock for SystemClock {
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        crate::millis::i64_ms(since)
     }
 
     fn sleep(&self, d: Duration) {

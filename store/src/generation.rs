@@ -136,7 +136,7 @@ impl Backend for Sessions {
             return Err(Error::Busy {
                 path: self.path.clone(),
                 what: "the board (a repair is running)",
-                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                waited_ms: crate::millis::u64_ms(waited),
             });
         }
         self.cfg.clock.sleep(PAUSE);

@@ -115,7 +115,7 @@ fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::fs::File>> {
             return Err(Error::Busy {
                 path: path.to_path_buf(),
                 what: "the board's init flock",
-                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                waited_ms: crate::millis::u64_ms(waited),
             });
         }
         cfg.clock.sleep(FLOCK_PAUSE);

@@ -68,6 +68,7 @@ mod generation;
 mod header;
 mod info;
 mod lock;
+mod millis;
 mod open;
 mod place;
 mod policy;

@@ -400,7 +400,7 @@ impl LockFile {
                 return Err(Error::Busy {
                     path: self.board.clone(),
                     what,
-                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    waited_ms: crate::millis::u64_ms(waited),
                 });
             }
             clock.sleep(pause);

@@ -104,46 +104,11 @@ pub(crate) fn open(
     lock: &LockFile,
 ) -> Result<Session> {
     refuse_early(path, cfg, intent)?;
-    let may_create = may_create(cfg, intent);
-    let not_found = || Error::NotFound {
-        path: path.to_path_buf(),
-    };
     let upstream = upstream_init(path, cfg)?;
-    let ours = upstream.is_none();
     cfg.hooks().before_connect(path, cfg);
-
-    let ready = match inspect(path, cfg, intent)? {
-        Found::Ready(conn) => Some(conn),
-        Found::Missing if !may_create => return Err(not_found()),
-        Found::Stale if intent == Intent::Inspect => None,
-        Found::Missing | Found::Stale => {
-            if ours {
-                lock.unlock_session()?;
-                lock.lock_session(Mode::Exclusive, cfg.lock_timeout, cfg.clock.as_ref())?;
-            }
-            maintain(path, cfg, intent)?;
-            if ours {
-                lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
-            }
-            None
-        }
-    };
+    let ready = make_ready(path, cfg, intent, upstream.is_none().then_some(lock))?;
     drop(upstream);
-
-    let (mut conn, reader) = match intent {
-        Intent::Inspect => (None, Some(connect(path, cfg, Access::ReadOnly)?)),
-        _ => {
-            let conn = match ready {
-                Some(conn) => conn,
-                None => connect(path, cfg, Access::ReadWrite)?,
-            };
-            let reader = match cfg.role {
-                Role::Dashboard => Some(connect(path, cfg, Access::ReadOnly)?),
-                _ => None,
-            };
-            (Some(conn), reader)
-        }
-    };
+    let (mut conn, reader) = connections(path, cfg, intent, ready)?;
     let wal_frames = Arc::new(AtomicI64::new(0));
     if let Some(c) = conn.as_mut().filter(|_| cfg.role.owns_checkpoints()) {
         let seen = wal_frames.clone();
@@ -166,6 +131,58 @@ pub(crate) fn open(
         reader: reader.filter(|_| !per_operation),
         wal_frames,
     })
+}
+
+/// Steps 3 and 4: looks at the file and, if it is missing, old or in rollback mode, makes
+/// it a current board in WAL mode, trading the shared session lock (`ours`: `None` when
+/// upstream's init lock replaces it) for the exclusive one and back. The connection the
+/// look made, when the board was ready as it was.
+fn make_ready(
+    path: &Path,
+    cfg: &StoreConfig,
+    intent: Intent,
+    ours: Option<&LockFile>,
+) -> Result<Option<Connection>> {
+    match inspect(path, cfg, intent)? {
+        Found::Ready(conn) => Ok(Some(conn)),
+        Found::Missing if !may_create(cfg, intent) => Err(Error::NotFound {
+            path: path.to_path_buf(),
+        }),
+        Found::Stale if intent == Intent::Inspect => Ok(None),
+        Found::Missing | Found::Stale => {
+            if let Some(lock) = ours {
+                lock.unlock_session()?;
+                lock.lock_session(Mode::Exclusive, cfg.lock_timeout, cfg.clock.as_ref())?;
+            }
+            maintain(path, cfg, intent)?;
+            if let Some(lock) = ours {
+                lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Step 5: the session's read-write connection (`ready`'s, if the look made one) and, for
+/// dashboards and inspection, its read-only one.
+fn connections(
+    path: &Path,
+    cfg: &StoreConfig,
+    intent: Intent,
+    ready: Option<Connection>,
+) -> Result<(Option<Connection>, Option<Connection>)> {
+    if intent == Intent::Inspect {
+        return Ok((None, Some(connect(path, cfg, Access::ReadOnly)?)));
+    }
+    let conn = match ready {
+        Some(conn) => conn,
+        None => connect(path, cfg, Access::ReadWrite)?,
+    };
+    let reader = match cfg.role {
+        Role::Dashboard => Some(connect(path, cfg, Access::ReadOnly)?),
+        _ => None,
+    };
+    Ok((Some(conn), reader))
 }
 
 /// Upstream's init flock, when sessions skip the store's own locks (the `init-only-flock`

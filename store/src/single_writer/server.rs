@@ -101,7 +101,7 @@ impl WriteServer {
     pub fn serve(&self, board: &mut Board) -> Result<usize> {
         let clock = board.config().clock.clone();
         let start = clock.now_ms();
-        let idle_ms = i64::try_from(board.config().busy_timeout.as_millis()).unwrap_or(i64::MAX);
+        let idle_ms = crate::millis::i64_ms(board.config().busy_timeout);
         self.accept(start)?;
         let mut peers = self.peers.borrow_mut();
         let mut answered = 0;

@@ -6,6 +6,8 @@
 //! [`Board::transaction`] (`BEGIN IMMEDIATE`, R5); reads are single statements. Everything
 //! a caller may want to know about the file itself (checks, info, checkpoints, quarantine)
 //! is an explicit call, never a side effect of opening or of an ordinary operation.
+//!
+//! Layer: the facade (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

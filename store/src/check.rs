@@ -5,6 +5,8 @@
 //! invariants that no single SQL constraint expresses. Every finding is a line of text that
 //! names what is wrong (e.g. `wrong # of entries in index idx_events_run`); an error while
 //! checking is itself a finding, never a pass.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use rusqlite::Connection;
 

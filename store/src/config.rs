@@ -4,6 +4,8 @@
 //! R10: the role decides what a session may do. The gateway is the single writer of dispatch
 //! state and the only checkpoint owner (R6); a dashboard reads through a read-only connection
 //! and makes short user edits; a worker reports heartbeats and results.
+//!
+//! Layer: ground (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::fmt;
 use std::sync::Arc;

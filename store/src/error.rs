@@ -5,6 +5,8 @@
 //! by *what the caller should do*: a damaged board (`Corrupt`, `Truncated`, ...) is
 //! left untouched for an explicit repair; a contended one (`Busy`) is retried later;
 //! a misconfigured one (`ReadOnlyLocation`, `MissingFolder`) needs a human.
+//!
+//! Layer: ground (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::{Path, PathBuf};
 

@@ -14,6 +14,8 @@
 //!
 //! The same descriptor holds the gateway range for as long as the gateway's `Board` lives,
 //! so a repair (which has the sessions let go) never lets a second gateway in.
+//!
+//! Layer: sessions (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

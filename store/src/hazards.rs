@@ -6,6 +6,8 @@
 //! code at the time of the bug report. None of this exists in a build without the feature.
 //!
 //! This module is, with `lock`, allowed to touch files with `std::fs`: that is the point.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::HashSet;

@@ -1,4 +1,6 @@
 //! What `kanban-db info` shows: read from SQLite pragmas and `stat`, never from the files.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

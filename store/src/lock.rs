@@ -31,6 +31,8 @@
 //!
 //! This is the only module allowed to open files with `std::fs` (see `store/clippy.toml`):
 //! it opens the lock file, never the database or its `-wal`/`-shm`.
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};

@@ -7,6 +7,8 @@
 //! (or repaired), 1 damaged (findings printed), 2 a path that cannot be used (the typed error
 //! printed), 3 another maintenance or open sessions kept the board (who and since when, if
 //! known).
+//!
+//! Layer: CLI (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

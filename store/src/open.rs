@@ -22,6 +22,8 @@
 //!
 //! Nothing here reads more than the header and the schema: opening is O(1) in the size of
 //! the board (R7). Checks are explicit ([`crate::Board::check`]).
+//!
+//! Layer: sessions (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

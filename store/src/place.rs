@@ -16,6 +16,8 @@
 //!
 //! With the harness's `Hazard::RawPathSiblings` switch, `board` returns the path as given:
 //! the siblings come from the raw string, as before this module existed.
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::io;
 use std::path::{Path, PathBuf};

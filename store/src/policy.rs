@@ -10,6 +10,8 @@
 //! - anything else (a damaged table, broken references or invariants) is reported and the
 //!   gateway stops by default: a rebuild may lose rows, so an operator decides, with
 //!   `kanban-db repair`.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
 use crate::check::{CheckReport, index_only};
 use crate::damage_policy::{DamagePolicy, OnDamage};

@@ -50,6 +50,8 @@
 //! Copies and partial files are standalone files that no session opens, never a live
 //! board: this module reads, renames and deletes them with `std::fs` (each use allowed
 //! where it happens). The live board is only ever read through the backup API.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

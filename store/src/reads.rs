@@ -3,6 +3,8 @@
 //! Each is one statement, so each sees one consistent snapshot without an explicit
 //! transaction. They take a plain connection: the dashboard's read-only one, or the
 //! session's own.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 

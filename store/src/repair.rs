@@ -20,6 +20,8 @@
 //!
 //! Rerunning a repair after a kill finishes the job: it starts again from the check.
 //! Nothing here renames, copies or deletes a database file.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 

@@ -17,6 +17,8 @@
 //!
 //! A table without rowids is read through its indexes instead (they hold every column
 //! here), forward and backward.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::collections::BTreeSet;
 

@@ -35,6 +35,8 @@
 //!   [`Error::Unavailable`](crate::Error::Unavailable) at once (nobody listens); one that
 //!   does not answer in time gives it too, and the write may or may not have happened
 //!   (like a commit whose process died before it returned): retry it with the same id.
+//!
+//! Layer: single-writer server (the layer order is in `store/ARCHITECTURE.md`).
 
 mod server;
 

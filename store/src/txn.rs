@@ -4,6 +4,8 @@
 //! so a transaction never has to upgrade from read to write) and hands the closure a
 //! [`Txn`]; the convenience methods of `Board` wrap one step each. Several steps in one
 //! closure commit together or not at all.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::RefCell;
 use std::path::Path;

@@ -1,4 +1,6 @@
 //! The board's records as callers see them.
+//!
+//! Layer: ground (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

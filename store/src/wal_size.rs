@@ -10,6 +10,8 @@
 //! overwriting), so its size is what the WAL has grown to since the last truncation, an
 //! upper bound of the frames in it; a size that has not changed since a complete
 //! checkpoint, with the same modification time, holds nothing new.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 use std::time::SystemTime;

@@ -17,8 +17,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
 use crate::damage_policy::OnDamage;
-use crate::error::SqlResultExt;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SqlResultExt};
 use crate::generation::{Pool, Sessions};
 use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
@@ -30,9 +29,9 @@ use crate::repair;
 use crate::requests::{self, RequestId, Write};
 use crate::seam::Hooks;
 use crate::txn::Txn;
-use crate::types::Quarantined;
 use crate::types::{
-    CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
+    CheckpointReport, Claim, Event, EventId, NewTask, Quarantined, RunId, RunOutcome, Task, TaskId,
+    TaskStatus,
 };
 use crate::wal_size::WalStat;
 

@@ -35,8 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
-use crate::error::SqlResultExt;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SqlResultExt};
 
 /// Copies the whole database behind `conn` (the board at `path`) into `out` (bound for
 /// `dest`) in one backup step (see the module docs); returns the source's page count.

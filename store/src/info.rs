@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use crate::error::Result;
-use crate::error::SqlResultExt;
+use crate::error::{Result, SqlResultExt};
 use crate::schema;
 
 /// A board's vital statistics.

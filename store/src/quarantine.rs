@@ -62,9 +62,8 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::copy::sync_folder as sync;
-use crate::error::SqlResultExt;
-use crate::error::{Error, Result};
-/// What keeping a copy did (moved to the ground layer: a check report holds one).
+use crate::error::{Error, Result, SqlResultExt};
+// Defined in the ground layer (a check report holds one), public here as it always was.
 pub use crate::types::Quarantined;
 
 /// What [`keep`] does when the cap is reached.

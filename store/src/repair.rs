@@ -28,11 +28,9 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
-use crate::check::index_only;
-use crate::check::{self, CheckLevel, CheckReport};
+use crate::check::{self, CheckLevel, CheckReport, index_only};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
-use crate::error::SqlResultExt;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SqlResultExt};
 use crate::generation::Maintainer;
 use crate::lock::LockFile;
 use crate::open::{self, Access};

@@ -12,8 +12,7 @@ use std::path::Path;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::error::SqlResultExt;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SqlResultExt};
 use crate::reads::task_status;
 use crate::types::{Claim, EventId, NewTask, RunId, RunOutcome, TaskId, TaskStatus};
 

@@ -6,6 +6,8 @@
 //! [`Board::transaction`] (`BEGIN IMMEDIATE`, R5); reads are single statements. Everything
 //! a caller may want to know about the file itself (checks, info, checkpoints, quarantine)
 //! is an explicit call, never a side effect of opening or of an ordinary operation.
+//!
+//! Layer: the facade (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -14,19 +16,22 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::check::{self, CheckLevel, CheckReport};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
-use crate::error::{Error, Result};
+use crate::damage_policy::OnDamage;
+use crate::error::{Error, Result, SqlResultExt};
 use crate::generation::{Pool, Sessions};
 use crate::info::BoardInfo;
 use crate::open::{self, Access, Intent, Session};
 use crate::place;
-use crate::policy::{OnDamage, StartCheck};
-use crate::quarantine::{self, Quarantined};
-use crate::reads::{self, SqlResultExt};
+use crate::policy::StartCheck;
+use crate::quarantine;
+use crate::reads;
 use crate::repair;
-use crate::single_writer::{self, RequestId, Write};
+use crate::requests::{self, RequestId, Write};
+use crate::seam::Hooks;
 use crate::txn::Txn;
 use crate::types::{
-    CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
+    CheckpointReport, Claim, Event, EventId, NewTask, Quarantined, RunId, RunOutcome, Task, TaskId,
+    TaskStatus,
 };
 use crate::wal_size::WalStat;
 
@@ -100,13 +105,7 @@ impl Board {
     pub(crate) fn inspect_for(path: &Path, cfg: &StoreConfig) -> Result<Board> {
         let mut look = StoreConfig::new(Role::Dashboard);
         look.allow_network_fs = cfg.allow_network_fs;
-        #[cfg(feature = "hazards")]
-        {
-            use crate::hazards::{Hazard, HazardSet};
-            if cfg.hazards.contains(Hazard::HardLinkAlias) {
-                look.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
-            }
-        }
+        cfg.hooks().for_inspection(&mut look);
         Board::start(path, look, Intent::Inspect)
     }
 
@@ -197,17 +196,17 @@ impl Board {
             });
         }
         let now = self.config.clock.now_ms();
-        let busy_ms = u64::try_from(self.config.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+        let config = self.config.clone();
+        let hooks = config.hooks();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let observer = self.config.observer.clone();
-            let (opened_by, hazards) = (self.pid, self.hazards());
+            let opened_by = self.pid;
             let result = self.with_conn(|conn, path| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(Attempt::Sql)?;
-                let guard = || same_process(opened_by, path, hazards);
+                let guard = || same_process(opened_by, path, hooks);
                 let value = f(&Txn {
                     tx: &tx,
                     path,
@@ -223,30 +222,39 @@ impl Board {
                     return Err(Attempt::Store(e));
                 }
                 let value = value.map_err(Attempt::Store)?;
-                in_phase(observer.as_ref(), Phase::Commit, || tx.commit()).map_err(Attempt::Sql)?;
-                #[cfg(feature = "hazards")]
-                crate::hazards::after_commit(path, hazards);
+                config
+                    .in_phase(Phase::Commit, || tx.commit())
+                    .map_err(Attempt::Sql)?;
+                hooks.after_commit(path);
                 Ok(value)
             });
             match result {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Sql(e)) if is_busy_snapshot(&e) && attempt < SNAPSHOT_RETRIES => {}
-                Err(Attempt::Sql(e)) => {
-                    let err = match Error::sqlite(&self.path, e) {
-                        Error::Busy { path, what, .. } => Error::Busy {
-                            path,
-                            what,
-                            waited_ms: busy_ms,
-                        },
-                        other => other,
-                    };
-                    #[cfg(feature = "hazards")]
-                    crate::hazards::after_write_error(self, &err);
-                    return Err(err);
-                }
+                Err(Attempt::Sql(e)) => return Err(self.write_failed(e, hooks)),
                 Err(Attempt::Store(err)) => return Err(err),
             }
         }
+    }
+
+    /// The error of a transaction SQLite refused for good (`SQLITE_BUSY` says how long it
+    /// waited), after the hooks' reaction to it, if any, on the session's connection.
+    fn write_failed(&mut self, e: rusqlite::Error, hooks: &dyn Hooks) -> Error {
+        let err = match Error::sqlite(&self.path, e) {
+            Error::Busy { path, what, .. } => Error::Busy {
+                path,
+                what,
+                waited_ms: crate::millis::u64_ms(self.config.busy_timeout),
+            },
+            other => other,
+        };
+        if let Some(fallback) = hooks.on_write_error(&err) {
+            let _ = self.with_conn(|conn, _| {
+                fallback(conn);
+                Ok::<(), Error>(())
+            });
+        }
+        err
     }
 
     /// Creates a task.
@@ -292,30 +300,26 @@ impl Board {
 
     /// Runs a user's `write` at most once per `id`, whatever the mode: a dashboard in
     /// single-writer mode sends it to the gateway with its id (whose
-    /// [`crate::single_writer::WriteServer`] calls this), every other session applies it in
+    /// [`crate::WriteServer`] calls this), every other session applies it in
     /// one transaction that also records the id. An id already applied is answered with
     /// its first answer (the recorded value) and not applied again; the same id with
     /// another write is [`Error::RequestIdReused`]. So a retry of an [`Error::Unavailable`]
     /// (or of any error) with the same id is always safe. The board keeps the newest
-    /// [`single_writer::KEPT_REQUEST_IDS`] ids.
+    /// [`requests::KEPT_REQUEST_IDS`] ids.
     pub fn submit(&mut self, id: RequestId, write: &Write) -> Result<i64> {
         if self.forwards() {
             self.check_process()?;
-            return single_writer::forward(&self.path, &self.config, id, write);
+            return requests::forward(&self.path, &self.config, id, write);
         }
-        #[cfg(feature = "hazards")]
-        if self
-            .hazards()
-            .contains(crate::hazards::Hazard::ForgetRequestIds)
-        {
+        if !self.config.hooks().records_request_ids() {
             return self.transaction(|t| write.apply(t));
         }
-        let digest = single_writer::digest(write);
-        self.transaction(|t| match single_writer::recorded(t, id, &digest)? {
+        let digest = requests::digest(write);
+        self.transaction(|t| match requests::recorded(t, id, &digest)? {
             Some(first) => Ok(first),
             None => {
                 let value = write.apply(t)?;
-                single_writer::record(t, id, &digest, value)?;
+                requests::record(t, id, &digest, value)?;
                 Ok(value)
             }
         })
@@ -419,11 +423,11 @@ impl Board {
     /// # }
     /// ```
     pub fn check(&mut self, level: CheckLevel) -> Result<CheckReport> {
-        #[cfg(feature = "hazards")]
-        crate::hazards::before_check(&self.path, &self.config);
+        let (path, cfg) = (&self.path, &self.config);
+        cfg.hooks().before_check(path, cfg);
         let mut report = self.with_reader(|c, _| Ok(check::run(c, level)))?;
-        #[cfg(feature = "hazards")]
-        crate::hazards::after_check(self, &report)?;
+        let (path, cfg) = (&self.path, &self.config);
+        cfg.hooks().after_check(path, cfg, report.is_corrupt())?;
         if report.is_corrupt() && self.config.quarantine_on_damage {
             report.quarantined = Some(self.quarantine()?);
         }
@@ -598,24 +602,9 @@ impl Board {
 
     /// Refuses a session used in a process other than the one that opened it.
     fn check_process(&self) -> Result<()> {
-        same_process(self.pid, &self.path, self.hazards())
-    }
-
-    /// The hazards this session runs with.
-    fn hazards(&self) -> Hazards {
-        #[cfg(feature = "hazards")]
-        return self.config.hazards;
-        #[cfg(not(feature = "hazards"))]
-        return Hazards;
+        same_process(self.pid, &self.path, self.config.hooks())
     }
 }
-
-/// The hazards a session runs with (nothing without the feature).
-#[cfg(feature = "hazards")]
-type Hazards = crate::hazards::HazardSet;
-#[cfg(not(feature = "hazards"))]
-#[derive(Clone, Copy)]
-struct Hazards;
 
 /// Runs `f` on `session`'s read-write connection (the caller checked the process and
 /// checked the session out, once).
@@ -641,12 +630,10 @@ fn read_write<T, E: From<Error>>(
 }
 
 /// Refuses use of a session opened by process `opened_by` in any other process (a fork).
-fn same_process(opened_by: u32, path: &Path, hazards: Hazards) -> Result<()> {
-    #[cfg(feature = "hazards")]
-    if hazards.contains(crate::hazards::Hazard::ConnectionAcrossFork) {
+fn same_process(opened_by: u32, path: &Path, hooks: &dyn Hooks) -> Result<()> {
+    if hooks.allows_use_across_fork() {
         return Ok(());
     }
-    let _ = hazards;
     let now = std::process::id();
     if now != opened_by {
         return Err(Error::UsedAcrossFork {

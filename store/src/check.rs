@@ -5,6 +5,8 @@
 //! invariants that no single SQL constraint expresses. Every finding is a line of text that
 //! names what is wrong (e.g. `wrong # of entries in index idx_events_run`); an error while
 //! checking is itself a finding, never a pass.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use rusqlite::Connection;
 
@@ -27,7 +29,7 @@ pub struct CheckReport {
     /// Broken kanban invariants.
     pub invariants: Vec<String>,
     /// What the quarantine policy did about damage, if it was asked to act.
-    pub quarantined: Option<crate::quarantine::Quarantined>,
+    pub quarantined: Option<crate::types::Quarantined>,
 }
 
 impl CheckReport {
@@ -44,7 +46,7 @@ impl CheckReport {
     /// True when every finding is about an index's entries (what `REINDEX` fixes without
     /// losing anything), and there is at least one.
     pub fn is_index_only(&self) -> bool {
-        crate::policy::index_only(self)
+        index_only(self)
     }
 
     /// Every finding, one per line, with its kind.
@@ -130,4 +132,20 @@ fn rows(conn: &Connection, sql: &str) -> Vec<String> {
         .prepare(sql)
         .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect());
     result.unwrap_or_else(|e: rusqlite::Error| vec![format!("error: {e}")])
+}
+
+/// Whether every finding of the check is about an index's entries, not a table, a
+/// reference or an invariant: what `REINDEX` fixes without losing anything, if it can.
+/// A `non-unique entry in index` may be a stale entry (then `REINDEX` fixes it) or two
+/// rows with one key (then `REINDEX` fails, changing nothing): the check cannot tell them
+/// apart, so the repair tries, and takes a failed `REINDEX` for damage beyond indexes.
+pub(crate) fn index_only(report: &CheckReport) -> bool {
+    report.foreign_keys.is_empty()
+        && report.invariants.is_empty()
+        && !report.integrity.is_empty()
+        && report.integrity.iter().all(|line| {
+            line.starts_with("wrong # of entries in index")
+                || (line.starts_with("row ") && line.contains(" missing from index "))
+                || line.starts_with("non-unique entry in index")
+        })
 }

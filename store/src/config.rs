@@ -4,12 +4,15 @@
 //! R10: the role decides what a session may do. The gateway is the single writer of dispatch
 //! state and the only checkpoint owner (R6); a dashboard reads through a read-only connection
 //! and makes short user edits; a worker reports heartbeats and results.
+//!
+//! Layer: ground (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::policy::DamagePolicy;
+use crate::damage_policy::DamagePolicy;
+use crate::seam::Hooks;
 
 /// What a process is to the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,7 +85,7 @@ impl Clock for SystemClock {
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        crate::millis::i64_ms(since)
     }
 
     fn sleep(&self, d: Duration) {
@@ -242,7 +245,7 @@ pub struct StoreConfig {
     pub allow_network_fs: bool,
     /// Upstream mistakes put back on purpose (harness only). Default none.
     #[cfg(feature = "hazards")]
-    pub hazards: crate::hazards::HazardSet,
+    pub hazards: crate::hazard::HazardSet,
 }
 
 impl StoreConfig {
@@ -263,8 +266,17 @@ impl StoreConfig {
             observer: None,
             allow_network_fs: false,
             #[cfg(feature = "hazards")]
-            hazards: crate::hazards::HazardSet::default(),
+            hazards: crate::hazard::HazardSet::default(),
         }
+    }
+
+    /// The hooks this configuration installs (`seam.rs`): its hazard set's, which
+    /// `hazards.rs` implements, or `()`'s (the hardened store) without the feature.
+    pub(crate) fn hooks(&self) -> &dyn Hooks {
+        #[cfg(feature = "hazards")]
+        return &self.hazards;
+        #[cfg(not(feature = "hazards"))]
+        return &();
     }
 
     /// Runs `f` inside `phase`, telling the observer (if any) on both sides.
@@ -299,7 +311,7 @@ impl StoreConfig {
 
     #[cfg(feature = "hazards")]
     setters! {
-        hazards: crate::hazards::HazardSet,
+        hazards: crate::hazard::HazardSet,
     }
 }
 

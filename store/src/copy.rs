@@ -26,6 +26,8 @@
 //! The temporary file and DEST are new files that no session of the board opens: this
 //! module links and removes them with `std::fs` (each use allowed where it happens). The
 //! live board is only ever read through the backup API.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
-use crate::error::{Error, Result};
-use crate::reads::SqlResultExt;
+use crate::error::{Error, Result, SqlResultExt};
 
 /// Copies the whole database behind `conn` (the board at `path`) into `out` (bound for
 /// `dest`) in one backup step (see the module docs); returns the source's page count.

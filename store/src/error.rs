@@ -5,6 +5,8 @@
 //! by *what the caller should do*: a damaged board (`Corrupt`, `Truncated`, ...) is
 //! left untouched for an explicit repair; a contended one (`Busy`) is retried later;
 //! a misconfigured one (`ReadOnlyLocation`, `MissingFolder`) needs a human.
+//!
+//! Layer: ground (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::{Path, PathBuf};
 
@@ -483,5 +485,17 @@ fn describe_holder(holder: Option<(u32, i64)>) -> String {
             format!("last maintenance: process {pid}, since {since_ms} ms after the epoch")
         }
         None => "no maintenance noted: sessions still open".into(),
+    }
+}
+
+/// Attaches the board path to SQLite errors.
+pub(crate) trait SqlResultExt<T> {
+    /// Converts the error, naming `path`.
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> SqlResultExt<T> for rusqlite::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::sqlite(path, e))
     }
 }

@@ -12,6 +12,8 @@
 //!
 //! The verdict comes from `statfs`'s file system magic number ([`classify`], a pure
 //! function so that it can be tested without mounting anything).
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 

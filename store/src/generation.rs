@@ -14,6 +14,8 @@
 //!
 //! The same descriptor holds the gateway range for as long as the gateway's `Board` lives,
 //! so a repair (which has the sessions let go) never lets a second gateway in.
+//!
+//! Layer: sessions (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -78,12 +80,7 @@ impl Sessions {
 /// Whether sessions take upstream's `flock` instead of our locks (a hazard: upstream had
 /// no generations, no session lock of ours, no gateway lock).
 fn upstream_locks(cfg: &StoreConfig) -> bool {
-    #[cfg(feature = "hazards")]
-    if crate::hazards::ignores_generations(cfg) {
-        return true;
-    }
-    let _ = cfg;
-    false
+    cfg.hooks().skips_generations()
 }
 
 impl Backend for Sessions {
@@ -141,7 +138,7 @@ impl Backend for Sessions {
             return Err(Error::Busy {
                 path: self.path.clone(),
                 what: "the board (a repair is running)",
-                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                waited_ms: crate::millis::u64_ms(waited),
             });
         }
         self.cfg.clock.sleep(PAUSE);

@@ -6,10 +6,11 @@
 //! code at the time of the bug report. None of this exists in a build without the feature.
 //!
 //! This module is, with `lock`, allowed to touch files with `std::fs`: that is the point.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::HashSet;
-use std::fmt;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -23,185 +24,13 @@ use rusqlite::config::DbConfig;
 /// it to play a stuck maintenance or a foreign session. Without this feature it is private.
 pub use crate::lock::{LockFile, Mode};
 
-use crate::board::Board;
-use crate::check::{self, CheckLevel, CheckReport};
+pub use crate::hazard::{Hazard, HazardSet};
+
+use crate::check::{self, CheckLevel};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
-use crate::info::{shm_path, wal_path};
-
-/// One upstream mistake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Hazard {
-    /// Plain `open`+`read`+`close` of the db and `-shm` on every connect: the `close` drops
-    /// every POSIX lock this process holds on them, other connections' included.
-    RawHeaderPeek,
-    /// Every check first copies db, `-wal` and `-shm` with plain file I/O (more lock loss).
-    CopySidecarsOnCheck,
-    /// A full `integrity_check` on every connect; damage triggers the health guard.
-    IntegrityOnConnect,
-    /// A failed write falls back to `journal_mode=DELETE`; every connect sets WAL again.
-    JournalToggleOnError,
-    /// The health guard rebuilds a damaged board and renames it over the live file.
-    ReplaceWhileOpen,
-    /// A process's first open deletes `-wal` and `-shm`, "left over from a crash".
-    DeleteSidecarsAfterCrash,
-    /// The health guard keeps a new backup on every detection: no dedup, no cap.
-    UnboundedBackups,
-    /// Every role checkpoints automatically (and on close), not just the owner.
-    AutocheckpointEverywhere,
-    /// Dashboards open the board through a hard link (another name for the same file), so
-    /// their `-wal`/`-shm` have other names than everyone else's: two WALs, a split brain.
-    HardLinkAlias,
-    /// A session opened before `fork()` may be used in the child.
-    ConnectionAcrossFork,
-    /// `journal_mode=OFF` where the store would set WAL, and on every connect: no rollback
-    /// at all, so a process killed mid-write leaves half a transaction in the file.
-    JournalOff,
-    /// `synchronous=OFF`: bites only on power loss, which process kills cannot show.
-    SyncOff,
-    /// A new (read-write) connection for every operation, reads included, closed right after.
-    ConnectPerOperation,
-    /// No lock of our own around sessions: a process takes a blocking `flock` on `<db>.lock`
-    /// only while it first initialises the board, then none (no session, maintenance or
-    /// gateway lock, no connection generations).
-    InitOnlyFlock,
-    /// Plain `open`+`read`+`close` of the db after every commit, to read its page count: the
-    /// `close` drops this process's POSIX locks on the db, other connections' included.
-    PageCountPeekAfterCommit,
-    /// Upstream's health guard as it was: a full `integrity_check` on connect until one
-    /// passes in this process (then cached for the process's life); damage triggers it.
-    IntegrityOncePerProcess,
-    /// The board's siblings (`<db>.lock`, `<db>.sock`, `<db>.quarantine`, the open-here key)
-    /// come from the path string as given, not its canonical form: a board reached through
-    /// a symlink and through its target gets two lock files, so a repair through one name
-    /// does not exclude sessions opened through the other.
-    RawPathSiblings,
-    /// The board neither records nor looks up request ids: every request the gateway reads
-    /// is applied, a retry of one that timed out included (the store before request ids).
-    ForgetRequestIds,
-}
-
-impl Hazard {
-    /// Every hazard.
-    pub const ALL: [Hazard; 18] = [
-        Hazard::RawHeaderPeek,
-        Hazard::CopySidecarsOnCheck,
-        Hazard::IntegrityOnConnect,
-        Hazard::JournalToggleOnError,
-        Hazard::ReplaceWhileOpen,
-        Hazard::DeleteSidecarsAfterCrash,
-        Hazard::UnboundedBackups,
-        Hazard::AutocheckpointEverywhere,
-        Hazard::HardLinkAlias,
-        Hazard::ConnectionAcrossFork,
-        Hazard::JournalOff,
-        Hazard::SyncOff,
-        Hazard::ConnectPerOperation,
-        Hazard::InitOnlyFlock,
-        Hazard::PageCountPeekAfterCommit,
-        Hazard::IntegrityOncePerProcess,
-        Hazard::RawPathSiblings,
-        Hazard::ForgetRequestIds,
-    ];
-
-    /// The switch's name (as in `hazard:<name>`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Hazard::RawHeaderPeek => "raw-header-peek",
-            Hazard::CopySidecarsOnCheck => "copy-sidecars-on-check",
-            Hazard::IntegrityOnConnect => "integrity-on-connect",
-            Hazard::JournalToggleOnError => "journal-toggle-on-error",
-            Hazard::ReplaceWhileOpen => "replace-while-open",
-            Hazard::DeleteSidecarsAfterCrash => "delete-sidecars-after-crash",
-            Hazard::UnboundedBackups => "unbounded-backups",
-            Hazard::AutocheckpointEverywhere => "autocheckpoint-everywhere",
-            Hazard::HardLinkAlias => "hard-link-alias",
-            Hazard::ConnectionAcrossFork => "connection-across-fork",
-            Hazard::JournalOff => "journal-off",
-            Hazard::SyncOff => "sync-off",
-            Hazard::ConnectPerOperation => "connect-per-operation",
-            Hazard::InitOnlyFlock => "init-only-flock",
-            Hazard::PageCountPeekAfterCommit => "page-count-peek-after-commit",
-            Hazard::IntegrityOncePerProcess => "integrity-once-per-process",
-            Hazard::RawPathSiblings => "raw-path-siblings",
-            Hazard::ForgetRequestIds => "forget-request-ids",
-        }
-    }
-
-    /// The hazard with this name.
-    pub fn from_name(name: &str) -> Option<Hazard> {
-        Hazard::ALL.into_iter().find(|h| h.name() == name)
-    }
-
-    /// Whether process kills can show the damage at all (`sync-off` needs a power loss).
-    pub fn visible_to_kills(self) -> bool {
-        self != Hazard::SyncOff
-    }
-}
-
-impl fmt::Display for Hazard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A set of hazards (empty: the hardened store).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct HazardSet(u32);
-
-impl HazardSet {
-    /// The upstream code at bug time (hermes-agent's `kanban_db.py`, late May 2026): no
-    /// lock of its own beyond an init-time `flock`, WAL set on every connect with a fallback
-    /// to `DELETE`, automatic checkpoints everywhere, a header peek on every connect and a
-    /// page-count peek after every commit, the health guard (an `integrity_check` until one
-    /// passes in the process) with plain, uncapped backups, and a connection per operation.
-    /// The README maps each upstream behaviour to its switch.
-    pub fn naive() -> HazardSet {
-        [
-            Hazard::RawHeaderPeek,
-            Hazard::CopySidecarsOnCheck,
-            Hazard::JournalToggleOnError,
-            Hazard::UnboundedBackups,
-            Hazard::AutocheckpointEverywhere,
-            Hazard::ConnectPerOperation,
-            Hazard::InitOnlyFlock,
-            Hazard::PageCountPeekAfterCommit,
-            Hazard::IntegrityOncePerProcess,
-        ]
-        .into_iter()
-        .collect()
-    }
-
-    /// Adds `h`.
-    pub fn with(mut self, h: Hazard) -> HazardSet {
-        self.0 |= 1 << h as u32;
-        self
-    }
-
-    /// Whether `h` is on.
-    pub fn contains(self, h: Hazard) -> bool {
-        self.0 & (1 << h as u32) != 0
-    }
-
-    /// The hazards that are on.
-    pub fn iter(self) -> impl Iterator<Item = Hazard> {
-        Hazard::ALL.into_iter().filter(move |&h| self.contains(h))
-    }
-}
-
-impl FromIterator<Hazard> for HazardSet {
-    fn from_iter<I: IntoIterator<Item = Hazard>>(iter: I) -> Self {
-        iter.into_iter().fold(HazardSet::default(), HazardSet::with)
-    }
-}
-
-impl fmt::Debug for HazardSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set()
-            .entries(self.iter().map(Hazard::name))
-            .finish()
-    }
-}
+use crate::place::{shm_path, wal_path};
+use crate::seam::Hooks;
 
 /// Boards this process has opened (for `delete-sidecars-after-crash`).
 static OPENED: PathSet = PathSet::new();
@@ -234,7 +63,7 @@ impl PathSet {
 static BACKUPS: AtomicU64 = AtomicU64::new(0);
 
 /// After the session lock, before the first connection.
-pub(crate) fn before_connect(path: &Path, cfg: &StoreConfig) {
+fn before_connect(path: &Path, cfg: &StoreConfig) {
     if !cfg.hazards.contains(Hazard::DeleteSidecarsAfterCrash) {
         return;
     }
@@ -245,7 +74,7 @@ pub(crate) fn before_connect(path: &Path, cfg: &StoreConfig) {
 }
 
 /// At the start of every connect.
-pub(crate) fn on_connect(path: &Path, cfg: &StoreConfig) {
+fn on_connect(path: &Path, cfg: &StoreConfig) {
     if cfg.hazards.contains(Hazard::RawHeaderPeek) {
         for file in [path.to_path_buf(), shm_path(path)] {
             if let Ok(mut f) = std::fs::File::open(&file) {
@@ -265,7 +94,7 @@ const FLOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 /// kernel; here the wait is a loop of non-blocking attempts on the configured clock (so a
 /// deterministic scheduler can let the holder run), given up with [`Error::Busy`] after the
 /// lock timeout.
-pub(crate) fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::fs::File>> {
+fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::fs::File>> {
     if INITIALISED.contains(path) {
         return Ok(None);
     }
@@ -288,7 +117,7 @@ pub(crate) fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::f
             return Err(Error::Busy {
                 path: path.to_path_buf(),
                 what: "the board's init flock",
-                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                waited_ms: crate::millis::u64_ms(waited),
             });
         }
         cfg.clock.sleep(FLOCK_PAUSE);
@@ -298,15 +127,9 @@ pub(crate) fn init_flock(path: &Path, cfg: &StoreConfig) -> Result<Option<std::f
     Ok(Some(file))
 }
 
-/// Whether sessions skip the connection generations (`init-only-flock`: upstream had none,
-/// so a session never lets go for a maintenance).
-pub(crate) fn ignores_generations(cfg: &StoreConfig) -> bool {
-    cfg.hazards.contains(Hazard::InitOnlyFlock)
-}
-
 /// After every commit (`page-count-peek-after-commit`): a plain `open` of the db, a read of
 /// the page count in its header, a `close` that drops this process's POSIX locks on it.
-pub(crate) fn after_commit(path: &Path, hazards: HazardSet) {
+fn after_commit(path: &Path, hazards: HazardSet) {
     if !hazards.contains(Hazard::PageCountPeekAfterCommit) {
         return;
     }
@@ -317,7 +140,7 @@ pub(crate) fn after_commit(path: &Path, hazards: HazardSet) {
 }
 
 /// The path a dashboard opens instead of `path`, for `hard-link-alias`.
-pub(crate) fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
+fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
     if !cfg.hazards.contains(Hazard::HardLinkAlias) || cfg.role != crate::config::Role::Dashboard {
         return None;
     }
@@ -331,7 +154,7 @@ pub(crate) fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
 }
 
 /// Pragmas the hazards change, after the hardened ones.
-pub(crate) fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
     let h = cfg.hazards;
     if h.contains(Hazard::AutocheckpointEverywhere) {
         conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
@@ -352,7 +175,7 @@ pub(crate) fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Resul
 }
 
 /// After the session's connections are made.
-pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
+fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
     let h = cfg.hazards;
     let guarded = h.contains(Hazard::IntegrityOnConnect)
         || (h.contains(Hazard::IntegrityOncePerProcess) && !HEALTHY.contains(path));
@@ -373,31 +196,26 @@ pub(crate) fn after_connect(path: &Path, cfg: &StoreConfig, conn: &Connection) -
 }
 
 /// Before an explicit check.
-pub(crate) fn before_check(path: &Path, cfg: &StoreConfig) {
+fn before_check(path: &Path, cfg: &StoreConfig) {
     if cfg.hazards.contains(Hazard::CopySidecarsOnCheck) {
         plain_copy(path, &format!("{}.check-copy", path.display()));
     }
 }
 
 /// After an explicit check: the health guard reacts to damage.
-pub(crate) fn after_check(board: &mut Board, report: &CheckReport) -> Result<()> {
-    if report.is_corrupt() {
-        let (path, cfg) = (board.path().to_path_buf(), board.config().clone());
-        let conn = crate::open::connect(&path, &cfg, crate::open::Access::ReadWrite)?;
-        guard(&path, &cfg, &conn);
+fn after_check(path: &Path, cfg: &StoreConfig, corrupt: bool) -> Result<()> {
+    if corrupt {
+        let conn = crate::open::connect(path, cfg, crate::open::Access::ReadWrite)?;
+        guard(path, cfg, &conn);
     }
     Ok(())
 }
 
 /// After a write failed with `err`: fall back to a rollback journal, on the session's own
 /// connection (SQLite leaves WAL only when no other connection has the board open).
-pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
-    if !board
-        .config()
-        .hazards
-        .contains(Hazard::JournalToggleOnError)
-    {
-        return;
+fn after_write_error(hazards: HazardSet, err: &Error) -> Option<fn(&Connection)> {
+    if !hazards.contains(Hazard::JournalToggleOnError) {
+        return None;
     }
     if matches!(
         err,
@@ -407,11 +225,104 @@ pub(crate) fn after_write_error(board: &mut Board, err: &Error) {
             | Error::DiskFull { .. }
             | Error::IoFailure { .. }
     ) {
-        let _ = board.with_conn(|conn, _| {
+        return Some(|conn| {
             let _: rusqlite::Result<String> =
                 conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0));
-            Ok::<(), Error>(())
         });
+    }
+    None
+}
+
+/// The hazards as the store's hooks (`seam.rs`): each hook does what the hazards that are on
+/// change at that point, and nothing when none is.
+impl Hooks for HazardSet {
+    fn raw_siblings(&self) -> bool {
+        self.contains(Hazard::RawPathSiblings)
+    }
+
+    fn upstream_init(
+        &self,
+        path: &Path,
+        cfg: &StoreConfig,
+    ) -> Result<Option<Option<std::fs::File>>> {
+        if !self.contains(Hazard::InitOnlyFlock) {
+            return Ok(None);
+        }
+        init_flock(path, cfg).map(Some)
+    }
+
+    /// `init-only-flock`: upstream had no generations, so a session never lets go for a
+    /// maintenance.
+    fn skips_generations(&self) -> bool {
+        self.contains(Hazard::InitOnlyFlock)
+    }
+
+    fn before_connect(&self, path: &Path, cfg: &StoreConfig) {
+        before_connect(path, cfg);
+    }
+
+    fn on_connect(&self, path: &Path, cfg: &StoreConfig) {
+        on_connect(path, cfg);
+    }
+
+    fn allows_hard_links(&self) -> bool {
+        self.contains(Hazard::HardLinkAlias)
+    }
+
+    fn connect_target(&self, path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
+        alias(path, cfg)
+    }
+
+    fn configure(&self, conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
+        configure(conn, cfg)
+    }
+
+    fn after_connect(&self, path: &Path, cfg: &StoreConfig, conn: &Connection) -> Result<()> {
+        after_connect(path, cfg, conn)
+    }
+
+    /// Upstream connected afresh for every request and poll, reads included.
+    fn connects_per_operation(&self) -> bool {
+        self.contains(Hazard::ConnectPerOperation)
+    }
+
+    fn journal_mode(&self) -> &'static str {
+        if self.contains(Hazard::JournalOff) {
+            "off"
+        } else {
+            "wal"
+        }
+    }
+
+    /// A board that `hard-link-alias` gave a second name is not refused for it.
+    fn for_inspection(&self, look: &mut StoreConfig) {
+        if self.contains(Hazard::HardLinkAlias) {
+            look.hazards = HazardSet::default().with(Hazard::HardLinkAlias);
+        }
+    }
+
+    fn after_commit(&self, path: &Path) {
+        after_commit(path, *self);
+    }
+
+    fn on_write_error(&self, err: &Error) -> Option<fn(&Connection)> {
+        after_write_error(*self, err)
+    }
+
+    fn records_request_ids(&self) -> bool {
+        !self.contains(Hazard::ForgetRequestIds)
+    }
+
+    fn allows_use_across_fork(&self) -> bool {
+        self.contains(Hazard::ConnectionAcrossFork)
+    }
+
+    fn before_check(&self, path: &Path, cfg: &StoreConfig) {
+        before_check(path, cfg);
+    }
+
+    fn after_check(&self, path: &Path, cfg: &StoreConfig, corrupt: bool) -> Result<()> {
+        after_check(path, cfg, corrupt)
     }
 }
 

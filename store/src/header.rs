@@ -8,6 +8,8 @@
 //! and keeps the descriptor open while they hold locks, so no lock is ever lost.
 //!
 //! This runs only after SQLite has already reported an error; it is not on the open path.
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::ffi::{CString, c_void};
 use std::os::unix::ffi::OsStrExt;

@@ -1,12 +1,13 @@
 //! What `kanban-db info` shows: read from SQLite pragmas and `stat`, never from the files.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use crate::error::Result;
-use crate::reads::SqlResultExt;
+use crate::error::{Result, SqlResultExt};
 use crate::schema;
 
 /// A board's vital statistics.
@@ -67,18 +68,8 @@ pub(crate) fn read(conn: &Connection, path: &Path) -> Result<BoardInfo> {
         page_size: int("page_size").at(path)?,
         page_count: int("page_count").at(path)?,
         freelist_count: int("freelist_count").at(path)?,
-        wal_bytes: std::fs::metadata(wal_path(path))
+        wal_bytes: std::fs::metadata(crate::place::wal_path(path))
             .map(|m| m.len())
             .unwrap_or(0),
     })
-}
-
-/// The `-wal` file of the board at `path`.
-pub fn wal_path(path: &Path) -> PathBuf {
-    crate::place::sibling(path, "-wal")
-}
-
-/// The `-shm` file of the board at `path`.
-pub fn shm_path(path: &Path) -> PathBuf {
-    crate::place::sibling(path, "-shm")
 }

@@ -61,20 +61,24 @@ mod board;
 mod check;
 mod config;
 mod copy;
+mod damage_policy;
 mod error;
 mod filesystem;
 mod generation;
 mod header;
 mod info;
 mod lock;
+mod millis;
 mod open;
 mod place;
 mod policy;
 pub mod quarantine;
 mod reads;
 mod repair;
+mod requests;
 mod salvage;
 mod schema;
+mod seam;
 mod selftest;
 pub mod single_writer;
 mod txn;
@@ -83,21 +87,25 @@ mod version;
 mod wal_size;
 
 #[cfg(feature = "hazards")]
+mod hazard;
+#[cfg(feature = "hazards")]
 pub mod hazards;
 
 pub use board::Board;
 pub use check::{CheckLevel, CheckReport, run as check_connection};
 pub use config::{Clock, Phase, PhaseObserver, Role, StoreConfig, SystemClock};
+pub use damage_policy::{DamagePolicy, OnDamage};
 pub use error::{Error, ErrorKind, Result, UnknownErrorKind};
-pub use info::{BoardInfo, shm_path, wal_path};
+pub use info::BoardInfo;
 pub use lock::lock_path;
-pub use policy::{DamagePolicy, OnDamage, StartCheck};
-pub use quarantine::Quarantined;
+pub use place::{shm_path, wal_path};
+pub use policy::StartCheck;
 pub use repair::{RepairAction, RepairReport, Salvaged, Scope, repair, repair_within};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use selftest::run as selftest;
 pub use single_writer::{RequestId, Write, WriteServer, socket_path};
 pub use txn::Txn;
+pub use types::Quarantined;
 pub use types::{
     CheckpointReport, Claim, Event, EventId, NewTask, RunId, RunOutcome, Task, TaskId, TaskStatus,
 };

@@ -31,6 +31,8 @@
 //!
 //! This is the only module allowed to open files with `std::fs` (see `store/clippy.toml`):
 //! it opens the lock file, never the database or its `-wal`/`-shm`.
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};
@@ -400,7 +402,7 @@ impl LockFile {
                 return Err(Error::Busy {
                     path: self.board.clone(),
                     what,
-                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    waited_ms: crate::millis::u64_ms(waited),
                 });
             }
             clock.sleep(pause);

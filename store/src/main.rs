@@ -7,8 +7,10 @@
 //! (or repaired), 1 damaged (findings printed), 2 a path that cannot be used (the typed error
 //! printed), 3 another maintenance or open sessions kept the board (who and since when, if
 //! known).
+//!
+//! Layer: CLI (the layer order is in `store/ARCHITECTURE.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -159,43 +161,12 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             println!("{}", Board::inspect(&db)?.info()?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { full, db } => {
-            let level = if full {
-                CheckLevel::Full
-            } else {
-                CheckLevel::Quick
-            };
-            let report = Board::inspect(&db)?.check(level)?;
-            if report.is_ok() {
-                println!("{}: ok", db.display());
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!("{}: damaged", db.display());
-            for finding in report.findings() {
-                println!("  {finding}");
-            }
-            println!("{}", next_step(&report));
-            Ok(ExitCode::from(1))
-        }
+        Command::Check { full, db } => check(&db, full),
         Command::Repair {
             db,
             wait,
             indexes_only,
-        } => {
-            let mut cfg = StoreConfig::new(Role::Gateway);
-            cfg = cfg.lock_timeout(std::time::Duration::from_secs(wait));
-            let scope = match indexes_only {
-                true => Scope::Indexes,
-                false => Scope::Rebuild,
-            };
-            let report = repair_within(&db, &cfg, scope)?;
-            print_repair(&db, &report);
-            Ok(if report.after.is_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => repair(&db, wait, indexes_only),
         Command::Backup { db, dest } => {
             Board::inspect(&db)?.backup_to(&dest)?;
             println!("{} -> {}", db.display(), dest.display());
@@ -203,48 +174,94 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         }
         Command::Quarantine {
             action: QuarantineAction::List { db },
-        } => {
-            let survey = kanban_store::quarantine::survey(&db)?;
-            for copy in &survey.copies {
-                let size = std::fs::symlink_metadata(copy).map_or(0, |m| m.len());
-                println!("{}  {size} bytes", copy.display());
-            }
-            println!("{} copies", survey.copies.len());
-            if survey.others > 0 {
-                println!("{} other entries left alone", survey.others);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => quarantine_list(&db),
         Command::Quarantine {
             action: QuarantineAction::Prune { db, keep },
-        } => {
-            let removed = kanban_store::quarantine::prune(&db, keep)?;
-            for copy in &removed {
-                println!("removed {}", copy.display());
-            }
-            println!(
-                "{} removed, {} kept",
-                removed.len(),
-                kanban_store::quarantine::list(&db)?.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Selftest { folder } => {
-            let folder = folder.unwrap_or_else(std::env::temp_dir);
-            let temp = tempfile::Builder::new()
-                .prefix("kanban-selftest-")
-                .tempdir_in(&folder)
-                .map_err(|source| Error::Io {
-                    path: folder.clone(),
-                    source,
-                })?;
-            for line in kanban_store::selftest(temp.path())? {
-                println!("ok  {line}");
-            }
-            println!("selftest passed");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => quarantine_prune(&db, keep),
+        Command::Selftest { folder } => selftest(folder),
     }
+}
+
+/// `kanban-db check`.
+fn check(db: &Path, full: bool) -> Result<ExitCode, Error> {
+    let level = if full {
+        CheckLevel::Full
+    } else {
+        CheckLevel::Quick
+    };
+    let report = Board::inspect(db)?.check(level)?;
+    if report.is_ok() {
+        println!("{}: ok", db.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}: damaged", db.display());
+    for finding in report.findings() {
+        println!("  {finding}");
+    }
+    println!("{}", next_step(&report));
+    Ok(ExitCode::from(1))
+}
+
+/// `kanban-db repair`.
+fn repair(db: &Path, wait: u64, indexes_only: bool) -> Result<ExitCode, Error> {
+    let mut cfg = StoreConfig::new(Role::Gateway);
+    cfg = cfg.lock_timeout(std::time::Duration::from_secs(wait));
+    let scope = match indexes_only {
+        true => Scope::Indexes,
+        false => Scope::Rebuild,
+    };
+    let report = repair_within(db, &cfg, scope)?;
+    print_repair(db, &report);
+    Ok(if report.after.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `kanban-db quarantine list`.
+fn quarantine_list(db: &Path) -> Result<ExitCode, Error> {
+    let survey = kanban_store::quarantine::survey(db)?;
+    for copy in &survey.copies {
+        let size = std::fs::symlink_metadata(copy).map_or(0, |m| m.len());
+        println!("{}  {size} bytes", copy.display());
+    }
+    println!("{} copies", survey.copies.len());
+    if survey.others > 0 {
+        println!("{} other entries left alone", survey.others);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kanban-db quarantine prune`.
+fn quarantine_prune(db: &Path, keep: usize) -> Result<ExitCode, Error> {
+    let removed = kanban_store::quarantine::prune(db, keep)?;
+    for copy in &removed {
+        println!("removed {}", copy.display());
+    }
+    println!(
+        "{} removed, {} kept",
+        removed.len(),
+        kanban_store::quarantine::list(db)?.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kanban-db selftest`.
+fn selftest(folder: Option<PathBuf>) -> Result<ExitCode, Error> {
+    let folder = folder.unwrap_or_else(std::env::temp_dir);
+    let temp = tempfile::Builder::new()
+        .prefix("kanban-selftest-")
+        .tempdir_in(&folder)
+        .map_err(|source| Error::Io {
+            path: folder.clone(),
+            source,
+        })?;
+    for line in kanban_store::selftest(temp.path())? {
+        println!("ok  {line}");
+    }
+    println!("selftest passed");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What a repair did, for the operator.

@@ -22,6 +22,8 @@
 //!
 //! Nothing here reads more than the header and the schema: opening is O(1) in the size of
 //! the board (R7). Checks are explicit ([`crate::Board::check`]).
+//!
+//! Layer: sessions (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -104,47 +106,11 @@ pub(crate) fn open(
     lock: &LockFile,
 ) -> Result<Session> {
     refuse_early(path, cfg, intent)?;
-    let may_create = may_create(cfg, intent);
-    let not_found = || Error::NotFound {
-        path: path.to_path_buf(),
-    };
     let upstream = upstream_init(path, cfg)?;
-    let ours = upstream.is_none();
-    #[cfg(feature = "hazards")]
-    crate::hazards::before_connect(path, cfg);
-
-    let ready = match inspect(path, cfg, intent)? {
-        Found::Ready(conn) => Some(conn),
-        Found::Missing if !may_create => return Err(not_found()),
-        Found::Stale if intent == Intent::Inspect => None,
-        Found::Missing | Found::Stale => {
-            if ours {
-                lock.unlock_session()?;
-                lock.lock_session(Mode::Exclusive, cfg.lock_timeout, cfg.clock.as_ref())?;
-            }
-            maintain(path, cfg, intent)?;
-            if ours {
-                lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
-            }
-            None
-        }
-    };
+    cfg.hooks().before_connect(path, cfg);
+    let ready = make_ready(path, cfg, intent, upstream.is_none().then_some(lock))?;
     drop(upstream);
-
-    let (mut conn, reader) = match intent {
-        Intent::Inspect => (None, Some(connect(path, cfg, Access::ReadOnly)?)),
-        _ => {
-            let conn = match ready {
-                Some(conn) => conn,
-                None => connect(path, cfg, Access::ReadWrite)?,
-            };
-            let reader = match cfg.role {
-                Role::Dashboard => Some(connect(path, cfg, Access::ReadOnly)?),
-                _ => None,
-            };
-            (Some(conn), reader)
-        }
-    };
+    let (mut conn, reader) = connections(path, cfg, intent, ready)?;
     let wal_frames = Arc::new(AtomicI64::new(0));
     if let Some(c) = conn.as_mut().filter(|_| cfg.role.owns_checkpoints()) {
         let seen = wal_frames.clone();
@@ -154,19 +120,12 @@ pub(crate) fn open(
         }))
         .map_err(|e| diagnose(path, e))?;
     }
-    #[cfg(feature = "hazards")]
-    crate::hazards::after_connect(
+    cfg.hooks().after_connect(
         path,
         cfg,
         conn.as_ref().or(reader.as_ref()).expect("a connection"),
     )?;
-    #[cfg(feature = "hazards")]
-    let per_operation = intent != Intent::Inspect
-        && cfg
-            .hazards
-            .contains(crate::hazards::Hazard::ConnectPerOperation);
-    #[cfg(not(feature = "hazards"))]
-    let per_operation = false;
+    let per_operation = intent != Intent::Inspect && cfg.hooks().connects_per_operation();
     Ok(Session {
         // Upstream connected afresh for every request and poll, reads included.
         conn: conn.filter(|_| !per_operation),
@@ -176,16 +135,63 @@ pub(crate) fn open(
     })
 }
 
+/// Steps 3 and 4: looks at the file and, if it is missing, old or in rollback mode, makes
+/// it a current board in WAL mode, trading the shared session lock (`ours`: `None` when
+/// upstream's init lock replaces it) for the exclusive one and back. The connection the
+/// look made, when the board was ready as it was.
+fn make_ready(
+    path: &Path,
+    cfg: &StoreConfig,
+    intent: Intent,
+    ours: Option<&LockFile>,
+) -> Result<Option<Connection>> {
+    match inspect(path, cfg, intent)? {
+        Found::Ready(conn) => Ok(Some(conn)),
+        Found::Missing if !may_create(cfg, intent) => Err(Error::NotFound {
+            path: path.to_path_buf(),
+        }),
+        Found::Stale if intent == Intent::Inspect => Ok(None),
+        Found::Missing | Found::Stale => {
+            if let Some(lock) = ours {
+                lock.unlock_session()?;
+                lock.lock_session(Mode::Exclusive, cfg.lock_timeout, cfg.clock.as_ref())?;
+            }
+            maintain(path, cfg, intent)?;
+            if let Some(lock) = ours {
+                lock.lock_session(Mode::Shared, cfg.lock_timeout, cfg.clock.as_ref())?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Step 5: the session's read-write connection (`ready`'s, if the look made one) and, for
+/// dashboards and inspection, its read-only one.
+fn connections(
+    path: &Path,
+    cfg: &StoreConfig,
+    intent: Intent,
+    ready: Option<Connection>,
+) -> Result<(Option<Connection>, Option<Connection>)> {
+    if intent == Intent::Inspect {
+        return Ok((None, Some(connect(path, cfg, Access::ReadOnly)?)));
+    }
+    let conn = match ready {
+        Some(conn) => conn,
+        None => connect(path, cfg, Access::ReadWrite)?,
+    };
+    let reader = match cfg.role {
+        Role::Dashboard => Some(connect(path, cfg, Access::ReadOnly)?),
+        _ => None,
+    };
+    Ok((Some(conn), reader))
+}
+
 /// Upstream's init flock, when sessions skip the store's own locks (the `init-only-flock`
 /// hazard): `Some`, holding the `flock` on the process's first open of the board (nothing on
 /// later ones), to drop once the board is initialised. `None`: the store's locks (R3).
 fn upstream_init(path: &Path, cfg: &StoreConfig) -> Result<Option<Option<std::fs::File>>> {
-    #[cfg(feature = "hazards")]
-    if cfg.hazards.contains(crate::hazards::Hazard::InitOnlyFlock) {
-        return crate::hazards::init_flock(path, cfg).map(Some);
-    }
-    let _ = (path, cfg);
-    Ok(None)
+    cfg.hooks().upstream_init(path, cfg)
 }
 
 /// How a connection may use the file.
@@ -201,14 +207,10 @@ pub(crate) enum Access {
 
 /// Makes one connection with the role's pragmas. The journal mode is never touched here.
 pub(crate) fn connect(path: &Path, cfg: &StoreConfig, access: Access) -> Result<Connection> {
-    #[cfg(feature = "hazards")]
-    crate::hazards::on_connect(path, cfg);
-    #[cfg(feature = "hazards")]
-    let alias = crate::hazards::alias(path, cfg);
-    #[cfg(feature = "hazards")]
+    let hooks = cfg.hooks();
+    hooks.on_connect(path, cfg);
+    let alias = hooks.connect_target(path, cfg);
     let target = alias.as_deref().unwrap_or(path);
-    #[cfg(not(feature = "hazards"))]
-    let target = path;
 
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
         | match access {
@@ -228,8 +230,7 @@ pub(crate) fn connect(path: &Path, cfg: &StoreConfig, access: Access) -> Result<
         Ok(())
     };
     setup().map_err(|e| diagnose(path, e))?;
-    #[cfg(feature = "hazards")]
-    crate::hazards::configure(&conn, cfg).map_err(|e| diagnose(path, e))?;
+    hooks.configure(&conn, cfg).map_err(|e| diagnose(path, e))?;
     Ok(conn)
 }
 
@@ -257,7 +258,7 @@ fn inspect(path: &Path, cfg: &StoreConfig, intent: Intent) -> Result<Found> {
     // inspection reads the identity through a read-write one then, unless a `-journal` is
     // there (a hot journal would be rolled back: a write). Once the identity is read, the
     // connection gets its role's setting back (R6).
-    let tidy = !exists(&crate::info::wal_path(path)) && !exists(&crate::info::shm_path(path));
+    let tidy = !exists(&crate::place::wal_path(path)) && !exists(&crate::place::shm_path(path));
     let access = match intent {
         Intent::Inspect if !tidy || exists(&crate::place::sibling(path, "-journal")) => {
             Access::ReadOnly
@@ -321,12 +322,7 @@ impl Identity {
 
 /// The journal mode a board must be in: WAL (R4), or `off` with the `journal-off` hazard.
 fn wanted_mode(cfg: &StoreConfig) -> &'static str {
-    #[cfg(feature = "hazards")]
-    if cfg.hazards.contains(crate::hazards::Hazard::JournalOff) {
-        return "off";
-    }
-    let _ = cfg;
-    "wal"
+    cfg.hooks().journal_mode()
 }
 
 /// Create, migrate, or switch to WAL: under the exclusive lock, looking again first.
@@ -398,12 +394,7 @@ fn refuse_by_stat(path: &Path, cfg: &StoreConfig) -> Result<()> {
 /// symlink, by contrast, SQLite follows). The `hard-link-alias` hazard is exactly that
 /// mistake, so with it on the refusal is skipped.
 fn refuse_hard_links(path: &Path, links: u64, cfg: &StoreConfig) -> Result<()> {
-    #[cfg(feature = "hazards")]
-    if cfg.hazards.contains(crate::hazards::Hazard::HardLinkAlias) {
-        return Ok(());
-    }
-    let _ = cfg;
-    if links > 1 {
+    if links > 1 && !cfg.hooks().allows_hard_links() {
         return Err(Error::HardLinked {
             path: path.to_path_buf(),
             links,

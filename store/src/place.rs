@@ -16,6 +16,8 @@
 //!
 //! With the harness's `Hazard::RawPathSiblings` switch, `board` returns the path as given:
 //! the siblings come from the raw string, as before this module existed.
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,14 +30,9 @@ const MAX_LINKS: usize = 40;
 
 /// The path the store uses for the board the caller named `given` (see the module docs).
 pub(crate) fn board(given: &Path, cfg: &StoreConfig) -> Result<PathBuf> {
-    #[cfg(feature = "hazards")]
-    if cfg
-        .hazards
-        .contains(crate::hazards::Hazard::RawPathSiblings)
-    {
+    if cfg.hooks().raw_siblings() {
         return Ok(given.to_path_buf());
     }
-    let _ = cfg;
     canonical(given)
 }
 
@@ -107,6 +104,16 @@ pub(crate) fn folder_of(path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// The `-wal` file of the board at `path`.
+pub fn wal_path(path: &Path) -> PathBuf {
+    crate::place::sibling(path, "-wal")
+}
+
+/// The `-shm` file of the board at `path`.
+pub fn shm_path(path: &Path) -> PathBuf {
+    crate::place::sibling(path, "-shm")
 }
 
 #[cfg(test)]

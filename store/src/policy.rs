@@ -10,33 +10,12 @@
 //! - anything else (a damaged table, broken references or invariants) is reported and the
 //!   gateway stops by default: a rebuild may lose rows, so an operator decides, with
 //!   `kanban-db repair`.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
-use serde::Deserialize;
-
-use crate::check::CheckReport;
+use crate::check::{CheckReport, index_only};
+use crate::damage_policy::{DamagePolicy, OnDamage};
 use crate::repair::RepairReport;
-
-/// One reaction to damage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnDamage {
-    /// Repair it with the board to itself ([`crate::repair`]); other processes let go and
-    /// reopen after.
-    Repair,
-    /// Report it and stop: the check gives [`crate::Error::Corrupt`].
-    Stop,
-    /// Report it and go on (what upstream's gateway did).
-    Continue,
-}
-
-/// The gateway's reaction per kind of damage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DamagePolicy {
-    /// Damage confined to indexes (default: [`OnDamage::Repair`]).
-    pub index_only: OnDamage,
-    /// Any other finding (default: [`OnDamage::Stop`]).
-    pub other: OnDamage,
-}
 
 impl DamagePolicy {
     /// Upstream's gateway: report and go on, whatever the damage.
@@ -53,31 +32,6 @@ impl DamagePolicy {
             (false, false) => Some(self.other),
         }
     }
-}
-
-impl Default for DamagePolicy {
-    fn default() -> Self {
-        DamagePolicy {
-            index_only: OnDamage::Repair,
-            other: OnDamage::Stop,
-        }
-    }
-}
-
-/// Whether every finding of the check is about an index's entries, not a table, a
-/// reference or an invariant: what `REINDEX` fixes without losing anything, if it can.
-/// A `non-unique entry in index` may be a stale entry (then `REINDEX` fixes it) or two
-/// rows with one key (then `REINDEX` fails, changing nothing): the check cannot tell them
-/// apart, so the repair tries, and takes a failed `REINDEX` for damage beyond indexes.
-pub(crate) fn index_only(report: &CheckReport) -> bool {
-    report.foreign_keys.is_empty()
-        && report.invariants.is_empty()
-        && !report.integrity.is_empty()
-        && report.integrity.iter().all(|line| {
-            line.starts_with("wrong # of entries in index")
-                || (line.starts_with("row ") && line.contains(" missing from index "))
-                || line.starts_with("non-unique entry in index")
-        })
 }
 
 /// The outcome of the gateway's start-up check.

@@ -50,6 +50,8 @@
 //! Copies and partial files are standalone files that no session opens, never a live
 //! board: this module reads, renames and deletes them with `std::fs` (each use allowed
 //! where it happens). The live board is only ever read through the backup API.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -60,73 +62,9 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::copy::sync_folder as sync;
-use crate::error::{Error, Result};
-use crate::reads::SqlResultExt;
-
-/// What keeping a copy did ([`crate::Board::quarantine`], a health check, a repair).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Quarantined {
-    /// A new copy was written here.
-    Saved(PathBuf),
-    /// A new copy was written here, over a file of that name that was not a whole copy
-    /// (one killed midway by an older build, or damaged since).
-    Replaced(PathBuf),
-    /// The cap was reached and a repair needed a copy: a new copy was written, then the
-    /// oldest copies were removed to stay within the cap.
-    Evicted {
-        /// The new copy.
-        saved: PathBuf,
-        /// The copies removed, oldest first.
-        evicted: Vec<PathBuf>,
-    },
-    /// An identical copy was already kept here.
-    AlreadyKept(PathBuf),
-    /// The cap was reached; nothing was written.
-    CapReached {
-        /// How many copies are kept.
-        kept: usize,
-    },
-}
-
-impl Quarantined {
-    /// The copy of the board that is kept now, if any.
-    pub fn copy(&self) -> Option<&Path> {
-        match self {
-            Quarantined::Saved(p) | Quarantined::Replaced(p) | Quarantined::AlreadyKept(p) => {
-                Some(p)
-            }
-            Quarantined::Evicted { saved, .. } => Some(saved),
-            Quarantined::CapReached { .. } => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Quarantined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Quarantined::Saved(p) => write!(f, "kept in {}", p.display()),
-            Quarantined::Replaced(p) => write!(
-                f,
-                "kept in {}, over a file of that name that was not a whole copy",
-                p.display()
-            ),
-            Quarantined::Evicted { saved, evicted } => {
-                write!(
-                    f,
-                    "kept in {}; the cap was reached, so the oldest copies were removed:",
-                    saved.display()
-                )?;
-                evicted
-                    .iter()
-                    .try_for_each(|p| write!(f, " {}", p.display()))
-            }
-            Quarantined::AlreadyKept(p) => write!(f, "already kept in {}", p.display()),
-            Quarantined::CapReached { kept } => {
-                write!(f, "not kept: the cap of {kept} copies is reached")
-            }
-        }
-    }
-}
+use crate::error::{Error, Result, SqlResultExt};
+// Defined in the ground layer (a check report holds one), public here as it always was.
+pub use crate::types::Quarantined;
 
 /// What [`keep`] does when the cap is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,25 +3,15 @@
 //! Each is one statement, so each sees one consistent snapshot without an explicit
 //! transaction. They take a plain connection: the dashboard's read-only one, or the
 //! session's own.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, SqlResultExt};
 use crate::types::{Event, EventId, Task, TaskId, TaskStatus};
-
-/// Attaches the board path to SQLite errors.
-pub(crate) trait SqlResultExt<T> {
-    /// Converts the error, naming `path`.
-    fn at(self, path: &Path) -> Result<T>;
-}
-
-impl<T> SqlResultExt<T> for rusqlite::Result<T> {
-    fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|e| Error::sqlite(path, e))
-    }
-}
 
 const TASK_COLUMNS: &str =
     "id, title, body, status, priority, current_run_id, created_at, updated_at";

@@ -20,23 +20,24 @@
 //!
 //! Rerunning a repair after a kill finishes the job: it starts again from the check.
 //! Nothing here renames, copies or deletes a database file.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
-use crate::check::{self, CheckLevel, CheckReport};
+use crate::check::{self, CheckLevel, CheckReport, index_only};
 use crate::config::{Phase, Role, StoreConfig, in_phase};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SqlResultExt};
 use crate::generation::Maintainer;
 use crate::lock::LockFile;
 use crate::open::{self, Access};
-use crate::policy::index_only;
-use crate::quarantine::{self, Quarantined};
-use crate::reads::SqlResultExt;
+use crate::quarantine;
 use crate::salvage;
 use crate::schema;
+use crate::types::Quarantined;
 
 /// What a repair did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -233,7 +234,7 @@ fn copy_over(
         return Err(Error::Busy {
             path: path.to_path_buf(),
             what: "the board's SQLite write lock, for the rebuild's copy over it",
-            waited_ms: u64::try_from(cfg.busy_timeout.as_millis()).unwrap_or(u64::MAX),
+            waited_ms: crate::millis::u64_ms(cfg.busy_timeout),
         });
     }
     let pages = |c: &Connection| c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0));
@@ -319,15 +320,29 @@ fn rebuild(old: &Connection, path: &Path) -> Result<(Connection, Vec<Salvaged>)>
 /// - a run whose `claimed` event is lost gets one back (`added`), dated when the run began;
 /// - a notifier cursor past the last event left is moved back to it (`changed`).
 fn reconcile(fresh: &Connection, salvaged: &mut [Salvaged]) -> rusqlite::Result<()> {
-    use std::collections::{BTreeMap, BTreeSet};
-    // Rows changed, by table and rowid: a row changed twice counts once, and a changed row
-    // that goes after all counts as lost only.
-    let mut changed: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-    let mut lost: BTreeMap<String, u64> = BTreeMap::new();
-    let rowids = |sql: &str| -> rusqlite::Result<Vec<i64>> {
-        fresh.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
-    };
-    let fks: Vec<(String, String, String, String, bool, bool)> = fresh
+    let mut tally = Tally::default();
+    let fks = foreign_keys(fresh)?;
+    while tally.orphans(fresh, &fks)? > 0 {}
+    let restored = tally.mend(fresh)?;
+    for s in salvaged.iter_mut() {
+        let n = tally.lost.get(&s.table).copied().unwrap_or(0);
+        s.copied -= n;
+        s.lost += n;
+        s.changed = tally.changed.get(&s.table).map_or(0, |c| c.len() as u64);
+        if s.table == "task_events" {
+            s.added = restored as u64;
+        }
+    }
+    Ok(())
+}
+
+/// One foreign key of the rebuilt board: its table, column, parent table and column,
+/// whether the column is `NOT NULL`, whether the table is `WITHOUT ROWID`.
+type ForeignKey = (String, String, String, String, bool, bool);
+
+/// Every foreign key of the rebuilt board.
+fn foreign_keys(fresh: &Connection) -> rusqlite::Result<Vec<ForeignKey>> {
+    fresh
         .prepare(
             "SELECT m.name, f.\"from\", f.\"table\", f.\"to\", i.\"notnull\",
                     m.sql LIKE '%WITHOUT ROWID%'
@@ -345,69 +360,92 @@ fn reconcile(fresh: &Connection, salvaged: &mut [Salvaged]) -> rusqlite::Result<
                 r.get(5)?,
             ))
         })?
-        .collect::<rusqlite::Result<_>>()?;
-    loop {
+        .collect()
+}
+
+/// The rowids `sql` (a statement `RETURNING rowid`) returns.
+fn rowids(fresh: &Connection, sql: &str) -> rusqlite::Result<Vec<i64>> {
+    fresh.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
+}
+
+/// What [`reconcile`] did, by table. Rows changed are kept by rowid: a row changed twice
+/// counts once, and a changed row that goes after all counts as lost only.
+#[derive(Default)]
+struct Tally {
+    changed: std::collections::BTreeMap<String, std::collections::BTreeSet<i64>>,
+    lost: std::collections::BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// One pass over the foreign keys: a reference to a lost row is cleared where it may be
+    /// empty, and its row goes where it may not. Returns how many rows it moved (a pass
+    /// that moved none is the last: one loss can orphan rows that orphan others).
+    fn orphans(&mut self, fresh: &Connection, fks: &[ForeignKey]) -> rusqlite::Result<usize> {
         let mut moved = 0;
-        for (table, from, parent, to, not_null, without_rowid) in &fks {
+        for (table, from, parent, to, not_null, without_rowid) in fks {
             let missing = format!(
                 "\"{from}\" IS NOT NULL AND \"{from}\" NOT IN (SELECT \"{to}\" FROM \"{parent}\")"
             );
             if *not_null && *without_rowid {
                 let n = fresh.execute(&format!("DELETE FROM \"{table}\" WHERE {missing}"), [])?;
-                *lost.entry(table.clone()).or_default() += n as u64;
+                *self.lost.entry(table.clone()).or_default() += n as u64;
                 moved += n;
             } else if *not_null {
-                let gone = rowids(&format!(
-                    "DELETE FROM \"{table}\" WHERE {missing} RETURNING rowid"
-                ))?;
-                let was_changed = changed.entry(table.clone()).or_default();
+                let gone = rowids(
+                    fresh,
+                    &format!("DELETE FROM \"{table}\" WHERE {missing} RETURNING rowid"),
+                )?;
+                let was_changed = self.changed.entry(table.clone()).or_default();
                 for id in &gone {
                     was_changed.remove(id);
                 }
-                *lost.entry(table.clone()).or_default() += gone.len() as u64;
+                *self.lost.entry(table.clone()).or_default() += gone.len() as u64;
                 moved += gone.len();
             } else {
-                let ids = rowids(&format!(
-                    "UPDATE \"{table}\" SET \"{from}\" = NULL WHERE {missing} RETURNING rowid"
-                ))?;
+                let ids = rowids(
+                    fresh,
+                    &format!(
+                        "UPDATE \"{table}\" SET \"{from}\" = NULL WHERE {missing} RETURNING rowid"
+                    ),
+                )?;
                 moved += ids.len();
-                changed.entry(table.clone()).or_default().extend(ids);
+                self.changed.entry(table.clone()).or_default().extend(ids);
             }
         }
-        if moved == 0 {
-            break;
-        }
+        Ok(moved)
     }
-    let requeued = rowids(
-        "UPDATE tasks SET status = 'ready', current_run_id = NULL
-         WHERE status = 'running' AND (current_run_id IS NULL OR current_run_id NOT IN
-             (SELECT id FROM task_runs WHERE status = 'running' AND task_id = tasks.id))
-         RETURNING rowid",
-    )?;
-    changed.entry("tasks".into()).or_default().extend(requeued);
-    let restored = fresh.execute(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
-         SELECT r.task_id, r.id, 'claimed', 'restored by repair', r.started_at
-         FROM task_runs r WHERE NOT EXISTS (
-             SELECT 1 FROM task_events e WHERE e.run_id = r.id AND e.kind = 'claimed')",
-        [],
-    )?;
-    let moved_back = rowids(
-        "UPDATE notify_subs SET last_event_id = (SELECT coalesce(max(id), 0) FROM task_events)
-         WHERE last_event_id > (SELECT coalesce(max(id), 0) FROM task_events) RETURNING rowid",
-    )?;
-    changed
-        .entry("notify_subs".into())
-        .or_default()
-        .extend(moved_back);
-    for s in salvaged.iter_mut() {
-        let n = lost.get(&s.table).copied().unwrap_or(0);
-        s.copied -= n;
-        s.lost += n;
-        s.changed = changed.get(&s.table).map_or(0, |c| c.len() as u64);
-        if s.table == "task_events" {
-            s.added = restored as u64;
-        }
+
+    /// The kanban invariants no foreign key states: a running task whose run is lost is
+    /// ready again, a run whose `claimed` event is lost gets one back, a cursor past the last
+    /// event is moved back to it. Returns how many events it added.
+    fn mend(&mut self, fresh: &Connection) -> rusqlite::Result<usize> {
+        let requeued = rowids(
+            fresh,
+            "UPDATE tasks SET status = 'ready', current_run_id = NULL
+             WHERE status = 'running' AND (current_run_id IS NULL OR current_run_id NOT IN
+                 (SELECT id FROM task_runs WHERE status = 'running' AND task_id = tasks.id))
+             RETURNING rowid",
+        )?;
+        self.changed
+            .entry("tasks".into())
+            .or_default()
+            .extend(requeued);
+        let restored = fresh.execute(
+            "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
+             SELECT r.task_id, r.id, 'claimed', 'restored by repair', r.started_at
+             FROM task_runs r WHERE NOT EXISTS (
+                 SELECT 1 FROM task_events e WHERE e.run_id = r.id AND e.kind = 'claimed')",
+            [],
+        )?;
+        let moved_back = rowids(
+            fresh,
+            "UPDATE notify_subs SET last_event_id = (SELECT coalesce(max(id), 0) FROM task_events)
+             WHERE last_event_id > (SELECT coalesce(max(id), 0) FROM task_events) RETURNING rowid",
+        )?;
+        self.changed
+            .entry("notify_subs".into())
+            .or_default()
+            .extend(moved_back);
+        Ok(restored)
     }
-    Ok(())
 }

@@ -17,6 +17,8 @@
 //!
 //! A table without rowids is read through its indexes instead (they hold every column
 //! here), forward and backward.
+//!
+//! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::collections::BTreeSet;
 
@@ -69,27 +71,7 @@ pub(crate) fn salvage(
     let (listed, complete) = listed_rowids(old, table, &indexes);
     let budget = max_rows.saturating_sub(copy.read.len() as u64);
     if broke {
-        // The gap, past the last row each scan read (or the rowids the indexes list
-        // beyond it, for an end lost with its last page).
-        let low = forward
-            .or(listed.first().map(|id| id.saturating_sub(1)))
-            .unwrap_or(0);
-        let high = backward
-            .or(listed.last().map(|id| id.saturating_add(1)))
-            .unwrap_or(low);
-        let (dense, whole) = gap_ranges(low, high, budget);
-        // Rows no index lists may be left unread: past the budget, or past an end that
-        // only the indexes tell.
-        copy.out.uncounted = !complete && (!whole || forward.is_none() || backward.is_none());
-        for range in &dense {
-            for rowid in range.clone() {
-                copy.probe(rowid, listed.contains(&rowid), complete);
-            }
-        }
-        let in_dense = |id: &i64| dense.iter().any(|r| r.contains(id));
-        for &rowid in listed.iter().filter(|id| !in_dense(id)) {
-            copy.probe(rowid, true, complete);
-        }
+        probe_gap(&mut copy, (forward, backward), &listed, complete, budget);
     } else {
         // The table read whole: rows an index lists that it lacks are lost.
         for &rowid in &listed {
@@ -97,6 +79,39 @@ pub(crate) fn salvage(
         }
     }
     Ok(copy.out)
+}
+
+/// Looks up, one by one, the rowids between the last row each scan read (`ends`: forward,
+/// backward) and those the indexes list (`listed`, the whole list if `complete`), at most
+/// `budget` of the unlisted ones.
+fn probe_gap(
+    copy: &mut TableCopy<'_>,
+    (forward, backward): (Option<i64>, Option<i64>),
+    listed: &BTreeSet<i64>,
+    complete: bool,
+    budget: u64,
+) {
+    // The gap, past the last row each scan read (or the rowids the indexes list
+    // beyond it, for an end lost with its last page).
+    let low = forward
+        .or(listed.first().map(|id| id.saturating_sub(1)))
+        .unwrap_or(0);
+    let high = backward
+        .or(listed.last().map(|id| id.saturating_add(1)))
+        .unwrap_or(low);
+    let (dense, whole) = gap_ranges(low, high, budget);
+    // Rows no index lists may be left unread: past the budget, or past an end that
+    // only the indexes tell.
+    copy.out.uncounted = !complete && (!whole || forward.is_none() || backward.is_none());
+    for range in &dense {
+        for rowid in range.clone() {
+            copy.probe(rowid, listed.contains(&rowid), complete);
+        }
+    }
+    let in_dense = |id: &i64| dense.iter().any(|r| r.contains(id));
+    for &rowid in listed.iter().filter(|id| !in_dense(id)) {
+        copy.probe(rowid, true, complete);
+    }
 }
 
 /// The rowids of the gap `(low, high)` (both ends excluded) to look up one by one: all of

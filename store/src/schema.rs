@@ -7,6 +7,8 @@
 //!
 //! Migrations run only under the exclusive maintenance lock (R3), inside one transaction
 //! each, so a killed migration leaves the previous version intact.
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use rusqlite::Connection;
 

@@ -5,6 +5,8 @@
 //! configuration would allow), OFD locks that hold (R3), WAL shared memory,
 //! and one full dispatch cycle through every role, ending with a full check. Each step is
 //! one line of the report; the first failure stops it.
+//!
+//! Layer: CLI (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 use std::time::Duration;

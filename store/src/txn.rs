@@ -4,14 +4,16 @@
 //! so a transaction never has to upgrade from read to write) and hands the closure a
 //! [`Txn`]; the convenience methods of `Board` wrap one step each. Several steps in one
 //! closure commit together or not at all.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::RefCell;
 use std::path::Path;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::error::{Error, Result};
-use crate::reads::{SqlResultExt, task_status};
+use crate::error::{Error, Result, SqlResultExt};
+use crate::reads::task_status;
 use crate::types::{Claim, EventId, NewTask, RunId, RunOutcome, TaskId, TaskStatus};
 
 /// An open write transaction on a board.

@@ -1,6 +1,9 @@
 //! The board's records as callers see them.
+//!
+//! Layer: ground (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// Defines an id newtype over the row id SQLite gives: `Copy`, ordered, shown and
@@ -242,4 +245,69 @@ pub struct CheckpointReport {
     pub wal_frames: i64,
     /// Frames copied into the database so far.
     pub checkpointed: i64,
+}
+
+/// What keeping a copy did ([`crate::Board::quarantine`], a health check, a repair).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Quarantined {
+    /// A new copy was written here.
+    Saved(PathBuf),
+    /// A new copy was written here, over a file of that name that was not a whole copy
+    /// (one killed midway by an older build, or damaged since).
+    Replaced(PathBuf),
+    /// The cap was reached and a repair needed a copy: a new copy was written, then the
+    /// oldest copies were removed to stay within the cap.
+    Evicted {
+        /// The new copy.
+        saved: PathBuf,
+        /// The copies removed, oldest first.
+        evicted: Vec<PathBuf>,
+    },
+    /// An identical copy was already kept here.
+    AlreadyKept(PathBuf),
+    /// The cap was reached; nothing was written.
+    CapReached {
+        /// How many copies are kept.
+        kept: usize,
+    },
+}
+
+impl Quarantined {
+    /// The copy of the board that is kept now, if any.
+    pub fn copy(&self) -> Option<&Path> {
+        match self {
+            Quarantined::Saved(p) | Quarantined::Replaced(p) | Quarantined::AlreadyKept(p) => {
+                Some(p)
+            }
+            Quarantined::Evicted { saved, .. } => Some(saved),
+            Quarantined::CapReached { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Quarantined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quarantined::Saved(p) => write!(f, "kept in {}", p.display()),
+            Quarantined::Replaced(p) => write!(
+                f,
+                "kept in {}, over a file of that name that was not a whole copy",
+                p.display()
+            ),
+            Quarantined::Evicted { saved, evicted } => {
+                write!(
+                    f,
+                    "kept in {}; the cap was reached, so the oldest copies were removed:",
+                    saved.display()
+                )?;
+                evicted
+                    .iter()
+                    .try_for_each(|p| write!(f, " {}", p.display()))
+            }
+            Quarantined::AlreadyKept(p) => write!(f, "already kept in {}", p.display()),
+            Quarantined::CapReached { kept } => {
+                write!(f, "not kept: the cap of {kept} copies is reached")
+            }
+        }
+    }
 }

@@ -5,6 +5,8 @@
 //! read lock. It was fixed in 3.51.3, with backports in 3.50.7 and 3.44.6. The upstream
 //! reporter ran 3.50.4. We bundle a fixed SQLite, but a build that links the system library
 //! (or a future downgrade) must fail loudly instead of corrupting boards quietly.
+//!
+//! Layer: files (the layer order is in `store/ARCHITECTURE.md`).
 
 use crate::error::{Error, Result};
 

@@ -10,6 +10,8 @@
 //! overwriting), so its size is what the WAL has grown to since the last truncation, an
 //! upper bound of the frames in it; a size that has not changed since a complete
 //! checkpoint, with the same modification time, holds nothing new.
+//!
+//! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -31,7 +33,7 @@ pub(crate) struct WalStat {
 impl WalStat {
     /// The `-wal` file of the board at `db`, if there is one.
     pub(crate) fn of(db: &Path) -> Option<WalStat> {
-        let meta = std::fs::metadata(crate::info::wal_path(db)).ok()?;
+        let meta = std::fs::metadata(crate::place::wal_path(db)).ok()?;
         Some(WalStat {
             len: meta.len(),
             modified: meta.modified().ok(),

@@ -7,11 +7,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use super::frame::{self, Answer, Partial, Request};
-use super::peer::Trust;
-use super::socket_path;
 use crate::board::Board;
 use crate::error::{Error, Result};
+use crate::requests::frame::{self, Answer, Partial, Request};
+use crate::requests::peer::Trust;
+use crate::requests::socket_path;
 
 /// The most requests one [`WriteServer::serve`] answers: the rest wait for the next call,
 /// so the gateway's tick goes on (its checkpoints, its dispatching) under a flood.
@@ -101,7 +101,7 @@ impl WriteServer {
     pub fn serve(&self, board: &mut Board) -> Result<usize> {
         let clock = board.config().clock.clone();
         let start = clock.now_ms();
-        let idle_ms = i64::try_from(board.config().busy_timeout.as_millis()).unwrap_or(i64::MAX);
+        let idle_ms = crate::millis::i64_ms(board.config().busy_timeout);
         self.accept(start)?;
         let mut peers = self.peers.borrow_mut();
         let mut answered = 0;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// The peers one end trusts.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Trust {
+pub(crate) struct Trust {
     uid: u32,
     group: Option<u32>,
 }

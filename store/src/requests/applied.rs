@@ -11,8 +11,7 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{RequestId, Write};
-use crate::error::{Error, Result};
-use crate::reads::SqlResultExt;
+use crate::error::{Error, Result, SqlResultExt};
 use crate::txn::Txn;
 
 /// How many of the newest applied ids the board keeps.

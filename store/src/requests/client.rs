@@ -15,6 +15,7 @@ use super::peer::Trust;
 use super::{RequestId, Write, socket_path};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
+use crate::millis::i64_ms;
 
 /// The longest the client waits at once (the real clock wakes it as soon as the answer
 /// arrives; a simulated one lets others run this long).
@@ -43,7 +44,7 @@ pub(crate) fn forward(db: &Path, cfg: &StoreConfig, id: RequestId, write: &Write
     let mut call = Call {
         db,
         cfg,
-        until_ms: cfg.clock.now_ms() + millis(deadline(cfg.busy_timeout)),
+        until_ms: cfg.clock.now_ms() + i64_ms(deadline(cfg.busy_timeout)),
     };
     let stream = call.connect()?;
     Trust::here(cfg.socket_group).check(db, &stream)?;
@@ -57,10 +58,6 @@ struct Call<'a> {
     db: &'a Path,
     cfg: &'a StoreConfig,
     until_ms: i64,
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Call<'_> {

@@ -18,7 +18,7 @@ pub const MAX_FRAME: usize = 64 * 1024;
 
 /// What a dashboard sends.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct Request {
+pub(crate) struct Request {
     pub id: RequestId,
     pub write: Write,
 }
@@ -26,7 +26,7 @@ pub(super) struct Request {
 /// The gateway's answer: the write's value (the new task's or comment's id, else the
 /// event's), or its error.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) enum Answer {
+pub(crate) enum Answer {
     Done(i64),
     Failed { kind: String, message: String },
 }
@@ -60,7 +60,7 @@ impl Answer {
 }
 
 /// `value` as one frame, or [`Error::FrameTooLarge`].
-pub(super) fn encode(db: &Path, value: &impl Serialize) -> Result<Vec<u8>, Error> {
+pub(crate) fn encode(db: &Path, value: &impl Serialize) -> Result<Vec<u8>, Error> {
     let mut bytes = serde_json::to_vec(value).expect("frames serialise");
     bytes.push(b'\n');
     if bytes.len() > MAX_FRAME {
@@ -70,7 +70,7 @@ pub(super) fn encode(db: &Path, value: &impl Serialize) -> Result<Vec<u8>, Error
 }
 
 /// A frame of `size` bytes (or more) is too large.
-pub(super) fn too_large(db: &Path, size: usize) -> Error {
+pub(crate) fn too_large(db: &Path, size: usize) -> Error {
     Error::FrameTooLarge {
         path: db.to_path_buf(),
         size,
@@ -80,7 +80,7 @@ pub(super) fn too_large(db: &Path, size: usize) -> Error {
 
 /// The bytes read so far from one peer, until its frame is complete.
 #[derive(Debug, Default)]
-pub(super) struct Partial(Vec<u8>);
+pub(crate) struct Partial(Vec<u8>);
 
 impl Partial {
     /// Adds `bytes`; returns the complete frame (without its newline) once there is one,

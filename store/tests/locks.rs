@@ -8,7 +8,7 @@
 //! idle sessions: `rules.rs` and `idle.rs` test it.) A plain `open`/`close` of the database anywhere in the store would drop the
 //! POSIX ones for good; the hazard test below shows this detector catching exactly that.
 
-mod child;
+use crate::child;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kanban_store::{Board, CheckLevel, NewTask, Role, StoreConfig};
 
-const ENTRY: &str = "busy_session_child";
+const ENTRY: &str = "locks::busy_session_child";
 
 /// The child: one long session, and a loop of connect / check / write on a second one.
 #[test]

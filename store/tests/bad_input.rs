@@ -6,13 +6,13 @@
 // Tests read/write board files with std::fs only while no connection to them is open.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bytes, gateway, listing, make_board, random_bytes, raw, sidecars, write};
+use crate::common::{bytes, gateway, listing, make_board, random_bytes, raw, sidecars, write};
 use kanban_store::{Board, CheckLevel, Error, ErrorKind, Role, SCHEMA_VERSION, StoreConfig};
 use rusqlite::{Connection, OpenFlags};
 
@@ -227,7 +227,7 @@ fn a_read_only_folder_is_refused() {
         let out = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "read_only_folder_child",
+                "bad_input::read_only_folder_child",
                 "--nocapture",
                 "--include-ignored",
             ])

@@ -5,12 +5,10 @@
 // Tests read/write board files with std::fs only while no connection to them is open.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{
+use crate::common::{
     bytes, bytes_via_child, damage_index, gateway, kanban_db, make_board, random_bytes, write,
     write_at,
 };

@@ -18,8 +18,8 @@
 // std::fs on board files only for metadata (names, inodes, sizes) or reads once they are closed.
 #![allow(clippy::disallowed_methods)]
 
-mod child;
-mod common;
+use crate::child;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -111,7 +111,7 @@ fn descriptors_on(file: &Path) -> usize {
 // ------------------------------------------------------------------------------- child
 
 /// The child entry test.
-const ENTRY: &str = "hazard_child";
+const ENTRY: &str = "hazards::hazard_child";
 
 /// What a child does (its role), on the board `KANBAN_DB`, with the hazards named in
 /// `KANBAN_HAZARDS` (comma-separated, empty for the hardened store), as a worker:

@@ -1,8 +1,8 @@
 //! Liveness of the generation protocol: a repair does not wait for idle sessions, and the
 //! gateway singleton stays with its process across a repair.
 
-mod child;
-mod common;
+use crate::child;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,10 +12,10 @@ use std::time::Duration;
 use kanban_store::{Board, CheckLevel, Error, NewTask, Phase, Role, StoreConfig};
 use kanban_store::{RepairAction, Scope, repair_within};
 
-use common::{damage_index, gateway, make_board, new_path};
+use crate::common::{damage_index, gateway, make_board, new_path};
 
 /// The child entry of this binary.
-const ENTRY: &str = "idle_child";
+const ENTRY: &str = "idle::idle_child";
 
 /// The child: opens `KANBAN_DB` as a worker, reads it once, says `ready`, then stays idle
 /// (no operation) until `KANBAN_GO` exists; then checks the board and says what it saw.

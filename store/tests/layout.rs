@@ -5,7 +5,7 @@
 // Tests read board files with std::fs only while no connection to them is open.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 
-use common::{bytes, kanban_db, listing, make_board};
+use crate::common::{bytes, kanban_db, listing, make_board};
 use kanban_store::{Board, Error, Role, StoreConfig, lock_path, quarantine, repair, socket_path};
 
 /// A board at `<tmp>/real/kanban.db` and a relative symlink `<tmp>/link.db` to it; the

@@ -4,14 +4,14 @@
 // Tests stat and list the files of a board's folder; no board file is opened with std::fs.
 #![allow(clippy::disallowed_methods)]
 
-mod child;
-mod common;
+use crate::child;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{gateway, names, new_path};
+use crate::common::{gateway, names, new_path};
 use kanban_store::{Board, CheckLevel, NewTask, Role, StoreConfig, wal_path};
 
 /// Tasks of [`BODY`] bytes each in the big board: about 50 MB.
@@ -60,7 +60,7 @@ struct Child(std::process::Child);
 impl Child {
     /// Starts the child `role` on `db` and waits until it prints `ready`.
     fn start(role: &str, env: &[(&str, String)], ready: &str) -> Child {
-        let mut child = Child(child::spawn("liveness_child", role, env));
+        let mut child = Child(child::spawn("liveness::liveness_child", role, env));
         let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
         let mut line = String::new();
         while !line.trim_end().ends_with(ready) {

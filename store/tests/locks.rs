@@ -8,20 +8,21 @@
 //! idle sessions: `rules.rs` and `idle.rs` test it.) A plain `open`/`close` of the database anywhere in the store would drop the
 //! POSIX ones for good; the hazard test below shows this detector catching exactly that.
 
-mod child;
+use crate::child;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use kanban_store::{Board, CheckLevel, NewTask, Role, StoreConfig};
 
-const ENTRY: &str = "busy_session_child";
+const ENTRY: &str = "locks::busy_session_child";
 
-/// The child: one long session, and a loop of connect / check / write on a second one.
+/// The child: one long session, and a loop of connect / check / write on a second one
+/// (a `round` line after each) until its stdin closes.
 #[test]
 #[ignore = "child process entry"]
 fn busy_session_child() {
@@ -39,11 +40,18 @@ fn busy_session_child() {
         }
         cfg
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stdin = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).unwrap();
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
     let mut long = Board::open_with(&db, cfg()).unwrap();
     long.list_board().unwrap();
     println!("ready");
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(800) {
+    while !stop.load(Ordering::SeqCst) {
         let mut b = Board::open_with(&db, cfg()).unwrap();
         assert!(b.check(CheckLevel::Quick).unwrap().is_ok());
         b.create_task(&NewTask {
@@ -51,8 +59,9 @@ fn busy_session_child() {
             ..Default::default()
         })
         .unwrap();
+        println!("round");
     }
-    println!("done");
+    stdin.join().unwrap();
     drop(long);
 }
 
@@ -94,38 +103,45 @@ struct Watch {
 /// Reads in a row that must lack a lock before it counts as missing.
 const MISSES: usize = 10;
 
-fn watch(hazard: bool) -> Watch {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("kanban.db");
-    drop(Board::create(&db, StoreConfig::new(Role::Worker)).unwrap());
+/// Samples taken at least, and connect / check / write rounds the child does at least while
+/// they are taken, before the parent lets the child go.
+const SAMPLES: usize = 200;
+const ROUNDS: usize = 20;
+
+/// Starts the busy child on `db` and returns once its long session is open, with the count
+/// of rounds it has done so far (its stdout read by a thread; the test harness prints the
+/// entry's name on the line of `ready`).
+fn start_busy_child(db: &Path, hazard: bool) -> (std::process::Child, Arc<AtomicUsize>) {
     let mut env = vec![("KANBAN_DB", db.display().to_string())];
     if hazard {
         env.push(("KANBAN_HAZARD", "1".into()));
     }
-    let mut child = child::spawn(ENTRY, "busy", &env);
+    let mut child = child::command(ENTRY, "busy", &env)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.ends_with("ready"));
+    assert!(ready, "the child ended before its session was open");
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let counter = rounds.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            counter.fetch_add(usize::from(line == "round"), Ordering::SeqCst);
+        }
+    });
+    (child, rounds)
+}
+
+fn watch(hazard: bool) -> Watch {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kanban.db");
+    drop(Board::create(&db, StoreConfig::new(Role::Worker)).unwrap());
+    let (mut child, rounds) = start_busy_child(&db, hazard);
     let pid = i64::from(child.id());
-    let (ready, done) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let stdout = child.stdout.take().unwrap();
-    let reader = {
-        let (ready, done) = (ready.clone(), done.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.ends_with("ready") {
-                    ready.store(true, Ordering::SeqCst);
-                }
-                if line.ends_with("done") {
-                    done.store(true, Ordering::SeqCst);
-                }
-            }
-        })
-    };
-    while !ready.load(Ordering::SeqCst) {
-        assert!(child.try_wait().unwrap().is_none(), "child died early");
-        std::thread::sleep(Duration::from_millis(1));
-    }
     let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
     let (db_ino, shm_ino) = (inode(&db), inode(&kanban_store::shm_path(&db)));
     let mut w = Watch {
@@ -134,12 +150,11 @@ fn watch(hazard: bool) -> Watch {
         without_shm_lock: 0,
     };
     let mut streaks = [0usize; 2];
-    loop {
+    // The child keeps its long session open until its stdin closes, so every sample is
+    // taken while it certainly has it.
+    while w.samples < SAMPLES || rounds.load(Ordering::SeqCst) < ROUNDS {
+        assert!(child.try_wait().unwrap().is_none(), "child died early");
         let locks = proc_locks();
-        // Sample only while the child certainly still has its long session open.
-        if done.load(Ordering::SeqCst) {
-            break;
-        }
         let posix_on = |ino| {
             locks
                 .iter()
@@ -156,8 +171,8 @@ fn watch(hazard: bool) -> Watch {
         }
         std::thread::sleep(Duration::from_micros(500));
     }
+    drop(child.stdin.take());
     let status = child.wait().unwrap();
-    reader.join().unwrap();
     assert!(status.success(), "child failed: {status}");
     w
 }
@@ -166,7 +181,6 @@ fn watch(hazard: bool) -> Watch {
 fn a_working_process_keeps_its_sqlite_locks() {
     let w = watch(false);
     eprintln!("{w:?}");
-    assert!(w.samples >= 100, "too few samples: {w:?}");
     assert_eq!(w.without_db_lock, 0, "{w:?}");
     assert_eq!(w.without_shm_lock, 0, "{w:?}");
 }

@@ -16,12 +16,10 @@
 //! Board files are damaged (and read with `std::fs`) only while nothing has them open in
 //! this process (see `common`).
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use common::{
+use crate::common::{
     bytes, damage_index, full_check, gateway, kanban_db, leaf_pages, make_board, new_path,
     overwrite_page, raw,
 };

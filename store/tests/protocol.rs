@@ -5,8 +5,7 @@
 //! gateway is one that is not called) or from a thread of its own; raw `UnixStream`s play
 //! clients that misbehave; children run as another user (uid 65534) for the peer checks.
 
-mod child;
-mod common;
+use crate::child;
 
 use std::io::{BufRead, BufReader, Read, Write as _};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -17,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Serving, make_board, new_path};
+use crate::common::{Serving, make_board, new_path};
 use kanban_store::single_writer::{self, MAX_FRAME, REQUESTS_PER_SERVE, WriteServer};
 use kanban_store::{
     Board, Clock, Error, ErrorKind, NewTask, RequestId, Role, StoreConfig, SystemClock, Write,
@@ -138,11 +137,15 @@ fn open_to_all(dir: &Path) {
 
 /// Starts a child of this binary as uid/gid [`NOBODY`].
 fn spawn_as_nobody(role: &str, sock: &Path) -> std::process::Child {
-    child::command("child_entry", role, &[("SOCK", sock.display().to_string())])
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .spawn()
-        .expect("spawn a child as nobody")
+    child::command(
+        "protocol::child_entry",
+        role,
+        &[("SOCK", sock.display().to_string())],
+    )
+    .uid(NOBODY)
+    .gid(NOBODY)
+    .spawn()
+    .expect("spawn a child as nobody")
 }
 
 #[test]

@@ -6,12 +6,11 @@
 // Tests read/write quarantine files with std::fs; no connection has them open.
 #![allow(clippy::disallowed_methods)]
 
-mod child;
-mod common;
+use crate::child;
 
 use std::path::{Path, PathBuf};
 
-use common::{bytes, gateway, make_board, names, random_bytes, write};
+use crate::common::{bytes, gateway, make_board, names, random_bytes, write};
 use kanban_store::{Board, CheckLevel, Quarantined, Role, StoreConfig, quarantine};
 
 /// A board with a first copy kept, and that copy's path.
@@ -179,7 +178,7 @@ fn copies_killed_midway_leave_only_whole_copies() {
     for round in 0..40u64 {
         b.create_task(&common_task()).unwrap();
         let env = [("KANBAN_DB", db.display().to_string())];
-        let mut child = child::spawn("quarantine_child", "keep", &env);
+        let mut child = child::spawn("quarantine::quarantine_child", "keep", &env);
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         while !line.ends_with("open\n") {

@@ -34,8 +34,8 @@
 //! this process (see `common`); while a session is open, only child processes look at them.
 
 #[cfg(feature = "hazards")]
-mod child;
-mod common;
+use crate::child;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -44,7 +44,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     LeafPage, bytes, bytes_via_child, damage_index, full_check, gateway, kanban_db, leaf_pages,
     make_board, new_path, overwrite_page, random_bytes, raw, write, write_at,
 };
@@ -822,7 +822,7 @@ fn a_huge_rowid_past_a_lost_page_does_not_make_the_gap_scan_endless() {
 
 /// The child entry of this binary.
 #[cfg(feature = "hazards")]
-const ENTRY: &str = "maintenance_child";
+const ENTRY: &str = "repair::maintenance_child";
 
 /// The child: takes the maintenance lock of `KANBAN_DB`, notes itself as its holder, says
 /// `ready` and waits to be killed.

@@ -4,7 +4,7 @@
 //! R8's bad files in `bad_input.rs`; the rest are here. Where a hazard switch puts back the
 //! mistake a rule forbids, a `hazards`-only test shows the same check catching it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,11 +3,9 @@
 //! In-process: the gateway serves from a thread of this test (the harness's
 //! `single-writer` scenario runs it across processes, with kills of either side).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Serving, make_board, new_path};
+use crate::common::{Serving, make_board, new_path};
 use kanban_store::{Board, Error, ErrorKind, NewTask, Role, StoreConfig, TaskStatus};
 
 fn dashboard() -> StoreConfig {

@@ -13,7 +13,7 @@
 //! (the upstream code as a whole, the peek one of its switches); without it (the hardened
 //! store, same workload) it never does.
 
-mod child;
+use crate::child;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -21,7 +21,7 @@ use std::path::Path;
 use kanban_store::hazards::{Hazard, HazardSet};
 use kanban_store::{Board, NewTask, Role, StoreConfig};
 
-const ENTRY: &str = "writer_child";
+const ENTRY: &str = "upstream_bug::writer_child";
 
 /// The stores a round can run: the hardened one, the header peek alone, or `naive` (the
 /// upstream code at bug time, the peek among its switches).

@@ -5,16 +5,13 @@
 //! instructions in environment variables. The entry test returns at once when the
 //! variables are absent, so a plain `cargo test -- --ignored` is harmless.
 
-// Each test binary uses a subset of the helpers.
-#![allow(dead_code)]
-
 use std::process::Command;
 
 /// The environment variable that tells an entry test it is a child.
 pub const ROLE: &str = "KANBAN_TEST_CHILD";
 
 /// Starts the entry test `entry` of this binary as a child process with `env` (stdout and
-/// stderr piped).
+/// stderr piped). `entry` is the test's full name in the binary, `<module>::<fn>`.
 pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> std::process::Child {
     command(entry, role, env).spawn().expect("spawn the child")
 }

@@ -7,8 +7,6 @@
 //! another process, so that closing its descriptor cannot drop this process's SQLite locks.
 // Tests read/write board files with std::fs only while no connection to them is open.
 #![allow(clippy::disallowed_methods)]
-// Each test binary uses a subset of the helpers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

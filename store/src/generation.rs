@@ -94,15 +94,7 @@ impl Backend for Sessions {
                 requested: false,
             });
         }
-        let word = self.lock.word()?;
-        // An operation of another board of this process under way on this board: this one
-        // is part of it (a request handler's second connection), and must not wait for a
-        // maintenance that waits for that operation to end, which waits for this one.
-        let mine = usize::from(self.lock.session_mode().is_some());
-        Ok(Word {
-            requested: word.requested && held_here(&self.path) <= mine,
-            ..word
-        })
+        self.lock.word()
     }
 
     fn open(&self) -> Result<Session> {
@@ -132,6 +124,10 @@ impl Backend for Sessions {
         }
     }
 
+    fn under_way(&self) -> usize {
+        held_here(&self.path)
+    }
+
     fn pause(&self, tries: u32) -> Result<()> {
         let waited = PAUSE * tries;
         if waited >= self.cfg.lock_timeout {
@@ -147,7 +143,9 @@ impl Backend for Sessions {
 }
 
 /// Per board (canonical path), how many boards of this process are inside an operation
-/// on it now, holding the shared session lock.
+/// on it now, holding the shared session lock: [`Backend::under_way`] for every `Board` of
+/// this process at once. The protocol defines the count; it lives here, process-wide,
+/// because each `Board` is a pool of its own, with its own lock-file descriptor.
 static HELD_HERE: Mutex<Vec<(PathBuf, usize)>> = Mutex::new(Vec::new());
 
 fn held_here(path: &Path) -> usize {

@@ -15,6 +15,11 @@
 //! The same descriptor holds the gateway range for as long as the gateway's `Board` lives,
 //! so a repair (which has the sessions let go) never lets a second gateway in.
 //!
+//! An operation nested in another of this process on the same board (a second `Board`
+//! used inside the first one's operation) must not wait for a requested repair; the
+//! protocol decides that from [`Backend::under_way`], which this backend answers from
+//! `HELD_HERE`, one count per board for every `Board` of the process.
+//!
 //! Layer: sessions (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::Cell;

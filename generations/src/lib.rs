@@ -22,6 +22,16 @@
 //! release the shared lock) and two reads of the word. Idle sessions notice nothing (no
 //! thread, no signal): they need not, since they hold nothing.
 //!
+//! An operation may run inside another operation of the same process on the same board,
+//! through a second pool (a request handler's second connection). That one must not wait
+//! for a requested maintenance: the maintenance waits for the outer operation, which waits
+//! for the inner one. So the backend counts the operations of its process under way on its
+//! board, in every pool ([`Backend::under_way`]), and an operation entered while another is
+//! under way goes ahead whatever the request says; the maintenance still gets the board
+//! only once the outermost one has let go. Pools of one process are separate values (one per
+//! open board), so the count is the backend's: the store keeps it in a process-wide
+//! registry keyed by the board's path.
+//!
 //! The protocol is generic over a [`Backend`] (the real one is the store's lock file and
 //! SQLite connections) so that it can be model checked in-process: `loom` (`RUSTFLAGS="--cfg
 //! loom" cargo test -p kanban-generations --test loom`) and `shuttle` (`tests/shuttle.rs`).
@@ -50,10 +60,14 @@ pub trait Backend {
     /// Opens a handle; the caller holds the shared lock.
     fn open(&self) -> Result<Self::Handle, Self::Error>;
     /// Takes the shared lock that keeps maintenance away (waiting, up to a timeout, while a
-    /// maintenance holds the exclusive one).
+    /// maintenance holds the exclusive one), and counts the operation in
+    /// ([`Backend::under_way`]).
     fn hold(&self) -> Result<(), Self::Error>;
-    /// Releases the shared lock ([`Backend::hold`]).
+    /// Releases the shared lock ([`Backend::hold`]) and counts the operation out.
     fn let_go(&self);
+    /// How many operations of this process are under way on this board, in any of its
+    /// pools: those between a [`Backend::hold`] and its [`Backend::let_go`].
+    fn under_way(&self) -> usize;
     /// Waits a little while a maintenance is requested; `tries` counts earlier waits, so
     /// the backend can give up with an error after its timeout.
     fn pause(&self, tries: u32) -> Result<(), Self::Error>;
@@ -89,16 +103,17 @@ impl<B: Backend> Pool<B> {
     /// Runs `f` on the handle of the current generation, under the shared lock: the
     /// handle held when nothing changed; else (a maintenance ran since) the old one is
     /// dropped and a new one opened first. A requested maintenance is waited out before the
-    /// lock is taken. The lock is released when `f` returns (or unwinds).
+    /// lock is taken, unless another operation of this process is under way on the board
+    /// (then this one is nested in it, and the maintenance waits for both). The lock is released when `f` returns (or unwinds).
     pub fn with<T>(&mut self, f: impl FnOnce(&mut B::Handle) -> T) -> Result<T, B::Error> {
         let mut tries = 0;
         loop {
-            if !self.backend.word()?.requested {
+            if self.may_enter(self.backend.word()?, 0) {
                 self.backend.hold()?;
                 let held = Held(&self.backend);
                 // Under the shared lock: no maintenance runs, the generation stays put.
                 let word = self.backend.word()?;
-                if !word.requested {
+                if self.may_enter(word, 1) {
                     let current = matches!(self.handle, Some((g, _)) if g == word.generation);
                     if !current {
                         let had = self.handle.take().is_some();
@@ -115,6 +130,13 @@ impl<B: Backend> Pool<B> {
             self.backend.pause(tries)?;
             tries += 1;
         }
+    }
+
+    /// Whether an operation may go ahead: no maintenance is requested, or another operation
+    /// of this process is under way on the board (besides `mine`, this one's own count once
+    /// it holds the lock), which the maintenance waits for anyway: this one is part of it.
+    fn may_enter(&self, word: Word, mine: usize) -> bool {
+        !word.requested || self.backend.under_way() > mine
     }
 
     /// Drops the handle (its connections).

@@ -38,6 +38,7 @@ const LIVES: Script = Script {
     eager: 1,
     dies_after: None,
     polls: false,
+    nests: false,
 };
 
 /// Two processes and a maintenance that may come before, between or after their opens.
@@ -72,9 +73,30 @@ fn a_process_dies_holding_its_handle() {
                 eager: 1,
                 dies_after: Some(1),
                 polls: false,
+                nests: false,
             },
         ],
         maintainers: vec![vec![Step::AwaitDeaths(1), Step::Maintain]],
         requests: Requests::Bit,
+    });
+}
+
+/// A process whose operation runs a second one inside it, on a second pool (a request
+/// handler's second connection), beside a plain process: the nested operation goes ahead
+/// while the maintenance is requested (which waits for the outer one: without
+/// `Backend::under_way` in `Pool::with`, loom finds the deadlock), and the maintenance
+/// gets the board only once the outer operation is over ((a): no use during its work).
+#[test]
+fn a_nested_operation_does_not_wait_for_a_requested_maintenance() {
+    explore(Plan {
+        processes: vec![
+            Script {
+                nests: true,
+                ..LIVES
+            },
+            LIVES,
+        ],
+        maintainers: vec![vec![Step::Maintain]],
+        requests: Requests::Lock,
     });
 }

@@ -23,6 +23,8 @@
 //!   maintenance that waits for its death still gets the exclusive lock;
 //! - a maintenance that cannot get the lock withdraws its request, and the sessions carry
 //!   on in the same generation;
+//! - an operation nested in another of the same process (a second pool) goes ahead while
+//!   a maintenance is requested, and the maintenance gets the board after the outer one;
 //! - two maintenances at once run one after the other: each takes the request before it
 //!   reads the generation, so the generation never goes back and none is published twice.
 //!
@@ -59,6 +61,7 @@ fn lives(eager: usize, polls: bool) -> Script {
         eager,
         dies_after: None,
         polls,
+        nests: false,
     }
 }
 
@@ -67,6 +70,15 @@ fn dies(eager: usize, after: usize) -> Script {
         eager,
         dies_after: Some(after),
         polls: false,
+        nests: false,
+    }
+}
+
+/// A process whose operations each run a second one inside, on a second pool.
+fn nests(eager: usize, polls: bool) -> Script {
+    Script {
+        nests: true,
+        ..lives(eager, polls)
     }
 }
 
@@ -104,6 +116,13 @@ fn plan(test: &str) -> Plan {
         "two_maintainers_at_once" => (
             vec![lives(1, false), lives(2, true), lives(1, false)],
             vec![vec![Step::Maintain], vec![Step::Maintain]],
+        ),
+        // Processes whose operations run a nested one (a second pool of the same process)
+        // beside plain ones, under two maintenances: the nested ones go ahead while a
+        // maintenance is requested, which waits for the outer ones.
+        "nested_operations" => (
+            vec![nests(2, false), nests(1, true), lives(2, false)],
+            vec![vec![Step::Maintain, Step::Maintain]],
         ),
         other => panic!("no scenario named {other}"),
     };
@@ -166,6 +185,16 @@ fn two_maintainers_at_once_bit() {
 #[test]
 fn two_maintainers_at_once_lock() {
     explore("two_maintainers_at_once_lock");
+}
+
+#[test]
+fn nested_operations_bit() {
+    explore("nested_operations_bit");
+}
+
+#[test]
+fn nested_operations_lock() {
+    explore("nested_operations_lock");
 }
 
 /// Replays a failing schedule; see the crate docs.

@@ -15,6 +15,11 @@
 //! The same descriptor holds the gateway range for as long as the gateway's `Board` lives,
 //! so a repair (which has the sessions let go) never lets a second gateway in.
 //!
+//! An operation nested in another of this process on the same board (a second `Board`
+//! used inside the first one's operation) must not wait for a requested repair; the
+//! protocol decides that from [`Backend::under_way`], which this backend answers from
+//! `HELD_HERE`, one count per board for every `Board` of the process.
+//!
 //! Layer: sessions (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::cell::Cell;
@@ -94,15 +99,7 @@ impl Backend for Sessions {
                 requested: false,
             });
         }
-        let word = self.lock.word()?;
-        // An operation of another board of this process under way on this board: this one
-        // is part of it (a request handler's second connection), and must not wait for a
-        // maintenance that waits for that operation to end, which waits for this one.
-        let mine = usize::from(self.lock.session_mode().is_some());
-        Ok(Word {
-            requested: word.requested && held_here(&self.path) <= mine,
-            ..word
-        })
+        self.lock.word()
     }
 
     fn open(&self) -> Result<Session> {
@@ -132,6 +129,10 @@ impl Backend for Sessions {
         }
     }
 
+    fn under_way(&self) -> usize {
+        held_here(&self.path)
+    }
+
     fn pause(&self, tries: u32) -> Result<()> {
         let waited = PAUSE * tries;
         if waited >= self.cfg.lock_timeout {
@@ -147,7 +148,9 @@ impl Backend for Sessions {
 }
 
 /// Per board (canonical path), how many boards of this process are inside an operation
-/// on it now, holding the shared session lock.
+/// on it now, holding the shared session lock: [`Backend::under_way`] for every `Board` of
+/// this process at once. The protocol defines the count; it lives here, process-wide,
+/// because each `Board` is a pool of its own, with its own lock-file descriptor.
 static HELD_HERE: Mutex<Vec<(PathBuf, usize)>> = Mutex::new(Vec::new());
 
 fn held_here(path: &Path) -> usize {

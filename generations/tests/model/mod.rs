@@ -42,18 +42,22 @@
 //!   in hand; unwinding, caught at the top of its thread) has released its shared lock once the
 //!   unwinding is over (see [`DROPPED_WHILE_UNWINDING`]), so a maintenance that waits for
 //!   its death gets the exclusive lock (else (c));
+//! - (e) **nested operations**: a process whose [`Script::nests`] runs each operation's
+//!   second one on a second pool of its own inside the first; it goes ahead while a
+//!   maintenance is requested (else (c): the maintenance waits for the outer one), and is
+//!   checked as in (a), so the maintenance's `work` comes only after the outer one ends;
 //! - and at the end no lock is held.
 
 #[cfg(loom)]
 mod sync {
-    pub use loom::sync::atomic::{AtomicBool, Ordering};
+    pub use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub use loom::sync::{Arc, Condvar, Mutex};
     pub use loom::thread;
 }
 
 #[cfg(not(loom))]
 mod sync {
-    pub use shuttle::sync::atomic::{AtomicBool, Ordering};
+    pub use shuttle::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub use shuttle::sync::{Arc, Condvar, Mutex};
     pub use shuttle::thread;
 }
@@ -62,7 +66,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use kanban_generations::{Backend, Maintenance, Pool, Word, maintain};
-use sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, thread};
+use sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, thread};
 
 /// Pauses a process may take in one checkout before it gives up. Each pause waits until
 /// the request is clear, so a correct run pauses at most once per request; the limit only
@@ -336,6 +340,25 @@ pub struct Process {
     opened: Cell<u64>,
     /// The word this process read last (in its last operation).
     seen: Cell<Word>,
+    /// Operations of this process under way, in any of its pools ([`Backend::under_way`]).
+    here: Arc<AtomicUsize>,
+}
+
+impl Process {
+    /// A backend of `process`, counting its operations in `here` with its other pools'.
+    fn new(world: &Arc<World>, process: usize, polls: bool, here: &Arc<AtomicUsize>) -> Process {
+        Process {
+            world: world.clone(),
+            process,
+            polls,
+            opened: Cell::new(0),
+            seen: Cell::new(Word {
+                generation: 0,
+                requested: false,
+            }),
+            here: here.clone(),
+        }
+    }
 }
 
 impl Backend for Process {
@@ -365,11 +388,17 @@ impl Backend for Process {
         } else {
             self.world.lock.lock_shared();
         }
+        self.here.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     fn let_go(&self) {
+        self.here.fetch_sub(1, Ordering::SeqCst);
         self.world.lock.unlock_shared();
+    }
+
+    fn under_way(&self) -> usize {
+        self.here.load(Ordering::SeqCst)
     }
 
     fn pause(&self, tries: u32) -> Result<(), Error> {
@@ -442,6 +471,10 @@ pub struct Script {
     /// Opens by polling the lock (`try_shared`, then a yield) instead of waiting on it: the
     /// store's way, but a spin, which loom explores badly.
     pub polls: bool,
+    /// Each operation runs a second one inside it, on a second pool of the same process
+    /// (a request handler's second connection): it must go ahead while a maintenance is
+    /// requested, which waits for the outer one (else (c)).
+    pub nests: bool,
 }
 
 /// One step of a maintainer.
@@ -487,16 +520,11 @@ fn process_main(
     script: Script,
     strict: bool,
 ) -> Option<Report> {
-    let mut kept = Some(Pool::new(Process {
-        world: world.clone(),
-        process,
-        polls: script.polls,
-        opened: Cell::new(0),
-        seen: Cell::new(Word {
-            generation: 0,
-            requested: false,
-        }),
-    }));
+    let here = Arc::new(AtomicUsize::new(0));
+    let mut kept = Some(Pool::new(Process::new(world, process, script.polls, &here)));
+    let mut inner = script
+        .nests
+        .then(|| Pool::new(Process::new(world, process, script.polls, &here)));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut owned;
         let pool = if DROPPED_WHILE_UNWINDING {
@@ -505,7 +533,7 @@ fn process_main(
         } else {
             kept.as_mut().expect("a pool")
         };
-        session(world, process, script, strict, pool)
+        session(world, process, script, strict, pool, inner.as_mut())
     }));
     drop(kept);
     match outcome {
@@ -526,6 +554,7 @@ fn session(
     script: Script,
     strict: bool,
     pool: &mut Pool<Process>,
+    mut inner: Option<&mut Pool<Process>>,
 ) -> Report {
     let mut last: Option<(u64, (usize, u64))> = None;
     let mut checkouts = 0;
@@ -536,6 +565,11 @@ fn session(
         let now = pool
             .with(|handle| {
                 world.check_use(handle);
+                if let Some(inner) = inner.as_mut() {
+                    inner
+                        .with(|nested| world.check_use(nested))
+                        .expect("a nested operation");
+                }
                 if dies && DROPPED_WHILE_UNWINDING {
                     // Unwinds out of the operation, shared lock held.
                     resume_unwind(Box::new(Died));

@@ -10,8 +10,8 @@
 //! has let go of its shared lock so the maintenance after it gets the exclusive one.
 //!
 //! Run it in release, with its own target directory (the cfg rebuilds every dependency):
-//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=/work/target-gen-loom cargo test -p
-//! kanban-generations --release --test loom` (about 20 s). `LOOM_MAX_PREEMPTIONS`
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p
+//! kanban-generations --release --test loom` (about a minute: 4 cases). `LOOM_MAX_PREEMPTIONS`
 //! overrides the default bound below (3 takes minutes per test); on a failure,
 //! `LOOM_CHECKPOINT_FILE` and `LOOM_LOG` replay and explain the interleaving (see
 //! `loom::model::Builder`). A deadlock aborts the whole test binary (loom panics where it

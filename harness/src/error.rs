@@ -48,6 +48,12 @@ pub enum Error {
     /// The store refused to set up a board for a seed.
     #[error("setting up the board: {0}")]
     Store(#[from] kanban_store::Error),
+    /// The page-cache model could not record a change or cut the power.
+    #[error("page-cache model: {0}")]
+    PageCache(#[from] crate::pagecache::Error),
+    /// SQLite refused to register the I/O shim (its result code).
+    #[error("registering the I/O shim: SQLite error {0}")]
+    ShimRegistration(i32),
     /// Job processes that died, exited non-zero, or ended without reporting every seed
     /// they owned: those seeds were never judged, so the run has no verdict.
     #[error("{}", join(.0))]

@@ -179,17 +179,22 @@ pub enum IoAction {
     Full,
     /// SIGSTOP right after the operation succeeded (the supervisor resumes the worker).
     Stop,
+    /// Cut the power right after the operation returned: every worker of the seed is
+    /// SIGKILLed at once, and the supervisor rewrites the board's files into a state the
+    /// disk could hold (the page-cache model, `pagecache`), then restarts them.
+    PowerCut,
 }
 
 impl IoAction {
     /// Every value, in declaration order (the wire format of deterministic mode).
-    pub const ALL: [IoAction; 6] = [
+    pub const ALL: [IoAction; 7] = [
         IoAction::KillBefore,
         IoAction::KillAfter,
         IoAction::IoerrWrite,
         IoAction::IoerrFsync,
         IoAction::Full,
         IoAction::Stop,
+        IoAction::PowerCut,
     ];
 }
 

@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::fault::{IoAction, IoFault};
+use crate::pagecache::Mode;
 use crate::scenario::{IoPick, Scenario, WorkerKind, phase_named};
 
 /// The whole plan of one seed.
@@ -72,6 +73,9 @@ pub enum FaultAction {
     Kill,
     /// SIGSTOP, then SIGCONT after this many milliseconds.
     Stall(u64),
+    /// A power cut: every worker SIGKILLed at once, the board's files cut by the page-cache
+    /// model, the workers restarted (the target worker is not used).
+    PowerCut,
 }
 
 impl Plan {
@@ -81,6 +85,33 @@ impl Plan {
             .iter()
             .map(|w| (w.phase_kills.len() + w.io_faults.len()) as u32)
             .sum()
+    }
+
+    /// Power cuts planned at exact file operations in this seed.
+    pub fn power_cut_faults(&self) -> u32 {
+        (self.workers.iter())
+            .flat_map(|w| &w.io_faults)
+            .filter(|f| f.action == IoAction::PowerCut)
+            .count() as u32
+    }
+
+    /// Timed power cuts planned in this seed.
+    pub fn timed_cuts(&self) -> u32 {
+        (self.faults.iter())
+            .filter(|f| f.action == FaultAction::PowerCut)
+            .count() as u32
+    }
+
+    /// The mode and the randomness of the seed's `k`th power cut (0-based), drawn from a
+    /// stream of their own, so that a cut replays byte for byte from the seed and the
+    /// page-cache journal, whatever else the seed drew.
+    pub fn power_cut(&self, scenario: &Scenario, k: u32) -> (Mode, ChaCha8Rng) {
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            self.seed ^ 0x5043_5554_0000_0000 ^ u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let modes = scenario.power.modes();
+        let mode = modes[rng.random_range(0..modes.len())];
+        (mode, rng)
     }
 
     /// The plan of `seed` for `scenario`.
@@ -188,6 +219,17 @@ fn plan_timed(
                 None => rng.random_range(0..n),
             },
             action: FaultAction::Stall(rng.random_range(f.stall_ms[0]..=f.stall_ms[1])),
+        });
+    }
+    // Drawn last, so that scenarios without cuts keep the plans they had.
+    for _ in 0..scenario.power.cuts {
+        faults.push(TimedFault {
+            at_ms: match scenario.power.cut_at_ms {
+                Some([lo, hi]) => rng.random_range(lo..=hi),
+                None => rng.random_range(0..budget),
+            },
+            worker: 0,
+            action: FaultAction::PowerCut,
         });
     }
     faults

@@ -70,6 +70,15 @@ pub struct RunSummary {
     pub faults_armed: u64,
     /// Of those, the ones that acted (a phase kill's signal was sent; an I/O fault acted).
     pub faults_landed: u64,
+    /// Power cuts planned (timed, and at exact file operations).
+    #[serde(default)]
+    pub power_cuts_planned: u64,
+    /// Power cuts made (the board's files rewritten), per mode and in all.
+    #[serde(default)]
+    pub power_cuts: u64,
+    /// Of those, per mode.
+    #[serde(default)]
+    pub cut_modes: BTreeMap<String, u64>,
     /// Worker restarts.
     pub restarts: u64,
     /// Commits acknowledged to the workers, over all seeds.
@@ -196,6 +205,11 @@ impl RunSummary {
         self.faults_planned += u64::from(o.faults_planned);
         self.faults_armed += u64::from(o.faults_armed);
         self.faults_landed += u64::from(o.faults_landed);
+        self.power_cuts_planned += u64::from(o.power_cuts_planned);
+        self.power_cuts += u64::from(o.power_cuts);
+        for (mode, n) in &o.cut_modes {
+            *self.cut_modes.entry(mode.clone()).or_default() += u64::from(*n);
+        }
         self.repaired_injected +=
             u64::from(o.final_repair.as_ref().is_some_and(|r| r.undid_injected()));
     }
@@ -301,6 +315,17 @@ impl RunSummary {
                 min_landed * 100.0
             ));
         }
+        if self.power_cuts_planned > 0 {
+            let cut = self.power_cuts as f64 / self.power_cuts_planned as f64;
+            if cut < min_landed {
+                misses.push(format!(
+                    "only {:.0}% of {} planned power cuts were made (min {:.0}%)",
+                    cut * 100.0,
+                    self.power_cuts_planned,
+                    min_landed * 100.0
+                ));
+            }
+        }
         if !self.errors.is_empty() {
             misses.push(format!("{} seeds could not run", self.errors.len()));
         }
@@ -403,6 +428,9 @@ fn work_cell(r: &RunSummary) -> String {
     }
     if r.setup_exits > 0 {
         cell.push(format!("; {} setup exits", r.setup_exits));
+    }
+    if r.power_cuts_planned > 0 {
+        cell.push(format!("; cuts {}/{}", r.power_cuts, r.power_cuts_planned));
     }
     if r.wal_bytes_max > 0 {
         cell.push(format!("; WAL max {} KiB", r.wal_bytes_max.div_ceil(1024)));

@@ -203,7 +203,7 @@ fn torn_leaves_exactly_the_sectors_it_reports() {
 }
 
 #[test]
-fn garbage_changes_only_the_sector_it_reports() {
+fn garbage_changes_only_the_bytes_of_the_write_in_the_sector_it_reports() {
     let mut trashed_seen = 0;
     for seed in 0..20 {
         let run = |mode| {
@@ -227,7 +227,12 @@ fn garbage_changes_only_the_sector_it_reports() {
         let (name, sector) = trashed[0];
         for (file, before, after) in [("db", &db0, &db1), ("wal", &wal0, &wal1)] {
             assert_eq!(before.len(), after.len());
-            let range = (sector * SECTOR) as usize..((sector + 1) * SECTOR) as usize;
+            // The pending write's own bytes in that sector, and no others (the WAL write's
+            // first sector also holds synced bytes before 2500: powersafe overwrite keeps
+            // them).
+            let write = if name == "db" { 4096..6144 } else { 2500..4000 };
+            let range = (sector * SECTOR).max(write.start) as usize
+                ..((sector + 1) * SECTOR).min(write.end) as usize;
             for i in 0..before.len() {
                 if file != name || !range.contains(&i) {
                     assert_eq!(before[i], after[i], "seed {seed}: {file} byte {i}");

@@ -50,7 +50,7 @@ type Counts = BTreeMap<(IoPhase, FileKind, IoOp), u64>;
 /// Takes [`SERIAL`] and installs the shim with no faults (which also clears its counts).
 fn shim_without_faults() -> MutexGuard<'static, ()> {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    shim::install(Vec::new(), None).expect("registering the shim");
+    shim::install(Vec::new(), None, None).expect("registering the shim");
     guard
 }
 
@@ -696,7 +696,12 @@ fn child_entry() {
         .append(true)
         .open(dir.join("landed"))
         .unwrap();
-    shim::install(scenario.fault(nth).into_iter().collect(), Some(landed)).unwrap();
+    shim::install(
+        scenario.fault(nth).into_iter().collect(),
+        Some(landed),
+        None,
+    )
+    .unwrap();
     let db = dir.join("board.db");
 
     let report = |op: &str, arg: &str, status: String, detail: String| {

@@ -213,22 +213,34 @@ fn trash(
                 && let Some((a, b)) = sectors(*offset, *len)
                 && a * SECTOR < size
             {
-                candidates.push((p, path.clone(), a, b.min((size - 1) / SECTOR), size));
+                // The write's own bytes, within the file's size.
+                let span = (*offset, (offset + len).min(size));
+                candidates.push((p, path.clone(), a, b.min((size - 1) / SECTOR), span));
             }
         }
     }
     if candidates.is_empty() {
         return Ok(());
     }
-    let (p, path, a, b, size) = candidates.swap_remove(rng.random_range(0..candidates.len()));
+    let (p, path, a, b, (start, end)) =
+        candidates.swap_remove(rng.random_range(0..candidates.len()));
     let sector = rng.random_range(a..=b);
-    let mut junk = vec![0u8; usize::try_from((size - sector * SECTOR).min(SECTOR)).unwrap_or(0)];
+    // Only the bytes the write covers in that sector: SQLite's unix VFS reports
+    // `SQLITE_IOCAP_POWERSAFE_OVERWRITE`, the promise that a write never damages bytes
+    // outside its range, even on power loss (so a WAL frame's first sector, shared with the
+    // synced frame before it, keeps that frame's bytes).
+    let from = start.max(sector * SECTOR);
+    let to = end.min((sector + 1) * SECTOR);
+    if from >= to {
+        return Ok(());
+    }
+    let mut junk = vec![0u8; usize::try_from(to - from).unwrap_or(0)];
     rng.fill(&mut junk[..]);
     let f = OpenOptions::new()
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("opening", &path, e))?;
-    f.write_all_at(&junk, sector * SECTOR)
+    f.write_all_at(&junk, from)
         .map_err(|e| Error::io("trashing a sector of", &path, e))?;
     report.files[p].trashed = Some(sector);
     Ok(())

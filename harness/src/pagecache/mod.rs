@@ -36,8 +36,12 @@
 //! - `torn`: `keep-some`, and one kept write torn: each 512-byte sector it covers gets
 //!   its new bytes or keeps what it had (some of each when it covers two sectors or
 //!   more); the file keeps the write's end as its size.
-//! - `garbage`: `keep-some` (the same choices for the same seed), then one sector (within
-//!   the file's size) of one pending write, kept or not, overwritten with random bytes.
+//! - `garbage`: `keep-some` (the same choices for the same seed), then the bytes one
+//!   pending write (kept or not) covers in one of its sectors (within the file's size)
+//!   overwritten with random bytes. Never bytes outside the write: SQLite's unix VFS
+//!   reports `SQLITE_IOCAP_POWERSAFE_OVERWRITE`, the promise that a write cannot damage
+//!   its neighbours, and SQLite's WAL frames (4120 bytes) share sectors with the synced
+//!   frames before them.
 //!
 //! Synced bytes no pending operation touched are never changed, in any mode.
 //!

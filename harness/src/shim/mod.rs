@@ -31,7 +31,10 @@
 //! stop after a failed operation does not act), so the report can say which planned faults
 //! landed.
 
+mod power;
 mod vfs;
+
+pub use power::CUT_REQUEST;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -65,8 +68,17 @@ pub(crate) enum Verdict {
 }
 
 /// Installs the shim as the default VFS of this process, with `faults` to deliver and
-/// `landed` to write each acting fault's id to. Call once, before any connection is opened.
-pub fn install(faults: Vec<IoFault>, landed: Option<File>) -> Result<(), i32> {
+/// `landed` to write each acting fault's id to, and, with `power`, every change to the files
+/// of that board folder recorded in its page-cache journal. Call once, before any
+/// connection is opened.
+pub fn install(
+    faults: Vec<IoFault>,
+    landed: Option<File>,
+    power: Option<&std::path::Path>,
+) -> crate::error::Result<()> {
+    if let Some(dir) = power {
+        power::install(dir)?;
+    }
     *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
         faults: faults.into_iter().map(|f| (f, 0)).collect(),
         landed,
@@ -75,7 +87,7 @@ pub fn install(faults: Vec<IoFault>, landed: Option<File>) -> Result<(), i32> {
         sqlite_phase: IoPhase::None,
         counts: BTreeMap::new(),
     });
-    vfs::register()
+    vfs::register().map_err(crate::error::Error::ShimRegistration)
 }
 
 /// The store entered (`true`) or left a phase mark.
@@ -216,7 +228,7 @@ impl State {
         }
         if matches!(
             verdict,
-            Verdict::GoThen(IoAction::KillAfter | IoAction::Stop)
+            Verdict::GoThen(IoAction::KillAfter | IoAction::Stop | IoAction::PowerCut)
         ) {
             self.acting_after = first_time;
         }
@@ -252,6 +264,10 @@ pub(crate) fn after(action: IoAction, ok: bool) {
         IoAction::KillAfter => {
             note_landed(id);
             kill_self();
+        }
+        IoAction::PowerCut => {
+            note_landed(id);
+            power::cut_now();
         }
         // Under the token, the supervisor holds the worker instead (no real time passes).
         IoAction::Stop if ok && crate::token::connected() => {

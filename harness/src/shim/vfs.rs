@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use rusqlite::ffi::{self, sqlite3_file, sqlite3_int64, sqlite3_io_methods, sqlite3_vfs};
 
+use super::power::{self, RealFile};
 use super::{FileKind, IoOp, Verdict, after, hook};
 use crate::token;
 
@@ -23,6 +24,11 @@ struct ShimFile {
     base: sqlite3_file,
     kind: FileKind,
     real: *mut sqlite3_file,
+    /// The name the page-cache model records it under (null: not recorded); freed at close.
+    recorded: *mut String,
+    /// SQLite's unix VFS syncs the folder at this file's first sync (a WAL or journal opened
+    /// to create): recorded with that sync.
+    dir_sync_due: bool,
 }
 
 /// Bytes before the real file object, rounded up to 8.
@@ -130,18 +136,32 @@ unsafe extern "C" fn x_open(
     unsafe {
         let shim = file.cast::<ShimFile>();
         let real_file = file.cast::<u8>().add(HEADER).cast::<sqlite3_file>();
+        let kind = kind_of(flags);
         (*shim).base.pMethods = ptr::null();
-        (*shim).kind = kind_of(flags);
+        (*shim).kind = kind;
         (*shim).real = real_file;
+        (*shim).recorded = ptr::null_mut();
+        (*shim).dir_sync_due = false;
         (*real_file).pMethods = ptr::null();
         let real = real_vfs(vfs);
         let Some(open) = (*real).xOpen else {
             return ffi::SQLITE_ERROR;
         };
-        let rc = open(real, name, real_file, flags, out_flags);
-        if !(*real_file).pMethods.is_null() {
-            (*shim).base.pMethods = &IO_METHODS;
+        let recorded = power::recorded_name(name, kind);
+        let creating = flags & ffi::SQLITE_OPEN_CREATE != 0;
+        let created = recorded.is_some() && creating && !power::exists(name);
+        let mut rc = open(real, name, real_file, flags, out_flags);
+        if (*real_file).pMethods.is_null() {
+            return rc;
         }
+        if let Some(recorded) = recorded.filter(|_| rc == ffi::SQLITE_OK) {
+            if created {
+                rc = power::after_create(&recorded);
+            }
+            (*shim).dir_sync_due = creating && matches!(kind, FileKind::Wal | FileKind::Journal);
+            (*shim).recorded = Box::into_raw(Box::new(recorded));
+        }
+        (*shim).base.pMethods = &IO_METHODS;
         rc
     }
 }
@@ -202,15 +222,102 @@ macro_rules! method {
 }
 
 method!(x_read, IoOp::Read, (buf: *mut c_void, amt: c_int, off: sqlite3_int64), xRead);
-method!(x_write, IoOp::Write, (buf: *const c_void, amt: c_int, off: sqlite3_int64), xWrite);
-method!(x_truncate, IoOp::Truncate, (size: sqlite3_int64), xTruncate);
-method!(x_sync, IoOp::Sync, (flags: c_int), xSync);
 method!(x_file_size, IoOp::FileSize, (size: *mut sqlite3_int64), xFileSize);
 method!(x_lock, IoOp::Lock, (level: c_int), xLock);
 method!(x_unlock, IoOp::Unlock, (level: c_int), xUnlock);
 method!(x_check_reserved_lock, IoOp::CheckReserved, (out: *mut c_int), xCheckReservedLock);
 method!(x_fetch, IoOp::Fetch, (off: sqlite3_int64, amt: c_int, pp: *mut *mut c_void), xFetch);
 method!(x_unfetch, IoOp::Unfetch, (off: sqlite3_int64, p: *mut c_void), xUnfetch);
+
+/// The name the page-cache model records `file` under, if it does.
+///
+/// # Safety
+/// `file` must be a file opened by [`x_open`] and not yet closed.
+unsafe fn recorded<'a>(file: *mut sqlite3_file) -> Option<&'a str> {
+    // SAFETY: by the caller's contract; the name lives until x_close.
+    unsafe {
+        (*file.cast::<ShimFile>())
+            .recorded
+            .as_ref()
+            .map(String::as_str)
+    }
+}
+
+unsafe extern "C" fn x_write(
+    file: *mut sqlite3_file,
+    buf: *const c_void,
+    amt: c_int,
+    off: sqlite3_int64,
+) -> c_int {
+    // SAFETY: SQLite calls this with a file opened by x_open.
+    unsafe {
+        guarded(file, None, IoOp::Write, None, |real, m| {
+            if let Some(name) = recorded(file) {
+                let rc = power::before_write(
+                    name,
+                    &RealFile {
+                        file: real,
+                        methods: m,
+                    },
+                    off,
+                    amt,
+                );
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
+            }
+            match m.xWrite {
+                Some(f) => f(real, buf, amt, off),
+                None => ffi::SQLITE_IOERR,
+            }
+        })
+    }
+}
+
+unsafe extern "C" fn x_truncate(file: *mut sqlite3_file, size: sqlite3_int64) -> c_int {
+    // SAFETY: SQLite calls this with a file opened by x_open.
+    unsafe {
+        guarded(file, None, IoOp::Truncate, None, |real, m| {
+            if let Some(name) = recorded(file) {
+                let rc = power::before_truncate(
+                    name,
+                    &RealFile {
+                        file: real,
+                        methods: m,
+                    },
+                    size,
+                );
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
+            }
+            match m.xTruncate {
+                Some(f) => f(real, size),
+                None => ffi::SQLITE_IOERR,
+            }
+        })
+    }
+}
+
+unsafe extern "C" fn x_sync(file: *mut sqlite3_file, flags: c_int) -> c_int {
+    // SAFETY: SQLite calls this with a file opened by x_open.
+    unsafe {
+        guarded(file, None, IoOp::Sync, None, |real, m| {
+            let rc = match m.xSync {
+                Some(f) => f(real, flags),
+                None => ffi::SQLITE_IOERR,
+            };
+            match recorded(file) {
+                Some(name) if rc == ffi::SQLITE_OK => {
+                    let shim = file.cast::<ShimFile>();
+                    let dir_too = std::mem::take(&mut (*shim).dir_sync_due);
+                    power::after_sync(name, flags, dir_too)
+                }
+                _ => rc,
+            }
+        })
+    }
+}
 
 unsafe extern "C" fn x_close(file: *mut sqlite3_file) -> c_int {
     // SAFETY: SQLite calls this with a file opened by x_open.
@@ -219,6 +326,11 @@ unsafe extern "C" fn x_close(file: *mut sqlite3_file) -> c_int {
             Some(f) => f(real),
             None => ffi::SQLITE_OK,
         });
+        let shim = file.cast::<ShimFile>();
+        if !(*shim).recorded.is_null() {
+            drop(Box::from_raw((*shim).recorded));
+            (*shim).recorded = ptr::null_mut();
+        }
         (*file).pMethods = ptr::null();
         rc
     }
@@ -364,7 +476,6 @@ macro_rules! forward_vfs {
     };
 }
 
-forward_vfs!(x_delete, (name: *const c_char, sync_dir: c_int) -> c_int, xDelete, ffi::SQLITE_IOERR_DELETE);
 forward_vfs!(x_access, (name: *const c_char, flags: c_int, out: *mut c_int) -> c_int, xAccess, ffi::SQLITE_IOERR_ACCESS);
 forward_vfs!(x_full_pathname, (name: *const c_char, n: c_int, out: *mut c_char) -> c_int, xFullPathname, ffi::SQLITE_CANTOPEN);
 forward_vfs!(x_dl_open, (name: *const c_char) -> *mut c_void, xDlOpen, ptr::null_mut());
@@ -372,6 +483,38 @@ forward_vfs!(x_get_last_error, (n: c_int, out: *mut c_char) -> c_int, xGetLastEr
 forward_vfs!(x_set_system_call, (name: *const c_char, f: ffi::sqlite3_syscall_ptr) -> c_int, xSetSystemCall, ffi::SQLITE_NOTFOUND);
 forward_vfs!(x_get_system_call, (name: *const c_char) -> ffi::sqlite3_syscall_ptr, xGetSystemCall, None);
 forward_vfs!(x_next_system_call, (name: *const c_char) -> *const c_char, xNextSystemCall, ptr::null());
+
+/// Deletes a file, recorded in the page-cache model when it is one of the board's (with the
+/// folder sync SQLite asks for).
+unsafe extern "C" fn x_delete(
+    vfs: *mut sqlite3_vfs,
+    name: *const c_char,
+    sync_dir: c_int,
+) -> c_int {
+    // SAFETY: the wrapped VFS's own method, called as SQLite would call it; `name` is SQLite's.
+    unsafe {
+        let real = real_vfs(vfs);
+        let Some(delete) = (*real).xDelete else {
+            return ffi::SQLITE_IOERR_DELETE;
+        };
+        // SQLite deletes only the db's own files (journals, WALs): recorded as the db's kind.
+        let recorded =
+            power::recorded_name(name, FileKind::Journal).filter(|_| power::exists(name));
+        if let Some(recorded) = &recorded {
+            let rc = power::before_delete(recorded);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+        }
+        let rc = delete(real, name, sync_dir);
+        match recorded {
+            Some(recorded) if rc == ffi::SQLITE_OK && sync_dir != 0 => {
+                power::after_delete_synced(&recorded)
+            }
+            _ => rc,
+        }
+    }
+}
 
 // Randomness, sleep and time: from the seed and the logical clock under the token,
 // forwarded otherwise.

@@ -131,6 +131,7 @@ impl Procs<'_> {
                 sched.wait_until(unit, now + ms * 1000);
                 outcome.stalls += 1;
             }
+            FaultAction::PowerCut => unreachable!("refused when the scenario is parsed"),
         }
     }
 
@@ -239,7 +240,7 @@ impl Procs<'_> {
             .map(AsRawFd::as_raw_fd)
             .chain([ours.as_raw_fd()])
             .collect();
-        let started = spawn(slot, &others);
+        let started = spawn(slot, &others, None);
         slot.env.token = None;
         drop(theirs);
         started?;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
-use super::{Outcome, Slot, ended, reap_all, spawn};
+use super::power_cut::{self, Outage};
+use super::{Outcome, Slot, ended, reap_all};
 use crate::error::Result;
 use crate::plan::{FaultAction, Plan};
 use crate::scenario::Scenario;
@@ -19,17 +20,22 @@ use crate::scenario::Scenario;
 /// How long workers get to stop after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_millis(1500);
 
-/// Runs the workers for the scenario's budget; every worker is dead when it returns.
+/// Runs the workers for the scenario's budget; every worker is dead when it returns. With
+/// power cuts, it returns the ledger lengths at each cut.
 pub(super) fn run(
-    wal: &std::path::Path,
+    db: &std::path::Path,
     slots: &mut [Slot],
     plan: &Plan,
     scenario: &Scenario,
     outcome: &mut Outcome,
     worker_errors: &mut Vec<String>,
-) -> Result<()> {
-    for slot in slots.iter_mut() {
-        spawn(slot, &[])?;
+    verbose: bool,
+) -> Result<Vec<Vec<u64>>> {
+    let wal = kanban_store::wal_path(db);
+    let dir = db.parent().unwrap_or(std::path::Path::new("."));
+    let mut outage = Outage::new(scenario, dir, verbose);
+    for i in 0..slots.len() {
+        power_cut::start(&mut outage, slots, i)?;
     }
     let start = Instant::now();
     let budget = Duration::from_millis(scenario.budget_ms);
@@ -52,6 +58,11 @@ pub(super) fn run(
                     outcome.stalls += 1;
                 }
                 FaultAction::Stall(_) => {}
+                FaultAction::PowerCut => {
+                    if let Some(outage) = &mut outage {
+                        outage.cut(slots, plan, scenario, true, outcome, worker_errors)?;
+                    }
+                }
             }
         }
         resumes.retain(|&(at, i)| {
@@ -65,18 +76,31 @@ pub(super) fn run(
             false
         });
         reap(slots, false, &mut resumes, worker_errors)?;
-        for slot in slots.iter_mut() {
-            if slot.restart_at.is_some_and(|at| at <= now) {
+        // Before any restart: a worker that cut the power took every other one with it.
+        if let Some(outage) = outage.as_mut().filter(|o| o.requested()) {
+            outage.cut(slots, plan, scenario, true, outcome, worker_errors)?;
+        }
+        for i in 0..slots.len() {
+            if slots[i].restart_at.is_some_and(|at| at <= now) {
+                let slot = &mut slots[i];
                 slot.restart_at = None;
                 slot.env.incarnation += 1;
                 outcome.restarts += 1;
-                spawn(slot, &[])?;
+                power_cut::start(&mut outage, slots, i)?;
             }
         }
-        outcome.sample_wal(wal);
+        outcome.sample_wal(&wal);
         std::thread::sleep(Duration::from_micros(200));
     }
-    stop(slots, worker_errors)
+    stop(slots, worker_errors)?;
+    // A cut in the last turn, or while the workers were stopping, still happened.
+    if let Some(outage) = outage.as_mut() {
+        if outage.requested() {
+            outage.cut(slots, plan, scenario, false, outcome, worker_errors)?;
+        }
+        return Ok(std::mem::take(&mut outage.marks));
+    }
+    Ok(Vec::new())
 }
 
 /// Collects exited workers; outside `stopping`, schedules their restart. A worker that

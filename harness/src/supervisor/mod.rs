@@ -43,6 +43,7 @@ use crate::worker::{self, WorkerEnv};
 mod aftermath;
 mod deterministic;
 mod free;
+mod power_cut;
 
 use aftermath::AsLeft;
 pub use aftermath::FinalRepair;
@@ -140,6 +141,15 @@ pub struct Outcome {
     pub faults_landed: u32,
     /// Worker restarts.
     pub restarts: u32,
+    /// Power cuts planned: timed ones and `power-cut` I/O faults.
+    #[serde(default)]
+    pub power_cuts_planned: u32,
+    /// Power cuts made: counted when the board's files have been rewritten.
+    #[serde(default)]
+    pub power_cuts: u32,
+    /// Of those, per mode (`lose-unsynced`, `keep-some`, `torn`, `garbage`).
+    #[serde(default)]
+    pub cut_modes: BTreeMap<String, u32>,
     /// Commits acknowledged to the workers (their throughput).
     pub acked: u64,
     /// Of those, per worker kind (by name; every kind the scenario runs).
@@ -257,10 +267,11 @@ pub fn run_seed(
     let mut outcome = Outcome {
         seed,
         faults_planned: plan.faults_planned(),
+        power_cuts_planned: plan.timed_cuts() + plan.power_cut_faults(),
         ..Outcome::default()
     };
     let mut worker_errors = Vec::new();
-    let digests = run_workers(
+    let ran = run_workers(
         &mut slots,
         &plan,
         scenario,
@@ -271,7 +282,12 @@ pub fn run_seed(
     )?;
 
     // Every worker is dead. The files as they left them come first (see `aftermath`).
-    let as_left = AsLeft::take(dir.path(), &db, opts.artifacts.is_some(), digests.is_some())?;
+    let as_left = AsLeft::take(
+        dir.path(),
+        &db,
+        opts.artifacts.is_some(),
+        ran.trace.is_some(),
+    )?;
     let seed_run = SeedRun {
         scenario,
         variant,
@@ -287,7 +303,7 @@ pub fn run_seed(
     {
         as_left.keep(artifacts, scenario, variant, seed)?;
     }
-    if let Some(trace_digest) = digests {
+    if let Some(trace_digest) = ran.trace {
         outcome.trace_digest = Some(trace_digest);
         outcome.db_digest = as_left.digest;
     }
@@ -330,6 +346,7 @@ fn make_slots(
                 phase_kills: wp.phase_kills.clone(),
                 io_faults: wp.io_faults.clone(),
                 shim: scenario.shim || opts.shim,
+                power: scenario.power_model(),
                 single_writer: scenario.single_writer,
                 landed: dir.join(format!("faults-w{}.txt", wp.index)),
                 token: None,
@@ -347,8 +364,15 @@ fn make_slots(
     Ok(slots)
 }
 
-/// Runs the workers in the mode the options pick until every one is dead; the trace digest
-/// of a deterministic run.
+/// What running the workers left besides the outcome.
+struct Ran {
+    /// Deterministic mode: the trace digest.
+    trace: Option<String>,
+    /// Per power cut, every worker's ledger length when it happened.
+    cut_marks: Vec<Vec<u64>>,
+}
+
+/// Runs the workers in the mode the options pick until every one is dead.
 fn run_workers(
     slots: &mut [Slot],
     plan: &Plan,
@@ -357,18 +381,22 @@ fn run_workers(
     db: &Path,
     outcome: &mut Outcome,
     worker_errors: &mut Vec<String>,
-) -> Result<Option<String>> {
+) -> Result<Ran> {
     Ok(match opts.schedule(scenario) {
         None => {
-            free::run(
-                &kanban_store::wal_path(db),
+            let cut_marks = free::run(
+                db,
                 slots,
                 plan,
                 scenario,
                 outcome,
                 worker_errors,
+                opts.verbose,
             )?;
-            None
+            Ran {
+                trace: None,
+                cut_marks,
+            }
         }
         Some(strategy) => {
             let trace = deterministic::run(
@@ -380,7 +408,10 @@ fn run_workers(
                 outcome,
                 worker_errors,
             )?;
-            Some(trace)
+            Ran {
+                trace: Some(trace),
+                cut_marks: Vec::new(),
+            }
         }
     })
 }
@@ -430,7 +461,7 @@ impl SeedRun<'_> {
             variant,
             &outcome.acked_by_kind,
             outcome.restarts,
-            outcome.kills + outcome.faults_landed,
+            outcome.kills + outcome.faults_landed + outcome.power_cuts,
         );
         Ok(())
     }
@@ -512,8 +543,10 @@ fn unexpected_errors(
 }
 
 /// Starts a slot's worker: fork for our kinds, fork+exec for `command`. The child closes
-/// `close_in_child` first (the supervisor's ends of other workers' sockets).
-fn spawn(slot: &mut Slot, close_in_child: &[RawFd]) -> Result<()> {
+/// `close_in_child` first (the supervisor's ends of other workers' sockets). It leads a
+/// process group of its own, or joins `group` (a seed that models power loss).
+fn spawn(slot: &mut Slot, close_in_child: &[RawFd], group: Option<Pid>) -> Result<()> {
+    let pgid = group.map_or(0, Pid::as_raw);
     let log = File::options()
         .create(true)
         .append(true)
@@ -531,13 +564,14 @@ fn spawn(slot: &mut Slot, close_in_child: &[RawFd]) -> Result<()> {
                 incarnation_seed(slot.env.seed, slot.env.incarnation).to_string(),
             )
             .stdin(std::process::Stdio::null())
-            .process_group(0)
+            .process_group(pgid)
             .stdout(log.try_clone().map_err(|e| Error::system("log", e))?)
             .stderr(log)
             .spawn()
             .map_err(|e| Error::system(format!("starting {command:?}"), e))?;
-        slot.pid = Some(Pid::from_raw(child.id() as i32));
-        slot.groups.push(Pid::from_raw(child.id() as i32));
+        let child = Pid::from_raw(child.id() as i32);
+        slot.pid = Some(child);
+        slot.groups.push(group.unwrap_or(child));
         return Ok(());
     }
     // SAFETY: the supervisor is single-threaded and holds no SQLite connection here; the
@@ -545,9 +579,9 @@ fn spawn(slot: &mut Slot, close_in_child: &[RawFd]) -> Result<()> {
     match unsafe { fork() }? {
         ForkResult::Child => {
             // SAFETY: a process group of its own (so its own children can be stopped with
-            // it), and plain dup2 onto stderr/stdout, in the new process.
+            // it) or the seed's, and plain dup2 onto stderr/stdout, in the new process.
             unsafe {
-                libc::setpgid(0, 0);
+                libc::setpgid(0, pgid);
                 libc::dup2(log.as_raw_fd(), 2);
                 libc::dup2(log.as_raw_fd(), 1);
             }
@@ -561,8 +595,10 @@ fn spawn(slot: &mut Slot, close_in_child: &[RawFd]) -> Result<()> {
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
+            // Also here, so that the group holds the child before any signal to it is sent.
+            let _ = nix::unistd::setpgid(child, group.unwrap_or(child));
             slot.pid = Some(child);
-            slot.groups.push(child);
+            slot.groups.push(group.unwrap_or(child));
             Ok(())
         }
     }

@@ -24,7 +24,7 @@ mod repairer;
 
 use std::fs::File;
 use std::os::fd::RawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -70,6 +70,9 @@ pub struct WorkerEnv {
     pub io_faults: Vec<IoFault>,
     /// Run on the I/O shim (always when there are I/O faults).
     pub shim: bool,
+    /// Record every change to the board's files in the page-cache model (power cuts); on
+    /// the shim.
+    pub power: bool,
     /// Single-writer mode (dashboards' writes go to the gateway).
     pub single_writer: bool,
     /// Where faults are noted: `a<id>` when a phase kill is armed, `p<id>` when it fires
@@ -107,10 +110,10 @@ fn run(env: &WorkerEnv) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", env.landed.display()))
     };
     // Under the token every file operation is a scheduling point: the shim is always on.
-    let shim = env.shim || !env.io_faults.is_empty() || token::connected();
+    let shim = env.shim || env.power || !env.io_faults.is_empty() || token::connected();
     if shim {
-        shim::install(env.io_faults.clone(), Some(landed()?))
-            .map_err(|rc| format!("registering the I/O shim: SQLite error {rc}"))?;
+        let power = env.power.then(|| env.db.parent().unwrap_or(Path::new(".")));
+        shim::install(env.io_faults.clone(), Some(landed()?), power).map_err(|e| e.to_string())?;
     }
     alarm::install(&env.phase_kills, landed()?);
     if token::connected() {

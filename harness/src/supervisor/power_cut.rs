@@ -1,0 +1,136 @@
+//! Power cuts: every worker stopped at once, the board's files rewritten into a state the
+//! disk could hold, and the service brought back.
+//!
+//! In a seed that models power loss every worker joins one process group (the first to
+//! start leads it, later ones join while any member lives), so one `kill(2)` of the group
+//! stops all of them before any runs again: the supervisor's, for a timed cut, or the
+//! worker's own, for a cut at an exact file operation (`shim::CUT_REQUEST` tells the
+//! supervisor why they died). The supervisor then reaps every worker, notes how long each
+//! ledger was (the check tells acks before a cut from acks after it), and runs
+//! [`pagecache::cut`] with the cut's seeded mode: unsynced writes undone, kept, torn or
+//! trashed, unsynced creates and deletes undone, the `-shm` deleted. A cut is counted
+//! *landed* there, when the files have been rewritten, and only there. Then every worker
+//! restarts after its restart delay, as a service manager brings services back after an
+//! outage.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::{Outcome, Slot, ended, spawn};
+use crate::error::{Error, Result};
+use crate::pagecache::{self, AllStopped};
+use crate::plan::Plan;
+use crate::scenario::Scenario;
+use crate::shim::CUT_REQUEST;
+
+/// The power of one seed that models power loss.
+pub(super) struct Outage {
+    /// The board folder.
+    dir: PathBuf,
+    /// The process group every worker joins (none while no worker lives).
+    group: Option<Pid>,
+    /// Cuts made so far.
+    cuts: u32,
+    /// Per cut, the byte length of every worker's ledger when it happened.
+    pub(super) marks: Vec<Vec<u64>>,
+    /// Print what each cut did (`replay`).
+    verbose: bool,
+}
+
+impl Outage {
+    /// The outage of a seed of `scenario` on the board folder `dir`; `None` when the
+    /// scenario does not model power loss.
+    pub(super) fn new(scenario: &Scenario, dir: &Path, verbose: bool) -> Option<Outage> {
+        scenario.power_model().then(|| Outage {
+            dir: dir.to_path_buf(),
+            group: None,
+            cuts: 0,
+            marks: Vec::new(),
+            verbose,
+        })
+    }
+
+    /// Whether a worker cut the power at an exact file operation.
+    pub(super) fn requested(&self) -> bool {
+        self.dir.join(CUT_REQUEST).exists()
+    }
+
+    /// Cuts the power: stops every worker at once (they may be dead already), reaps them,
+    /// rewrites the board's files, and schedules every worker's restart (`restart`).
+    pub(super) fn cut(
+        &mut self,
+        slots: &mut [Slot],
+        plan: &Plan,
+        scenario: &Scenario,
+        restart: bool,
+        outcome: &mut Outcome,
+        worker_errors: &mut Vec<String>,
+    ) -> Result<()> {
+        if let Some(group) = self.group.filter(|_| slots.iter().any(|s| s.pid.is_some())) {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+        for slot in slots.iter_mut() {
+            let Some(pid) = slot.pid else { continue };
+            // A worker outside the group (none should be) is stopped as well.
+            let _ = kill(pid, Signal::SIGKILL);
+            loop {
+                match waitpid(pid, None) {
+                    Ok(status) if ended(slot, status, worker_errors) => break,
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.group = None;
+        self.marks.push(
+            (slots.iter())
+                .map(|s| std::fs::metadata(&s.env.ledger).map_or(0, |m| m.len()))
+                .collect(),
+        );
+        let (mode, mut rng) = plan.power_cut(scenario, self.cuts);
+        let stopped = AllStopped::after_reaping_every_worker();
+        let report = pagecache::cut(&self.dir, mode, &mut rng, &stopped)?;
+        if self.verbose {
+            eprintln!("power cut {}: {report:#?}", self.cuts + 1);
+        }
+        let request = self.dir.join(CUT_REQUEST);
+        match std::fs::remove_file(&request) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::system(format!("removing {}", request.display()), e)),
+        }
+        self.cuts += 1;
+        outcome.power_cuts += 1;
+        *outcome.cut_modes.entry(mode.name().into()).or_default() += 1;
+        let now = std::time::Instant::now();
+        for slot in slots.iter_mut() {
+            slot.stalled = false;
+            slot.restart_at =
+                restart.then(|| now + std::time::Duration::from_millis(slot.env.spec.restart_ms));
+        }
+        Ok(())
+    }
+
+    /// Starts `slots[i]`'s worker in the seed's process group (leading a new one when no
+    /// worker lives).
+    pub(super) fn spawn(&mut self, slots: &mut [Slot], i: usize) -> Result<()> {
+        let join = self.group.filter(|_| slots.iter().any(|s| s.pid.is_some()));
+        spawn(&mut slots[i], &[], join)?;
+        if join.is_none() {
+            self.group = slots[i].pid;
+        }
+        Ok(())
+    }
+}
+
+/// Starts `slots[i]`'s worker, in the outage's process group when the seed models power
+/// loss.
+pub(super) fn start(outage: &mut Option<Outage>, slots: &mut [Slot], i: usize) -> Result<()> {
+    match outage {
+        Some(outage) => outage.spawn(slots, i),
+        None => spawn(&mut slots[i], &[], None),
+    }
+}

@@ -74,7 +74,11 @@ fn undo(f: &File, op: &Op) -> std::io::Result<Vec<u8>> {
             len,
             old,
         } => {
-            let mut new = vec![0; usize::try_from(*len).map_err(std::io::Error::other)?];
+            // What the write left: all of it, or less when its process was stopped between
+            // the record and the write (a write that never extended the file).
+            let size = f.metadata()?.len();
+            let there = (*len).min(size.saturating_sub(*offset));
+            let mut new = vec![0; usize::try_from(there).map_err(std::io::Error::other)?];
             f.read_exact_at(&mut new, *offset)?;
             f.write_all_at(old, *offset)?;
             if *old_size < offset + len {
@@ -102,12 +106,17 @@ fn undo(f: &File, op: &Op) -> std::io::Result<Vec<u8>> {
 fn apply(f: &File, op: &Op, new: &[u8], new_sectors: Option<&[u64]>) -> std::io::Result<()> {
     let index = |n: u64| usize::try_from(n).map_err(std::io::Error::other);
     match (op, new_sectors) {
-        (Op::Write { offset, len, .. }, Some(sectors)) => {
+        (Op::Write { offset, .. }, Some(sectors)) => {
+            // The bytes the write left (all of them, unless it never reached the file).
+            let len = &(new.len() as u64);
             for s in sectors {
                 let (lo, hi) = (
                     (s * SECTOR).max(*offset),
                     ((s + 1) * SECTOR).min(offset + len),
                 );
+                if lo >= hi {
+                    continue;
+                }
                 f.write_all_at(&new[index(lo - offset)?..index(hi - offset)?], lo)?;
             }
             if f.metadata()?.len() < offset + len {

@@ -461,7 +461,8 @@ impl SeedRun<'_> {
             variant,
             &outcome.acked_by_kind,
             outcome.restarts,
-            outcome.kills + outcome.faults_landed + outcome.power_cuts,
+            // A power cut stops every worker.
+            outcome.kills + outcome.faults_landed + outcome.power_cuts * self.slots.len() as u32,
         );
         Ok(())
     }

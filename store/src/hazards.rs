@@ -160,9 +160,6 @@ fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
         conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
     }
-    if h.contains(Hazard::SyncOff) {
-        conn.pragma_update(None, "synchronous", "OFF")?;
-    }
     if h.contains(Hazard::JournalOff) {
         let _: rusqlite::Result<String> =
             conn.pragma_update_and_check(None, "journal_mode", "OFF", |r| r.get(0));
@@ -284,6 +281,21 @@ impl Hooks for HazardSet {
     /// Upstream connected afresh for every request and poll, reads included.
     fn connects_per_operation(&self) -> bool {
         self.contains(Hazard::ConnectPerOperation)
+    }
+
+    /// `sync-off` wins over `sync-normal` when both are on.
+    fn synchronous(&self) -> &'static str {
+        if self.contains(Hazard::SyncOff) {
+            "OFF"
+        } else if self.contains(Hazard::SyncNormal) {
+            "NORMAL"
+        } else {
+            "FULL"
+        }
+    }
+
+    fn syncs_folders(&self) -> bool {
+        !self.contains(Hazard::NoDirFsync)
     }
 
     fn journal_mode(&self) -> &'static str {

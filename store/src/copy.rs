@@ -159,15 +159,16 @@ pub(crate) fn to_new_file(
     let n = PARTIALS.fetch_add(1, Ordering::Relaxed);
     let partial = dir.join(format!("{prefix}{}-{n}", std::process::id()));
     let written = write_checked(conn, path, &partial, dest).and_then(|()| {
-        ns.link(&partial, dest).map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
-                path: dest.to_path_buf(),
-            },
-            _ => Error::Io {
-                path: dest.to_path_buf(),
-                source,
-            },
-        })
+        ns.link(&partial, dest)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                    path: dest.to_path_buf(),
+                },
+                _ => Error::Io {
+                    path: dest.to_path_buf(),
+                    source,
+                },
+            })
     });
     remove_partial(&partial, ns);
     written?;

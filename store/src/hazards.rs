@@ -500,3 +500,29 @@ pub fn damage_unique_index(db: &Path) -> rusqlite::Result<()> {
     )?;
     unswap(&Connection::open(db)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection gets the `synchronous` its hazards ask for (FULL without them).
+    #[test]
+    fn sync_off_and_sync_normal_set_synchronous_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kanban.db");
+        let none = HazardSet::default();
+        for (hazards, want) in [
+            (none, 2),
+            (none.with(Hazard::SyncNormal), 1),
+            (none.with(Hazard::SyncOff), 0),
+            (none.with(Hazard::SyncOff).with(Hazard::SyncNormal), 0),
+        ] {
+            let cfg = StoreConfig::new(crate::Role::Worker).hazards(hazards);
+            let conn = crate::open::connect(&db, &cfg, crate::open::Access::Create).unwrap();
+            let got: i64 = conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(got, want, "{hazards:?}");
+        }
+    }
+}

@@ -297,13 +297,7 @@ fn write_partial(snapshot: &Connection, dir: &Path, name: &str, ns: &Namespace) 
 /// Renames `partial` to `dest` and fsyncs the folder. With `replacing`, the file at `dest`
 /// is no whole copy; the sidecars SQLite may have left beside it go first, so that no
 /// stale journal or WAL is ever applied to the new copy.
-fn install(
-    partial: &Path,
-    dir: &Path,
-    dest: &Path,
-    replacing: bool,
-    ns: &Namespace,
-) -> Result<()> {
+fn install(partial: &Path, dir: &Path, dest: &Path, replacing: bool, ns: &Namespace) -> Result<()> {
     if replacing {
         for sidecar in ["-journal", "-wal", "-shm"] {
             let mut side = dest.as_os_str().to_owned();

@@ -55,7 +55,7 @@ pub struct FileCut {
 /// A namespace change the cut undid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NsUndo {
-    /// A created file removed.
+    /// A created file, or a new name made by a hard link, removed.
     Removed(String),
     /// A deleted (or replaced) file brought back.
     Restored(String),
@@ -191,8 +191,9 @@ fn file_cut(inode: &super::history::Inode, plan: &FilePlan) -> FileCut {
     }
 }
 
-/// Overwrites one sector of one pending write (kept or not) with random bytes: a sector
-/// within the file's size as rewritten, chosen uniformly among the writes that have one.
+/// Overwrites one whole sector of one pending write (kept or not) with random bytes: an
+/// aligned sector wholly within the file's size as rewritten (a partial last sector is
+/// never a candidate), chosen uniformly among the writes that have one.
 fn trash(
     dir: &Path,
     history: &History,
@@ -208,21 +209,22 @@ fn trash(
         let size = std::fs::metadata(&path)
             .map_err(|e| Error::io("stat of", &path, e))?
             .len();
+        let whole = size / SECTOR; // the sectors wholly within the file
         for op in &history.inodes[*ino].pending {
             if let Op::Write { offset, len, .. } = op
                 && let Some((a, b)) = sectors(*offset, *len)
-                && a * SECTOR < size
+                && a < whole
             {
-                candidates.push((p, path.clone(), a, b.min((size - 1) / SECTOR), size));
+                candidates.push((p, path.clone(), a, b.min(whole - 1)));
             }
         }
     }
     if candidates.is_empty() {
         return Ok(());
     }
-    let (p, path, a, b, size) = candidates.swap_remove(rng.random_range(0..candidates.len()));
+    let (p, path, a, b) = candidates.swap_remove(rng.random_range(0..candidates.len()));
     let sector = rng.random_range(a..=b);
-    let mut junk = vec![0u8; usize::try_from((size - sector * SECTOR).min(SECTOR)).unwrap_or(0)];
+    let mut junk = [0u8; SECTOR as usize];
     rng.fill(&mut junk[..]);
     let f = OpenOptions::new()
         .write(true)
@@ -241,7 +243,7 @@ fn undo_ns(dir: &Path, op: &NsOp) -> Result<NsUndo> {
         std::fs::rename(from, to).map_err(|e| Error::io("renaming", from, e))
     };
     Ok(match op {
-        NsOp::Create { name, .. } => {
+        NsOp::Create { name, .. } | NsOp::Link { name } => {
             let p = dir.join(name);
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -291,3 +291,6 @@ fn kill_self() {
         libc::kill(libc::getpid(), libc::SIGKILL);
     }
 }
+
+// The store's own namespace changes, for the page-cache model (its files observer).
+mod store_files;

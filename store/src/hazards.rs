@@ -6,6 +6,9 @@
 //! code at the time of the bug report. None of this exists in a build without the feature.
 //!
 //! This module is, with `lock`, allowed to touch files with `std::fs`: that is the point.
+//! Its renames, links and removes of board files go through `copy.rs`'s `Namespace`, so
+//! the files observer (the harness's power-cut model) sees them; none syncs a folder, as
+//! upstream did not.
 //!
 //! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 #![allow(clippy::disallowed_methods)]
@@ -28,6 +31,7 @@ pub use crate::hazard::{Hazard, HazardSet};
 
 use crate::check::{self, CheckLevel};
 use crate::config::StoreConfig;
+use crate::copy::Namespace;
 use crate::error::{Error, Result};
 use crate::place::{shm_path, wal_path};
 use crate::seam::Hooks;
@@ -68,8 +72,12 @@ fn before_connect(path: &Path, cfg: &StoreConfig) {
         return;
     }
     if OPENED.insert(path) {
-        let _ = std::fs::remove_file(wal_path(path));
-        let _ = std::fs::remove_file(shm_path(path));
+        let ns = Namespace::of(cfg);
+        for sidecar in [wal_path(path), shm_path(path)] {
+            if sidecar.exists() {
+                let _ = ns.remove(&sidecar);
+            }
+        }
     }
 }
 
@@ -147,7 +155,8 @@ fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
     let mut name = path.as_os_str().to_owned();
     name.push(".alias");
     let alias = PathBuf::from(name);
-    if std::fs::symlink_metadata(&alias).is_err() && std::fs::hard_link(path, &alias).is_err() {
+    if std::fs::symlink_metadata(&alias).is_err() && Namespace::of(cfg).link(path, &alias).is_err()
+    {
         return None;
     }
     Some(alias)
@@ -360,10 +369,13 @@ fn guard(path: &Path, cfg: &StoreConfig, conn: &Connection) {
         }
     }
     if h.contains(Hazard::ReplaceWhileOpen) {
-        let rebuilt = format!("{}.rebuild", path.display());
-        let _ = std::fs::remove_file(&rebuilt);
-        if conn.execute("VACUUM INTO ?1", [&rebuilt]).is_ok() {
-            let _ = std::fs::rename(&rebuilt, path);
+        let rebuilt = PathBuf::from(format!("{}.rebuild", path.display()));
+        let ns = Namespace::of(cfg);
+        if rebuilt.exists() {
+            let _ = ns.remove(&rebuilt);
+        }
+        if conn.execute("VACUUM INTO ?1", [rebuilt.to_str()]).is_ok() {
+            let _ = ns.rename(&rebuilt, path);
         }
     }
 }

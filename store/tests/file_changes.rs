@@ -175,3 +175,22 @@ fn a_repair_at_the_cap_evicts_before_the_rename_and_syncs_the_folder_after() {
         ]
     );
 }
+
+/// The hazards' own changes of board files are told too (here `hard-link-alias`'s link),
+/// so the power-cut model sees the upstream mistakes as they are made.
+#[cfg(feature = "hazards")]
+#[test]
+fn a_hazards_link_of_the_board_is_told() {
+    use kanban_store::hazards::{Hazard, HazardSet};
+    let cfg = StoreConfig::new(kanban_store::Role::Dashboard)
+        .hazards(HazardSet::default().with(Hazard::HardLinkAlias));
+    let (seen, mut b, db, _dir) = with_observer(cfg);
+    b.list_board().unwrap();
+    assert_eq!(
+        seen.lock().unwrap()[..],
+        [Linking {
+            from: db.clone(),
+            to: PathBuf::from(format!("{}.alias", db.display())),
+        }]
+    );
+}

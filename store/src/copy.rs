@@ -47,7 +47,7 @@ use crate::error::{Error, Result, SqlResultExt};
 /// The store's own renames, links, removes and syncs of files that are not a live board
 /// (see the module docs), told to a files observer and with the folder syncs the hooks
 /// want.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct Namespace {
     /// Told of every change (the configuration's files observer).
     observer: Option<FilesObserver>,
@@ -212,12 +212,14 @@ fn partial_prefix(dest: &Path) -> String {
 
 /// Removes the regular files in `dir` named `<prefix>` and `-`-separated fields, the
 /// `field`th (from 0) being the process id of their writer, whose writer is gone (killed
-/// midway; SQLite's sidecars of such a file included). A live writer's are left alone.
+/// midway; SQLite's sidecars of such a file included), then syncs `dir` if any was. A
+/// live writer's are left alone.
 pub(crate) fn sweep(dir: &Path, prefix: &str, field: usize, ns: &Namespace) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
     };
+    let mut swept = false;
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let writer = entry
@@ -228,9 +230,13 @@ pub(crate) fn sweep(dir: &Path, prefix: &str, field: usize, ns: &Namespace) -> R
             .and_then(|pid| pid.parse::<i32>().ok());
         if writer.is_some_and(|pid| !alive(pid)) && entry.metadata().is_ok_and(|m| m.is_file()) {
             remove_partial(&entry.path(), ns);
+            swept = true;
         }
     }
-    Ok(())
+    match swept {
+        true => ns.sync_folder(dir),
+        false => Ok(()),
+    }
 }
 
 /// Removes a temporary copy file, if it can (else a later sweep will).

@@ -194,3 +194,27 @@ fn a_hazards_link_of_the_board_is_told() {
         }]
     );
 }
+
+/// A dead writer's partial file swept by a copy that finds its copy already kept: removed,
+/// and the folder synced, though nothing else changes.
+#[test]
+fn a_swept_partial_is_removed_then_its_folder_synced() {
+    let (seen, mut b, db, _dir) = with_observer(gateway());
+    let Quarantined::Saved(copy) = b.quarantine().unwrap() else {
+        panic!("the first copy is saved")
+    };
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    };
+    let folder = quarantine::folder(&db);
+    let partial = folder.join(format!(".partial-{}-{dead}-0", "0".repeat(24)));
+    write(&partial, b"half a copy");
+    seen.lock().unwrap().clear();
+    assert_eq!(b.quarantine().unwrap(), Quarantined::AlreadyKept(copy));
+    assert_eq!(
+        seen.lock().unwrap()[..],
+        [Removing(partial), DirSynced(folder)]
+    );
+}

@@ -48,7 +48,8 @@ pub struct FileCut {
     pub undone: Vec<usize>,
     /// The torn write, if this file has it.
     pub torn: Option<Torn>,
-    /// The sector overwritten with random bytes, if this file has it.
+    /// The sector overwritten with random bytes, if this file has it: its index, so bytes
+    /// `index * 512 .. index * 512 + 512`, all of them within the file.
     pub trashed: Option<u64>,
 }
 

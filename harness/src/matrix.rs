@@ -80,6 +80,16 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
             NotByKills,
             "bites only on power loss or an OS crash, which killing processes cannot show",
         ),
+        Hazard::SyncNormal => (
+            "kill-during-commit",
+            NotByKills,
+            "bites only on power loss (a suffix of acknowledged commits rolled back), which killing processes cannot show",
+        ),
+        Hazard::NoDirFsync => (
+            "health-guard",
+            NotByKills,
+            "bites only on power loss (a quarantine copy or backup reported made is gone), which killing processes cannot show",
+        ),
         Hazard::ConnectPerOperation => (
             "issue-33169",
             NotByKills,

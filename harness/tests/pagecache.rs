@@ -657,3 +657,54 @@ fn a_write_recorded_but_never_made_changes_nothing() {
         }
     }
 }
+
+/// What `copy.rs` does for a backup, inside the board folder: the new copy written and
+/// synced under a temporary name, linked to its name, the temporary name removed. Until the
+/// folder is synced, a cut may undo all of it; after, the copy stays, with its content.
+#[test]
+fn a_hard_link_is_undone_until_its_folder_is_synced_and_outlives_its_first_name() {
+    let copy = |synced: bool| {
+        let mut b = Board::new(&[]);
+        std::fs::create_dir(b.path("q")).unwrap();
+        b.create("q/.p");
+        b.write("q/.p", 0, &bytes(1024, 3));
+        b.sync("q/.p");
+        b.rec.link("q/.p", "q/c").unwrap();
+        std::fs::hard_link(b.path("q/.p"), b.path("q/c")).unwrap();
+        b.delete("q/.p");
+        if synced {
+            b.rec.dir_sync("q").unwrap();
+        }
+        let report = b.cut(Mode::LoseUnsynced, 0);
+        (b.read("q/c"), b.read("q/.p"), report.namespace)
+    };
+    assert_eq!(
+        copy(false),
+        (
+            None,
+            None,
+            vec![
+                NsUndo::Restored("q/.p".into()),
+                NsUndo::Removed("q/c".into()),
+                NsUndo::Removed("q/.p".into()),
+            ]
+        )
+    );
+    assert_eq!(copy(true), (Some(bytes(1024, 3)), None, vec![]));
+}
+
+/// A linked file's unsynced writes are rewritten under the name it keeps once the first
+/// name is gone.
+#[test]
+fn an_unsynced_write_to_a_linked_file_is_undone_under_its_new_name() {
+    let mut b = Board::new(&[("p", bytes(512, 1))]);
+    b.write("p", 0, &bytes(512, 2));
+    b.rec.link("p", "c").unwrap();
+    std::fs::hard_link(b.path("p"), b.path("c")).unwrap();
+    b.delete("p");
+    b.rec.dir_sync("").unwrap();
+    let report = b.cut(Mode::LoseUnsynced, 0);
+    assert_eq!(b.read("c").unwrap(), bytes(512, 1));
+    assert_eq!(b.read("p"), None);
+    assert_eq!(only(&report, "c").undone, [0]);
+}

@@ -560,9 +560,10 @@ impl Board {
     pub fn quarantine(&mut self) -> Result<Quarantined> {
         let cap = self.config.quarantine_cap;
         let observer = self.config.observer.clone();
+        let ns = crate::copy::Namespace::of(&self.config);
         self.with_reader(|c, p| {
             in_phase(observer.as_ref(), Phase::Quarantine, || {
-                quarantine::keep(c, p, cap, quarantine::AtCap::Skip)
+                quarantine::keep(c, p, cap, quarantine::AtCap::Skip, &ns)
             })
         })
     }
@@ -574,7 +575,8 @@ impl Board {
     /// checked; only a whole copy gets `dest`'s name, and a killed copy leaves nothing at
     /// `dest` (the store's `copy` module). Something at `dest` already: [`Error::AlreadyExists`].
     pub fn backup_to(&mut self, dest: &Path) -> Result<()> {
-        self.with_reader(|c, p| crate::copy::to_new_file(c, p, dest))
+        let ns = crate::copy::Namespace::of(&self.config);
+        self.with_reader(|c, p| crate::copy::to_new_file(c, p, dest, &ns))
     }
 
     /// Runs `f` on the read-only connection if there is one, else on the session's.

@@ -8,6 +8,7 @@
 //! Layer: ground (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,6 +155,38 @@ pub(crate) fn in_phase<T>(
     }
 }
 
+/// A change the store itself makes to the names of a board's files, or a sync it makes
+/// itself with `std::fs` (quarantine copies, online copies: `copy.rs`, `quarantine.rs`),
+/// as a [`FilesObserver`] sees it. Paths are full paths. SQLite's own file work (the board,
+/// its journal and WAL, the files it writes for a copy) goes through its VFS and is not
+/// told here; nor are `<db>.lock` and `<db>.sock`, which hold no board data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FileChange {
+    /// Told just before `from` is renamed onto `to`.
+    Renaming {
+        /// The old name.
+        from: PathBuf,
+        /// The new name (replaced if it exists).
+        to: PathBuf,
+    },
+    /// Told just before `to` is made a new name (a hard link) of the file `from`.
+    Linking {
+        /// The existing name.
+        from: PathBuf,
+        /// The new name.
+        to: PathBuf,
+    },
+    /// Told just before the file is removed.
+    Removing(PathBuf),
+    /// Told after the file's content was fsynced (a quarantine copy the store syncs itself).
+    FileSynced(PathBuf),
+    /// Told after the folder was fsynced: every change of its names before is durable.
+    DirSynced(PathBuf),
+}
+
+/// Called at each [`FileChange`] (before a rename, link or remove; after a sync).
+pub type FilesObserver = Arc<dyn Fn(&FileChange) + Send + Sync>;
+
 /// One builder method per setting: `name(value)` sets the field of that name.
 macro_rules! setters {
     ($($field:ident: $ty:ty,)*) => {
@@ -238,6 +271,10 @@ pub struct StoreConfig {
     /// Told when the store enters and leaves a [`Phase`]. Default none: only the fault
     /// harness acts inside phases.
     pub observer: Option<PhaseObserver>,
+    /// Told of the store's own changes to the names of board files and its own syncs
+    /// ([`FileChange`]). Default none: only the fault harness, whose power-cut model
+    /// cannot see them otherwise, listens.
+    pub files_observer: Option<FilesObserver>,
     /// Open a board on a network or user-space file system (NFS, SMB, FUSE, ...; see
     /// `filesystem.rs`) instead of refusing it. Only when every process using the
     /// board is on one host: WAL's shared memory and OFD locks do not work across hosts.
@@ -264,6 +301,7 @@ impl StoreConfig {
             on_damage: DamagePolicy::default(),
             clock: Arc::new(SystemClock),
             observer: None,
+            files_observer: None,
             allow_network_fs: false,
             #[cfg(feature = "hazards")]
             hazards: crate::hazard::HazardSet::default(),
@@ -309,6 +347,12 @@ impl StoreConfig {
         self
     }
 
+    /// Sets [`StoreConfig::files_observer`].
+    pub fn files_observer(mut self, observer: FilesObserver) -> Self {
+        self.files_observer = Some(observer);
+        self
+    }
+
     #[cfg(feature = "hazards")]
     setters! {
         hazards: crate::hazard::HazardSet,
@@ -329,6 +373,7 @@ impl fmt::Debug for StoreConfig {
             .field("socket_group", &self.socket_group)
             .field("on_damage", &self.on_damage)
             .field("observer", &self.observer.is_some())
+            .field("files_observer", &self.files_observer.is_some())
             .field("allow_network_fs", &self.allow_network_fs);
         #[cfg(feature = "hazards")]
         s.field("hazards", &self.hazards);

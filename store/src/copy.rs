@@ -27,6 +27,12 @@
 //! module links and removes them with `std::fs` (each use allowed where it happens). The
 //! live board is only ever read through the backup API.
 //!
+//! **The store's own namespace changes** (here and in `quarantine.rs`) all go through
+//! [`Namespace`]: it tells the configuration's files observer of each rename, link and
+//! remove before it is made and of each sync after it succeeded (the harness's power-cut
+//! model sees SQLite's file work through its VFS, but not these), and it fsyncs folders
+//! unless the `no-dir-fsync` hazard's hook says not to.
+//!
 //! Layer: work (the layer order is in `store/ARCHITECTURE.md`).
 
 use std::path::Path;
@@ -35,7 +41,79 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
+use crate::config::{FileChange, FilesObserver, StoreConfig};
 use crate::error::{Error, Result, SqlResultExt};
+
+/// The store's own renames, links, removes and syncs of files that are not a live board
+/// (see the module docs), told to a files observer and with the folder syncs the hooks
+/// want.
+#[derive(Default)]
+pub(crate) struct Namespace {
+    /// Told of every change (the configuration's files observer).
+    observer: Option<FilesObserver>,
+    /// Folder syncs are skipped (the `no-dir-fsync` hazard).
+    skip_dir_syncs: bool,
+}
+
+impl Namespace {
+    /// The namespace changes of a board opened with `cfg`.
+    pub(crate) fn of(cfg: &StoreConfig) -> Namespace {
+        Namespace {
+            observer: cfg.files_observer.clone(),
+            skip_dir_syncs: !cfg.hooks().syncs_folders(),
+        }
+    }
+
+    fn tell(&self, change: impl FnOnce() -> FileChange) {
+        if let Some(observe) = &self.observer {
+            observe(&change());
+        }
+    }
+
+    /// Renames `from` onto `to`.
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.tell(|| FileChange::Renaming {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        });
+        #[allow(clippy::disallowed_methods)] // a copy's files, never a live board
+        std::fs::rename(from, to)
+    }
+
+    /// Gives the file `from` the new name `to` (refused if `to` exists).
+    pub(crate) fn link(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.tell(|| FileChange::Linking {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        });
+        #[allow(clippy::disallowed_methods)] // a copy's files, never a live board
+        std::fs::hard_link(from, to)
+    }
+
+    /// Removes `file`.
+    pub(crate) fn remove(&self, file: &Path) -> std::io::Result<()> {
+        self.tell(|| FileChange::Removing(file.to_path_buf()));
+        #[allow(clippy::disallowed_methods)] // a copy's files, never a live board
+        std::fs::remove_file(file)
+    }
+
+    /// fsyncs `file` (a copy that no session opens).
+    pub(crate) fn sync_file(&self, file: &Path) -> Result<()> {
+        fsync(file)?;
+        self.tell(|| FileChange::FileSynced(file.to_path_buf()));
+        Ok(())
+    }
+
+    /// fsyncs the folder `dir`, so its entries are durable (nothing with `no-dir-fsync`).
+    pub(crate) fn sync_folder(&self, dir: &Path) -> Result<()> {
+        if self.skip_dir_syncs {
+            return Ok(());
+        }
+        fsync(dir)?;
+        self.tell(|| FileChange::DirSynced(dir.to_path_buf()));
+        Ok(())
+    }
+}
 
 /// Copies the whole database behind `conn` (the board at `path`) into `out` (bound for
 /// `dest`) in one backup step (see the module docs); returns the source's page count.
@@ -64,7 +142,12 @@ pub(crate) fn step_whole(
 /// Writes a copy of the board behind `conn` (at `path`) to `dest`, a new file (see the
 /// module docs). Something at `dest` already, or appearing there meanwhile:
 /// [`Error::AlreadyExists`].
-pub(crate) fn to_new_file(conn: &Connection, path: &Path, dest: &Path) -> Result<()> {
+pub(crate) fn to_new_file(
+    conn: &Connection,
+    path: &Path,
+    dest: &Path,
+    ns: &Namespace,
+) -> Result<()> {
     if std::fs::symlink_metadata(dest).is_ok() {
         return Err(Error::AlreadyExists {
             path: dest.to_path_buf(),
@@ -72,24 +155,24 @@ pub(crate) fn to_new_file(conn: &Connection, path: &Path, dest: &Path) -> Result
     }
     let dir = crate::place::folder_of(dest);
     let prefix = partial_prefix(dest);
-    sweep(&dir, &prefix, 0)?;
+    sweep(&dir, &prefix, 0, ns)?;
     let n = PARTIALS.fetch_add(1, Ordering::Relaxed);
     let partial = dir.join(format!("{prefix}{}-{n}", std::process::id()));
     let written = write_checked(conn, path, &partial, dest).and_then(|()| {
-        #[allow(clippy::disallowed_methods)] // the new copy under its temporary name
-        std::fs::hard_link(&partial, dest).map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
-                path: dest.to_path_buf(),
-            },
-            _ => Error::Io {
-                path: dest.to_path_buf(),
-                source,
-            },
-        })
+        ns.link(&partial, dest)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                    path: dest.to_path_buf(),
+                },
+                _ => Error::Io {
+                    path: dest.to_path_buf(),
+                    source,
+                },
+            })
     });
-    remove_partial(&partial);
+    remove_partial(&partial, ns);
     written?;
-    sync_folder(&dir)
+    ns.sync_folder(&dir)
 }
 
 /// Writes the copy into a new file at `partial` and checks it: `quick_check`, the source's
@@ -129,12 +212,14 @@ fn partial_prefix(dest: &Path) -> String {
 
 /// Removes the regular files in `dir` named `<prefix>` and `-`-separated fields, the
 /// `field`th (from 0) being the process id of their writer, whose writer is gone (killed
-/// midway; SQLite's sidecars of such a file included). A live writer's are left alone.
-pub(crate) fn sweep(dir: &Path, prefix: &str, field: usize) -> Result<()> {
+/// midway; SQLite's sidecars of such a file included), then syncs `dir` if any was. A
+/// live writer's are left alone.
+pub(crate) fn sweep(dir: &Path, prefix: &str, field: usize, ns: &Namespace) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
     };
+    let mut swept = false;
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let writer = entry
@@ -144,16 +229,19 @@ pub(crate) fn sweep(dir: &Path, prefix: &str, field: usize) -> Result<()> {
             .and_then(|rest| rest.split('-').nth(field))
             .and_then(|pid| pid.parse::<i32>().ok());
         if writer.is_some_and(|pid| !alive(pid)) && entry.metadata().is_ok_and(|m| m.is_file()) {
-            remove_partial(&entry.path());
+            remove_partial(&entry.path(), ns);
+            swept = true;
         }
     }
-    Ok(())
+    match swept {
+        true => ns.sync_folder(dir),
+        false => Ok(()),
+    }
 }
 
 /// Removes a temporary copy file, if it can (else a later sweep will).
-fn remove_partial(partial: &Path) {
-    #[allow(clippy::disallowed_methods)] // a copy's temporary file, never a live board
-    let _ = std::fs::remove_file(partial);
+pub(crate) fn remove_partial(partial: &Path, ns: &Namespace) {
+    let _ = ns.remove(partial);
 }
 
 /// True unless no process `pid` exists (a process of another user exists too).
@@ -162,13 +250,13 @@ fn alive(pid: i32) -> bool {
     nix::sys::signal::kill(pid, None) != Err(nix::errno::Errno::ESRCH)
 }
 
-/// fsyncs a folder, so its entries are durable.
-pub(crate) fn sync_folder(dir: &Path) -> Result<()> {
-    #[allow(clippy::disallowed_methods)] // a folder: its descriptor holds no lock of the board
-    std::fs::File::open(dir)
+/// fsyncs a folder or a file that no session opens (a copy).
+fn fsync(at: &Path) -> Result<()> {
+    #[allow(clippy::disallowed_methods)] // a folder or a copy: no lock of the board on it
+    std::fs::File::open(at)
         .and_then(|f| f.sync_all())
         .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
+            path: at.to_path_buf(),
             source,
         })
 }

@@ -35,6 +35,15 @@ pub enum Hazard {
     JournalOff,
     /// `synchronous=OFF`: bites only on power loss, which process kills cannot show.
     SyncOff,
+    /// `synchronous=NORMAL` instead of FULL. In WAL mode SQLite then syncs the WAL only at a
+    /// checkpoint, not at each commit: a power cut may roll back a suffix of acknowledged
+    /// commits (those after the WAL's last sync), but never damages the board. Process kills
+    /// cannot show it (the page cache keeps every write).
+    SyncNormal,
+    /// The store's own quarantine and backup renames, links and removes are not followed by
+    /// a sync of their folder: after a power cut a copy reported kept or made may be gone
+    /// (or a removed one back). Process kills cannot show it.
+    NoDirFsync,
     /// A new (read-write) connection for every operation, reads included, closed right after.
     ConnectPerOperation,
     /// No lock of our own around sessions: a process takes a blocking `flock` on `<db>.lock`
@@ -59,7 +68,7 @@ pub enum Hazard {
 
 impl Hazard {
     /// Every hazard.
-    pub const ALL: [Hazard; 18] = [
+    pub const ALL: [Hazard; 20] = [
         Hazard::RawHeaderPeek,
         Hazard::CopySidecarsOnCheck,
         Hazard::IntegrityOnConnect,
@@ -78,6 +87,8 @@ impl Hazard {
         Hazard::IntegrityOncePerProcess,
         Hazard::RawPathSiblings,
         Hazard::ForgetRequestIds,
+        Hazard::SyncNormal,
+        Hazard::NoDirFsync,
     ];
 
     /// The switch's name (as in `hazard:<name>`).
@@ -101,6 +112,8 @@ impl Hazard {
             Hazard::IntegrityOncePerProcess => "integrity-once-per-process",
             Hazard::RawPathSiblings => "raw-path-siblings",
             Hazard::ForgetRequestIds => "forget-request-ids",
+            Hazard::SyncNormal => "sync-normal",
+            Hazard::NoDirFsync => "no-dir-fsync",
         }
     }
 
@@ -109,9 +122,13 @@ impl Hazard {
         Hazard::ALL.into_iter().find(|h| h.name() == name)
     }
 
-    /// Whether process kills can show the damage at all (`sync-off` needs a power loss).
+    /// Whether process kills can show the damage at all (`sync-off`, `sync-normal` and
+    /// `no-dir-fsync` need a power loss).
     pub fn visible_to_kills(self) -> bool {
-        self != Hazard::SyncOff
+        !matches!(
+            self,
+            Hazard::SyncOff | Hazard::SyncNormal | Hazard::NoDirFsync
+        )
     }
 }
 

@@ -6,6 +6,9 @@
 //! code at the time of the bug report. None of this exists in a build without the feature.
 //!
 //! This module is, with `lock`, allowed to touch files with `std::fs`: that is the point.
+//! Its renames, links and removes of board files go through `copy.rs`'s `Namespace`, so
+//! the files observer (the harness's power-cut model) sees them; none syncs a folder, as
+//! upstream did not.
 //!
 //! Layer: maintenance (the layer order is in `store/ARCHITECTURE.md`).
 #![allow(clippy::disallowed_methods)]
@@ -28,6 +31,7 @@ pub use crate::hazard::{Hazard, HazardSet};
 
 use crate::check::{self, CheckLevel};
 use crate::config::StoreConfig;
+use crate::copy::Namespace;
 use crate::error::{Error, Result};
 use crate::place::{shm_path, wal_path};
 use crate::seam::Hooks;
@@ -68,8 +72,12 @@ fn before_connect(path: &Path, cfg: &StoreConfig) {
         return;
     }
     if OPENED.insert(path) {
-        let _ = std::fs::remove_file(wal_path(path));
-        let _ = std::fs::remove_file(shm_path(path));
+        let ns = Namespace::of(cfg);
+        for sidecar in [wal_path(path), shm_path(path)] {
+            if sidecar.exists() {
+                let _ = ns.remove(&sidecar);
+            }
+        }
     }
 }
 
@@ -147,7 +155,8 @@ fn alias(path: &Path, cfg: &StoreConfig) -> Option<PathBuf> {
     let mut name = path.as_os_str().to_owned();
     name.push(".alias");
     let alias = PathBuf::from(name);
-    if std::fs::symlink_metadata(&alias).is_err() && std::fs::hard_link(path, &alias).is_err() {
+    if std::fs::symlink_metadata(&alias).is_err() && Namespace::of(cfg).link(path, &alias).is_err()
+    {
         return None;
     }
     Some(alias)
@@ -159,9 +168,6 @@ fn configure(conn: &Connection, cfg: &StoreConfig) -> rusqlite::Result<()> {
     if h.contains(Hazard::AutocheckpointEverywhere) {
         conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
-    }
-    if h.contains(Hazard::SyncOff) {
-        conn.pragma_update(None, "synchronous", "OFF")?;
     }
     if h.contains(Hazard::JournalOff) {
         let _: rusqlite::Result<String> =
@@ -286,6 +292,21 @@ impl Hooks for HazardSet {
         self.contains(Hazard::ConnectPerOperation)
     }
 
+    /// `sync-off` wins over `sync-normal` when both are on.
+    fn synchronous(&self) -> &'static str {
+        if self.contains(Hazard::SyncOff) {
+            "OFF"
+        } else if self.contains(Hazard::SyncNormal) {
+            "NORMAL"
+        } else {
+            "FULL"
+        }
+    }
+
+    fn syncs_folders(&self) -> bool {
+        !self.contains(Hazard::NoDirFsync)
+    }
+
     fn journal_mode(&self) -> &'static str {
         if self.contains(Hazard::JournalOff) {
             "off"
@@ -348,10 +369,13 @@ fn guard(path: &Path, cfg: &StoreConfig, conn: &Connection) {
         }
     }
     if h.contains(Hazard::ReplaceWhileOpen) {
-        let rebuilt = format!("{}.rebuild", path.display());
-        let _ = std::fs::remove_file(&rebuilt);
-        if conn.execute("VACUUM INTO ?1", [&rebuilt]).is_ok() {
-            let _ = std::fs::rename(&rebuilt, path);
+        let rebuilt = PathBuf::from(format!("{}.rebuild", path.display()));
+        let ns = Namespace::of(cfg);
+        if rebuilt.exists() {
+            let _ = ns.remove(&rebuilt);
+        }
+        if conn.execute("VACUUM INTO ?1", [rebuilt.to_str()]).is_ok() {
+            let _ = ns.rename(&rebuilt, path);
         }
     }
 }
@@ -487,4 +511,30 @@ pub fn damage_unique_index(db: &Path) -> rusqlite::Result<()> {
         [],
     )?;
     unswap(&Connection::open(db)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection gets the `synchronous` its hazards ask for (FULL without them).
+    #[test]
+    fn sync_off_and_sync_normal_set_synchronous_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kanban.db");
+        let none = HazardSet::default();
+        for (hazards, want) in [
+            (none, 2),
+            (none.with(Hazard::SyncNormal), 1),
+            (none.with(Hazard::SyncOff), 0),
+            (none.with(Hazard::SyncOff).with(Hazard::SyncNormal), 0),
+        ] {
+            let cfg = StoreConfig::new(crate::Role::Worker).hazards(hazards);
+            let conn = crate::open::connect(&db, &cfg, crate::open::Access::Create).unwrap();
+            let got: i64 = conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(got, want, "{hazards:?}");
+        }
+    }
 }

@@ -93,7 +93,9 @@ pub mod hazards;
 
 pub use board::Board;
 pub use check::{CheckLevel, CheckReport, run as check_connection};
-pub use config::{Clock, Phase, PhaseObserver, Role, StoreConfig, SystemClock};
+pub use config::{
+    Clock, FileChange, FilesObserver, Phase, PhaseObserver, Role, StoreConfig, SystemClock,
+};
 pub use damage_policy::{DamagePolicy, OnDamage};
 pub use error::{Error, ErrorKind, Result, UnknownErrorKind};
 pub use info::BoardInfo;

@@ -222,7 +222,7 @@ pub(crate) fn connect(path: &Path, cfg: &StoreConfig, access: Access) -> Result<
     let setup = || -> rusqlite::Result<()> {
         conn.busy_timeout(cfg.busy_timeout)?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "synchronous", hooks.synchronous())?;
         // R6: only the owner checkpoints, and only by an explicit call whose result it sees.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let owner = cfg.role.owns_checkpoints() && access != Access::ReadOnly;

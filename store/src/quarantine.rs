@@ -61,7 +61,7 @@ use std::time::SystemTime;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-use crate::copy::sync_folder as sync;
+use crate::copy::{Namespace, remove_partial as discard};
 use crate::error::{Error, Result, SqlResultExt};
 // Defined in the ground layer (a check report holds one), public here as it always was.
 pub use crate::types::Quarantined;
@@ -126,23 +126,30 @@ pub fn list(path: &Path) -> Result<Vec<PathBuf>> {
 
 /// Removes quarantine copies of the board at `path`, keeping the `keep` newest (`0` removes
 /// them all); returns the removed paths, oldest first. Only copies are removed: nothing
-/// else in the folder, and nothing at all when the folder is not a plain directory.
+/// else in the folder, and nothing at all when the folder is not a plain directory. The
+/// folder is fsynced after, so the copies reported removed stay removed.
 pub fn prune(path: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let ns = Namespace::default(); // no observer: the CLI's prune
     let mut copies = list(path)?;
     copies.truncate(copies.len().saturating_sub(keep));
     for copy in &copies {
-        remove(copy)?;
+        remove(copy, &ns)?;
+    }
+    if !copies.is_empty() {
+        ns.sync_folder(&folder(path))?;
     }
     Ok(copies)
 }
 
 /// Copies the database behind `conn` into the quarantine folder, unless a whole identical
-/// copy is there already or `cap` copies are (then `at_cap` decides).
+/// copy is there already or `cap` copies are (then `at_cap` decides). Its files are
+/// renamed, removed and synced through `ns`.
 pub(crate) fn keep(
     conn: &Connection,
     path: &Path,
     cap: usize,
     at_cap: AtCap,
+    ns: &Namespace,
 ) -> Result<Quarantined> {
     // One step under one read transaction: it finishes while others write (see
     // [`crate::copy`]).
@@ -153,7 +160,7 @@ pub(crate) fn keep(
     let dest = dir.join(format!("{name}.db"));
     let exists = checked_folder(path)?.is_some();
     if exists {
-        sweep_partials(&dir)?;
+        sweep_partials(&dir, ns)?;
     }
     let copies = list(path)?;
     let present = copies.contains(&dest);
@@ -174,16 +181,16 @@ pub(crate) fn keep(
         _ => 0,
     };
     if !exists {
-        create_folder(&dir)?;
+        create_folder(&dir, ns)?;
     }
     // The copy is whole before any old one goes, so a failed copy (a full disk) evicts
     // nothing; evictions come before the rename, so a kill never leaves more than the cap.
-    let partial = write_partial(&snapshot, &dir, &name)?;
+    let partial = write_partial(&snapshot, &dir, &name, ns)?;
     let evicted: Vec<PathBuf> = copies.into_iter().take(evict).collect();
     for old in &evicted {
-        remove(old).inspect_err(|_| discard(&partial))?;
+        remove(old, ns).inspect_err(|_| discard(&partial, ns))?;
     }
-    install(&partial, &dir, &dest, present).inspect_err(|_| discard(&partial))?;
+    install(&partial, &dir, &dest, present, ns).inspect_err(|_| discard(&partial, ns))?;
     Ok(match (present, evicted.is_empty()) {
         (true, _) => Quarantined::Replaced(dest),
         (false, true) => Quarantined::Saved(dest),
@@ -238,7 +245,7 @@ fn checked_folder(path: &Path) -> Result<Option<PathBuf>> {
 }
 
 /// Creates the quarantine folder and makes its entry durable in the board's folder.
-fn create_folder(dir: &Path) -> Result<()> {
+fn create_folder(dir: &Path, ns: &Namespace) -> Result<()> {
     match std::fs::create_dir(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(Error::Io {
@@ -248,7 +255,7 @@ fn create_folder(dir: &Path) -> Result<()> {
         }
         _ => {}
     }
-    sync(dir.parent().unwrap_or(Path::new(".")))
+    ns.sync_folder(dir.parent().unwrap_or(Path::new(".")))
 }
 
 /// True if the file at `copy` hashes to `name` (a whole copy of that snapshot).
@@ -269,11 +276,11 @@ const PARTIAL: &str = ".partial-";
 
 /// Writes `snapshot` to a new partial file in `dir` (see the module docs): backup API,
 /// fsynced, read back; returns its path. A failed copy leaves nothing.
-fn write_partial(snapshot: &Connection, dir: &Path, name: &str) -> Result<PathBuf> {
+fn write_partial(snapshot: &Connection, dir: &Path, name: &str, ns: &Namespace) -> Result<PathBuf> {
     let n = PARTIALS.fetch_add(1, Ordering::Relaxed);
     let partial = dir.join(format!("{PARTIAL}{name}-{}-{n}", std::process::id()));
     let written = backup_into(snapshot, &partial).and_then(|()| {
-        file_sync(&partial)?;
+        ns.sync_file(&partial)?;
         match holds(&partial, name)? {
             true => Ok(()),
             false => Err(Error::Io {
@@ -282,33 +289,27 @@ fn write_partial(snapshot: &Connection, dir: &Path, name: &str) -> Result<PathBu
             }),
         }
     });
-    written.inspect_err(|_| discard(&partial)).map(|()| partial)
+    written
+        .inspect_err(|_| discard(&partial, ns))
+        .map(|()| partial)
 }
 
 /// Renames `partial` to `dest` and fsyncs the folder. With `replacing`, the file at `dest`
 /// is no whole copy; the sidecars SQLite may have left beside it go first, so that no
 /// stale journal or WAL is ever applied to the new copy.
-fn install(partial: &Path, dir: &Path, dest: &Path, replacing: bool) -> Result<()> {
+fn install(partial: &Path, dir: &Path, dest: &Path, replacing: bool, ns: &Namespace) -> Result<()> {
     if replacing {
         for sidecar in ["-journal", "-wal", "-shm"] {
             let mut side = dest.as_os_str().to_owned();
             side.push(sidecar);
-            remove_if_file(Path::new(&side))?;
+            remove_if_file(Path::new(&side), ns)?;
         }
     }
-    #[allow(clippy::disallowed_methods)] // a quarantine copy over a quarantine name
-    std::fs::rename(partial, dest).map_err(|source| Error::Io {
+    ns.rename(partial, dest).map_err(|source| Error::Io {
         path: dest.to_path_buf(),
         source,
     })?;
-    sync(dir)
-}
-
-/// Removes a partial file after a failure, if it can (else the sweep of a later keep will,
-/// once this process is gone).
-fn discard(partial: &Path) {
-    #[allow(clippy::disallowed_methods)] // a quarantine partial file, never a live board
-    let _ = std::fs::remove_file(partial);
+    ns.sync_folder(dir)
 }
 
 /// Copies `snapshot` into a new file at `partial` with the backup API, without a journal
@@ -324,37 +325,25 @@ fn backup_into(snapshot: &Connection, partial: &Path) -> Result<()> {
 
 /// Removes the partial files of copies whose writer is gone (killed midway). A partial file
 /// of a live process may still be written, and is left alone.
-fn sweep_partials(dir: &Path) -> Result<()> {
+fn sweep_partials(dir: &Path, ns: &Namespace) -> Result<()> {
     // `.partial-<name>-<pid>-<n>`: the writer is the second field after the prefix.
-    crate::copy::sweep(dir, PARTIAL, 1)
+    crate::copy::sweep(dir, PARTIAL, 1, ns)
 }
 
 /// Removes `file` if it is a regular file (not a link, not a folder); nothing if absent.
-fn remove_if_file(file: &Path) -> Result<()> {
+fn remove_if_file(file: &Path, ns: &Namespace) -> Result<()> {
     match std::fs::symlink_metadata(file) {
-        Ok(m) if m.is_file() => remove(file),
+        Ok(m) if m.is_file() => remove(file, ns),
         _ => Ok(()),
     }
 }
 
 /// Removes a quarantine copy or partial file.
-fn remove(file: &Path) -> Result<()> {
-    #[allow(clippy::disallowed_methods)] // a quarantine copy or partial file, never a live board
-    std::fs::remove_file(file).map_err(|source| Error::Io {
+fn remove(file: &Path, ns: &Namespace) -> Result<()> {
+    ns.remove(file).map_err(|source| Error::Io {
         path: file.to_path_buf(),
         source,
     })
-}
-
-/// fsyncs a quarantine partial file.
-fn file_sync(file: &Path) -> Result<()> {
-    #[allow(clippy::disallowed_methods)] // a quarantine partial file, never a live board
-    std::fs::File::open(file)
-        .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Io {
-            path: file.to_path_buf(),
-            source,
-        })
 }
 
 #[cfg(test)]

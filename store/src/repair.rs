@@ -188,7 +188,14 @@ fn under_lock(path: &Path, cfg: &StoreConfig, scope: Scope) -> Result<RepairRepo
     }
     let quarantined = in_phase(cfg.observer.as_ref(), Phase::Quarantine, || {
         // Never rebuild without a copy: at the cap, the oldest copies make room.
-        quarantine::keep(&conn, path, cfg.quarantine_cap, quarantine::AtCap::Evict)
+        let ns = crate::copy::Namespace::of(cfg);
+        quarantine::keep(
+            &conn,
+            path,
+            cfg.quarantine_cap,
+            quarantine::AtCap::Evict,
+            &ns,
+        )
     })?;
     let (fresh, salvaged) = rebuild(&conn, path)?;
     sound(&fresh, path, "the rebuilt board")?;

@@ -14,11 +14,13 @@
 //!   [`Hooks::upstream_init`], [`Hooks::skips_generations`];
 //! - the connect step (`open.rs`): [`Hooks::before_connect`], [`Hooks::on_connect`],
 //!   [`Hooks::connect_target`], [`Hooks::allows_hard_links`], [`Hooks::configure`], [`Hooks::after_connect`],
-//!   [`Hooks::connects_per_operation`], [`Hooks::journal_mode`];
+//!   [`Hooks::connects_per_operation`], [`Hooks::journal_mode`], [`Hooks::synchronous`];
 //! - the write path (`board.rs`): [`Hooks::after_commit`], [`Hooks::on_write_error`],
 //!   [`Hooks::records_request_ids`], [`Hooks::allows_use_across_fork`];
 //! - the check (`board.rs`): [`Hooks::for_inspection`], [`Hooks::before_check`],
-//!   [`Hooks::after_check`].
+//!   [`Hooks::after_check`];
+//! - the store's own renames, links and removes (`copy.rs` `Namespace`, for quarantine
+//!   and online copies): [`Hooks::syncs_folders`].
 
 use std::path::{Path, PathBuf};
 
@@ -81,6 +83,12 @@ pub(crate) trait Hooks {
         false
     }
 
+    /// The `synchronous` setting of every connection: `FULL`, so that SQLite fsyncs the WAL
+    /// at every commit and an acknowledged commit survives a power cut.
+    fn synchronous(&self) -> &'static str {
+        "FULL"
+    }
+
     /// The journal mode a board must be in (R4: WAL).
     fn journal_mode(&self) -> &'static str {
         "wal"
@@ -106,6 +114,12 @@ pub(crate) trait Hooks {
     /// A session may be used in a process other than the one that opened it (a fork).
     fn allows_use_across_fork(&self) -> bool {
         false
+    }
+
+    /// The store fsyncs a folder after its own renames, links and removes in it (so a
+    /// quarantine copy or a backup it reported made survives a power cut).
+    fn syncs_folders(&self) -> bool {
+        true
     }
 
     /// Before an explicit check.

@@ -13,6 +13,7 @@ mod common;
 
 mod bad_input;
 mod cli;
+mod file_changes;
 #[cfg(feature = "hazards")]
 mod hazards;
 mod idle;

@@ -1232,7 +1232,7 @@ fn cli_quarantine_lists_and_prunes_the_kept_copies() {
 
 /// A board with events damaged beyond indexes, and `copies` copies already kept (fake ones,
 /// named as the store names them, modified 10, 20, ... seconds after the epoch).
-fn damaged_at_the_cap(
+pub(crate) fn damaged_at_the_cap(
     copies: usize,
 ) -> (
     tempfile::TempDir,

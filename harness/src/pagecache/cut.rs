@@ -48,14 +48,15 @@ pub struct FileCut {
     pub undone: Vec<usize>,
     /// The torn write, if this file has it.
     pub torn: Option<Torn>,
-    /// The sector overwritten with random bytes, if this file has it.
+    /// The sector overwritten with random bytes, if this file has it: its index, so bytes
+    /// `index * 512 .. index * 512 + 512`, all of them within the file.
     pub trashed: Option<u64>,
 }
 
 /// A namespace change the cut undid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NsUndo {
-    /// A created file removed.
+    /// A created file, or a new name made by a hard link, removed.
     Removed(String),
     /// A deleted (or replaced) file brought back.
     Restored(String),
@@ -191,8 +192,9 @@ fn file_cut(inode: &super::history::Inode, plan: &FilePlan) -> FileCut {
     }
 }
 
-/// Overwrites one sector of one pending write (kept or not) with random bytes: a sector
-/// within the file's size as rewritten, chosen uniformly among the writes that have one.
+/// Overwrites one whole sector of one pending write (kept or not) with random bytes: an
+/// aligned sector wholly within the file's size as rewritten (a partial last sector is
+/// never a candidate), chosen uniformly among the writes that have one.
 fn trash(
     dir: &Path,
     history: &History,
@@ -253,7 +255,7 @@ fn undo_ns(dir: &Path, op: &NsOp) -> Result<NsUndo> {
         std::fs::rename(from, to).map_err(|e| Error::io("renaming", from, e))
     };
     Ok(match op {
-        NsOp::Create { name, .. } => {
+        NsOp::Create { name, .. } | NsOp::Link { name } => {
             let p = dir.join(name);
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

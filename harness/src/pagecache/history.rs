@@ -28,6 +28,11 @@ pub enum NsOp {
         /// The kept link.
         kept: Option<String>,
     },
+    /// `name` was made a new name of an existing inode (a hard link).
+    Link {
+        /// The new name.
+        name: String,
+    },
     /// `from` was renamed onto `to`, replacing the file kept as `replaced`.
     Rename {
         /// The old name.
@@ -120,6 +125,11 @@ impl History {
                 };
                 self.ns(to).push(op);
             }
+            Record::Link { from, to } => {
+                let ino = self.ino(from);
+                self.names.insert(to.clone(), ino);
+                self.ns(to).push(NsOp::Link { name: to.clone() });
+            }
             Record::DirSync { dir } => {
                 self.namespace.remove(dir);
             }
@@ -148,12 +158,21 @@ impl History {
         self.inodes.len() - 1
     }
 
-    /// `file` loses its name; its inode is now held by `kept`, if any.
+    /// `file` loses its name; its inode is now under its other name if it has one (a hard
+    /// link), else held by `kept`, if any.
     fn unname(&mut self, file: &str, kept: &Option<String>) {
         let Some(ino) = self.names.remove(file) else {
             return;
         };
-        self.inodes[ino].place = kept.clone().map_or(Place::Gone, Place::Kept);
+        let other = self.names.iter().find(|(_, i)| **i == ino).map(|(n, _)| n);
+        let inode = &mut self.inodes[ino];
+        match other {
+            Some(name) => {
+                inode.name.clone_from(name);
+                inode.place = Place::Named(name.clone());
+            }
+            None => inode.place = kept.clone().map_or(Place::Gone, Place::Kept),
+        }
     }
 
     fn ns(&mut self, file: &str) -> &mut Vec<NsOp> {
@@ -222,5 +241,28 @@ mod tests {
         assert_eq!(h.inodes[0].place, Place::Kept("1-0".into()));
         assert_eq!(h.inodes[1].place, Place::Named("k".into()));
         assert_eq!(h.inodes[1].pending.len(), 1);
+    }
+
+    #[test]
+    fn a_linked_file_whose_first_name_is_deleted_lives_on_under_the_link() {
+        let h = History::replay(&[
+            Record::Create {
+                file: "q/.p".into(),
+            },
+            write("q/.p"),
+            Record::Link {
+                from: "q/.p".into(),
+                to: "q/c".into(),
+            },
+            Record::Delete {
+                file: "q/.p".into(),
+                kept: Some("1-0".into()),
+            },
+        ]);
+        assert_eq!(h.inodes.len(), 1);
+        assert_eq!(h.inodes[0].place, Place::Named("q/c".into()));
+        assert_eq!(h.inodes[0].name, "q/c");
+        assert_eq!(h.inodes[0].pending.len(), 1);
+        assert_eq!(h.namespace["q"].len(), 3);
     }
 }

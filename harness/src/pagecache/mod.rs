@@ -5,7 +5,8 @@
 //! beside the board (`pagecache.log`), what is needed to undo everything not yet durable:
 //! every worker's shim appends to it through a [`Recorder`] just before each write and
 //! truncation (with the bytes they replace), after each sync, and around creates, deletes
-//! and renames. After every worker is dead, [`cut`] replays the journal and rewrites the
+//! and renames (and the store's own renames, links and removes, told by its files
+//! observer: `shim/store_files.rs`). After every worker is dead, [`cut`] replays the journal and rewrites the
 //! files into a state a disk could hold after the cut, seeded by [`Mode`], and reports
 //! what it did ([`CutReport`]). This is our own take on SQLite's crash VFS (`test6.c`,
 //! which at a sync writes, drops or trashes each pending write) and LazyFS's faults
@@ -17,8 +18,8 @@
 //! - A file's content and size are durable up to its last sync (any `SQLITE_SYNC_*`
 //!   flags: SQLite's unix VFS calls `fdatasync` for every flag on Linux, and `fdatasync`
 //!   makes the size durable too; the flags are recorded so a harsher model can use them).
-//! - A create, delete or rename is durable once its folder is synced (a rename counts in
-//!   the new name's folder). File syncs do not make names durable, as POSIX allows
+//! - A create, delete, rename or hard link is durable once its folder is synced (a rename
+//!   or a link counts in the new name's folder; an undone link loses its new name). File syncs do not make names durable, as POSIX allows
 //!   (ext4 would), and a folder's namespace changes are kept as a *prefix* (metadata is
 //!   journalled in order by ext4 and xfs).
 //! - The `-shm` files are always deleted: SQLite rebuilds them.
@@ -54,8 +55,10 @@
 //! read racing another process's write of the same bytes (SQLite's locks exclude it for
 //! the db, journal and WAL); a delete or rename recorded but then refused by the file
 //! system (records come first: a refused delete is undone onto the same inode, which is
-//! harmless, but a refused rename would be undone as if it had been made); renames made
-//! outside the shim (the store's own `std::fs` renames) unless their caller records them.
+//! harmless, but a refused rename or link would be undone as if it had been made: a link
+//! refused because its new name exists would remove that name); namespace changes made
+//! outside the shim other than the store's own (its files observer tells those); folders
+//! created (the quarantine folder: the store syncs its parent right after).
 
 mod cut;
 mod history;
@@ -103,7 +106,8 @@ pub enum Mode {
     KeepSome,
     /// As `KeepSome`, with one kept write torn at sector granularity.
     Torn,
-    /// As `KeepSome`, with one sector of an unsynced write overwritten with random bytes.
+    /// As `KeepSome`, with one whole sector of an unsynced write overwritten with random
+    /// bytes.
     Garbage,
 }
 

@@ -55,6 +55,13 @@ pub enum Record {
         /// The kept link to the file `to` replaced.
         replaced: Option<String>,
     },
+    /// `to` is about to be made a new name (a hard link) of the file named `from`.
+    Link {
+        /// The existing name.
+        from: String,
+        /// The new name (which does not exist: a link never replaces).
+        to: String,
+    },
     /// A successful sync of a directory (relative to the board folder; `""` is the board
     /// folder itself): every create, delete and rename in it so far is durable.
     DirSync {
@@ -141,6 +148,9 @@ impl Record {
             }
             Record::DirSync { dir } => {
                 p.tag(7).name(dir)?;
+            }
+            Record::Link { from, to } => {
+                p.tag(8).name(from)?.name(to)?;
             }
         }
         let len = u32::try_from(out.len() - HEADER)
@@ -309,6 +319,10 @@ impl Reader<'_> {
                 replaced: self.opt()?,
             },
             7 => Record::DirSync { dir: self.name()? },
+            8 => Record::Link {
+                from: self.name()?,
+                to: self.name()?,
+            },
             _ => return None,
         };
         self.0.is_empty().then_some(record)
@@ -355,6 +369,10 @@ mod tests {
                 replaced: None,
             },
             Record::DirSync { dir: String::new() },
+            Record::Link {
+                from: "q/.p".into(),
+                to: "q/c".into(),
+            },
         ]
     }
 

@@ -112,6 +112,14 @@ impl Recorder {
         })
     }
 
+    /// Before `to` is made a new name (a hard link) of `from`.
+    pub fn link(&self, from: &str, to: &str) -> Result<()> {
+        self.append(&Record::Link {
+            from: from.into(),
+            to: to.into(),
+        })
+    }
+
     /// A hard link to `file` in the kept folder, named uniquely across processes; `None`
     /// if `file` does not exist. A link opens no descriptor, so no process's POSIX locks on
     /// the file are disturbed.

@@ -32,9 +32,10 @@
 //! landed.
 
 mod power;
+mod store_files;
 mod vfs;
 
-pub use power::CUT_REQUEST;
+pub use power::{CUT_REQUEST, store_file_change};
 
 use std::collections::BTreeMap;
 use std::fs::File;

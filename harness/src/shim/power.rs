@@ -54,6 +54,27 @@ pub fn install(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The store's observer of its own namespace changes and syncs (`std::fs`, which the VFS
+/// does not see): each recorded in the journal, when this process models power loss. A
+/// change that could not be recorded is reported on the worker's log (the store makes it
+/// anyway; a cut may then find the model's view of that file out of date).
+pub fn store_file_change(change: &kanban_store::FileChange) {
+    let Some(model) = model() else { return };
+    let path = match change {
+        kanban_store::FileChange::Renaming { from, .. }
+        | kanban_store::FileChange::Linking { from, .. } => from,
+        kanban_store::FileChange::Removing(p)
+        | kanban_store::FileChange::FileSynced(p)
+        | kanban_store::FileChange::DirSynced(p) => p,
+    };
+    let dir = (model.dirs.iter())
+        .find(|d| path.starts_with(d))
+        .unwrap_or(&model.dirs[0]);
+    if let Err(e) = super::store_files::record(&model.recorder, dir, change) {
+        eprintln!("page-cache model: recording {change:?}: {e}");
+    }
+}
+
 /// The name, relative to the board folder, under which a file SQLite opens as `kind` is
 /// recorded; `None` for what is not recorded (no model, a temporary file, a file outside the
 /// folder).

@@ -96,7 +96,13 @@ pub(super) fn run(
         std::thread::sleep(Duration::from_micros(200));
     }
     stop(slots, worker_errors)?;
-    // A cut in the last turn, or while the workers were stopping, still happened.
+    // A cut in the last turn, or while the workers were stopping, still happened; so do
+    // timed cuts planned within the budget that a slow turn left undelivered.
+    if let Some(outage) = outage.as_mut() {
+        for _ in faults.filter(|f| f.action == FaultAction::PowerCut) {
+            outage.cut(slots, plan, scenario, false, outcome, worker_errors)?;
+        }
+    }
     if let Some(outage) = outage.as_mut() {
         if outage.requested() {
             outage.cut(slots, plan, scenario, false, outcome, worker_errors)?;

@@ -168,6 +168,9 @@ fn store_config(env: &WorkerEnv, shim: bool) -> StoreConfig {
     if token::connected() {
         cfg = cfg.clock(Arc::new(token::LogicalClock));
     }
+    if env.power {
+        cfg = cfg.files_observer(Arc::new(shim::store_file_change));
+    }
     let kills = !env.phase_kills.is_empty();
     if !kills && !shim {
         return cfg;

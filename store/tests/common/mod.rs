@@ -357,3 +357,17 @@ pub fn names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A files observer that records every change it is told, and what it recorded.
+pub fn recording() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<kanban_store::FileChange>>>,
+    kanban_store::FilesObserver,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = seen.clone();
+    let observer: kanban_store::FilesObserver =
+        std::sync::Arc::new(move |c: &kanban_store::FileChange| {
+            into.lock().unwrap().push(c.clone());
+        });
+    (seen, observer)
+}

@@ -108,15 +108,20 @@ struct Reaped(Child);
 impl Reaped {
     /// SIGKILLs the child and waits for it: from then on no process has the board open.
     fn kill(&mut self) -> AllStopped {
-        let _ = self.0.kill();
-        self.0.wait().unwrap();
+        self.stop().unwrap();
         AllStopped::after_reaping_every_worker()
+    }
+
+    /// SIGKILL, then `waitpid` (both harmless on a child already reaped).
+    fn stop(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.kill()?;
+        self.0.wait()
     }
 }
 
 impl Drop for Reaped {
     fn drop(&mut self) {
-        let _ = self.kill();
+        let _ = self.stop();
     }
 }
 
@@ -276,7 +281,12 @@ fn full_sync_keeps_every_acked_commit_through_a_power_cut() {
     let table = summary(&seeds);
     eprintln!("synchronous=FULL:\n{table}");
     let failed: Vec<&Seed> = seeds.iter().filter(|s| s.failed()).collect();
-    assert!(failed.is_empty(), "{table}{failed:#?}");
+    assert!(
+        failed.is_empty(),
+        "{} seeds failed; the first: {:#?}\n{table}",
+        failed.len(),
+        failed.first()
+    );
     let undid = seeds.iter().filter(|s| s.undone > 0).count();
     assert!(
         2 * undid > seeds.len(),

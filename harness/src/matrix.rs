@@ -14,8 +14,9 @@
 //! board (`damage`); the unbounded backups show as more backup files than the hardened cap
 //! (`backups`); a health check on connect that refuses a damaged board shows as workers that
 //! cannot work (`worker-error`, where the hardened store has none). Some hazards cannot be
-//! exposed by killing processes at all, and the table says so instead of hiding them:
-//! `sync-off` needs a power loss or an OS crash; `autocheckpoint-everywhere`,
+//! exposed by killing processes at all, and the table says so instead of hiding them
+//! (`sync-off` and `no-dir-fsync` need a power loss, which the page-cache model's cuts
+//! give them: `power-cut-*` scenarios); `autocheckpoint-everywhere`,
 //! `journal-toggle-on-error` and `connect-per-operation` are harmless on their own while
 //! every lock holds (the first two are guarded by the store's rule tests; the last two are
 //! part of `naive`, whose lock loss makes them bite).
@@ -37,6 +38,8 @@ pub enum Detection {
     WorkerError,
     /// One effect on the board more than once (a retried request applied twice).
     Duplicate,
+    /// A rebuilt board without a whole quarantine copy of what it replaced.
+    Quarantine,
     /// Process kills cannot show it (the reason is in [`row`]).
     NotByKills,
 }
@@ -75,21 +78,16 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         Hazard::RawPathSiblings => ("symlinked-board", Damage, ""),
         Hazard::ConnectionAcrossFork => ("fork-agent", Damage, ""),
         Hazard::JournalOff => ("torn-commit", Damage, ""),
-        Hazard::SyncOff => (
-            "kill-during-commit",
-            NotByKills,
-            "bites only on power loss or an OS crash, which killing processes cannot show",
-        ),
+        // Power cuts through the page-cache model: with no sync, acknowledged commits are
+        // only in the page cache, and a cut takes them (or tears the WAL).
+        Hazard::SyncOff => ("power-cut-during-commit", Damage, ""),
         Hazard::SyncNormal => (
             "kill-during-commit",
             NotByKills,
             "bites only on power loss (a suffix of acknowledged commits rolled back), which killing processes cannot show",
         ),
-        Hazard::NoDirFsync => (
-            "health-guard",
-            NotByKills,
-            "bites only on power loss (a quarantine copy or backup reported made is gone), which killing processes cannot show",
-        ),
+        // A cut after the rebuild takes the unsynced name of its quarantine copy away.
+        Hazard::NoDirFsync => ("power-cut-during-repair", Quarantine, ""),
         Hazard::ConnectPerOperation => (
             "issue-33169",
             NotByKills,
@@ -118,6 +116,7 @@ impl Detection {
             Detection::Damage => &["corrupt", "lost_acked", "lost_after_read"],
             Detection::WorkerError => &["worker_error", "work"],
             Detection::Duplicate => &["duplicate"],
+            Detection::Quarantine => &["quarantine"],
             Detection::Backups | Detection::NotByKills => &[],
         }
     }

@@ -38,6 +38,19 @@ fn cases() -> Vec<(&'static str, String)> {
     vec![
         ("unknown top-level key", format!("sedes = 3\n{GOOD}")),
         (
+            "unknown power-cut mode",
+            with_faults("[power]\ncuts = 1\nmodes = [\"torn\", \"shredded\"]\n"),
+        ),
+        (
+            "empty power-cut window",
+            with_faults("[power]\ncuts = 1\ncut_at_ms = [50, 10]\n"),
+        ),
+        (
+            "a power cut with a command worker",
+            with_worker("kind = \"command\"\ncommand = [\"true\"]\n[power]\ncuts = 1\n")
+                .replace("[[workers]]", "[[workers]]\nkind = \"gateway\"\n[[workers]]"),
+        ),
+        (
             "unknown key in [[workers]]",
             with_worker("kind = \"gateway\"\ntick_msec = 20\n"),
         ),

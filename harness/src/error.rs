@@ -48,9 +48,33 @@ pub enum Error {
     /// The store refused to set up a board for a seed.
     #[error("setting up the board: {0}")]
     Store(#[from] kanban_store::Error),
-    /// The page-cache model could not record a change or cut the power.
-    #[error("page-cache model: {0}")]
-    PageCache(#[from] crate::pagecache::Error),
+    /// The page-cache model: an I/O call on its journal, a board file or a kept link failed.
+    #[error("page-cache model: {what} {}: {source}", path.display())]
+    PageCacheIo {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The page-cache model: a record does not fit its frame (a name over 64 KiB, bytes
+    /// over 4 GiB).
+    #[error("page-cache model: record too large: {0}")]
+    RecordTooLarge(String),
+    /// The page-cache model: an append wrote only part of a record (a full disk, or a
+    /// signal): the journal holds a torn record, which the reader skips, and the change
+    /// must not be made.
+    #[error("page-cache model: journal append wrote {wrote} of {len} bytes")]
+    ShortAppend {
+        /// Bytes written.
+        wrote: usize,
+        /// Bytes in the record.
+        len: usize,
+    },
+    /// A power-cut mode name that is not one of `pagecache::Mode::ALL`'s.
+    #[error("unknown power-cut mode {0:?} (lose-unsynced, keep-some, torn, garbage)")]
+    PowerCutMode(String),
     /// SQLite refused to register the I/O shim (its result code).
     #[error("registering the I/O shim: SQLite error {0}")]
     ShimRegistration(i32),
@@ -118,6 +142,15 @@ impl Error {
         Error::System {
             what: what.into(),
             source: source.into(),
+        }
+    }
+
+    /// The page-cache model's I/O error while doing `what` to `path`.
+    pub(crate) fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::PageCacheIo {
+            what,
+            path: path.to_path_buf(),
+            source,
         }
     }
 }

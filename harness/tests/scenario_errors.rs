@@ -47,8 +47,10 @@ fn cases() -> Vec<(&'static str, String)> {
         ),
         (
             "a power cut with a command worker",
-            with_worker("kind = \"command\"\ncommand = [\"true\"]\n[power]\ncuts = 1\n")
-                .replace("[[workers]]", "[[workers]]\nkind = \"gateway\"\n[[workers]]"),
+            with_worker("kind = \"command\"\ncommand = [\"true\"]\n[power]\ncuts = 1\n").replace(
+                "[[workers]]",
+                "[[workers]]\nkind = \"gateway\"\n[[workers]]",
+            ),
         ),
         (
             "unknown key in [[workers]]",

@@ -143,7 +143,7 @@ impl std::str::FromStr for Mode {
         Mode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| Error::Mode(s.into()))
+            .ok_or_else(|| Error::PowerCutMode(s.into()))
     }
 }
 
@@ -161,49 +161,9 @@ impl AllStopped {
     }
 }
 
-/// Result alias for the model.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What stops the recorder or a cut. (To fold into the harness's `Error` when the model is
-/// wired into the shim and the supervisor.)
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// An I/O call on the journal, a board file or a kept link failed.
-    #[error("{what} {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A record does not fit its frame (a name over 64 KiB, bytes over 4 GiB).
-    #[error("record too large: {0}")]
-    TooLarge(String),
-    /// An append wrote only part of a record (a full disk, or a signal): the journal holds
-    /// a torn record, which the reader skips, and the change must not be made.
-    #[error("journal append wrote {wrote} of {len} bytes")]
-    ShortAppend {
-        /// Bytes written.
-        wrote: usize,
-        /// Bytes in the record.
-        len: usize,
-    },
-    /// A mode name that is not one of [`Mode::ALL`]'s.
-    #[error("unknown power-cut mode {0:?} (lose-unsynced, keep-some, torn, garbage)")]
-    Mode(String),
-}
-
-impl Error {
-    fn io(what: &'static str, path: &Path, source: std::io::Error) -> Self {
-        Error::Io {
-            what,
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
+/// The model's errors are the harness's (`crate::error`: `PageCacheIo`, `RecordTooLarge`,
+/// `ShortAppend`, `PowerCutMode`).
+pub use crate::error::{Error, Result};
 
 #[cfg(test)]
 mod tests {
@@ -214,6 +174,9 @@ mod tests {
         for m in Mode::ALL {
             assert_eq!(m.name().parse::<Mode>().unwrap(), m);
         }
-        assert!(matches!("lose".parse::<Mode>(), Err(Error::Mode(_))));
+        assert!(matches!(
+            "lose".parse::<Mode>(),
+            Err(Error::PowerCutMode(_))
+        ));
     }
 }

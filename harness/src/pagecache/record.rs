@@ -154,7 +154,7 @@ impl Record {
             }
         }
         let len = u32::try_from(out.len() - HEADER)
-            .map_err(|_| Error::TooLarge(format!("{} bytes", out.len())))?;
+            .map_err(|_| Error::RecordTooLarge(format!("{} bytes", out.len())))?;
         let crc = crc32fast::hash(&out[HEADER..]);
         out[..4].copy_from_slice(&MAGIC.to_le_bytes());
         out[4..8].copy_from_slice(&len.to_le_bytes());
@@ -224,7 +224,7 @@ impl Payload<'_> {
         self
     }
     fn name(&mut self, s: &str) -> Result<&mut Self> {
-        let n = u16::try_from(s.len()).map_err(|_| Error::TooLarge(format!("name {s:?}")))?;
+        let n = u16::try_from(s.len()).map_err(|_| Error::RecordTooLarge(format!("name {s:?}")))?;
         self.0.extend_from_slice(&n.to_le_bytes());
         self.0.extend_from_slice(s.as_bytes());
         Ok(self)
@@ -236,8 +236,8 @@ impl Payload<'_> {
         }
     }
     fn bytes(&mut self, b: &[u8]) -> Result<&mut Self> {
-        let n =
-            u32::try_from(b.len()).map_err(|_| Error::TooLarge(format!("{} bytes", b.len())))?;
+        let n = u32::try_from(b.len())
+            .map_err(|_| Error::RecordTooLarge(format!("{} bytes", b.len())))?;
         self.0.extend_from_slice(&n.to_le_bytes());
         self.0.extend_from_slice(b);
         Ok(self)

@@ -209,7 +209,7 @@ fn read(file: &str, src: &impl Contents, offset: u64, len: u64) -> Result<(u64, 
     let size = src.size().map_err(io)?;
     let end = offset.saturating_add(len).min(size);
     let n = usize::try_from(end.saturating_sub(offset))
-        .map_err(|_| Error::TooLarge(format!("{len} bytes")))?;
+        .map_err(|_| Error::RecordTooLarge(format!("{len} bytes")))?;
     let mut buf = vec![0u8; n];
     src.read_exact_at(&mut buf, offset).map_err(io)?;
     Ok((size, buf))

@@ -408,9 +408,10 @@ pub struct PhaseKill {
 }
 
 /// Every finding kind by name, in report order: the names expectations use.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "corrupt",
     "lost_acked",
+    "lost_suffix",
     "invariant",
     "worker_error",
     "work",
@@ -418,6 +419,12 @@ pub const KINDS: [&str; 8] = [
     "quarantine",
     "duplicate",
 ];
+
+/// The finding kinds a variant may not show unless its expectations name them (in
+/// `max_rate` or `min_rate`): `lost_suffix` is a promise broken under `synchronous=FULL`,
+/// which only a variant that runs `NORMAL` may allow (`max_rate = { lost_suffix = 1.0 }`).
+/// Every other kind is judged only where named.
+pub const STRICT_KINDS: [&str; 1] = ["lost_suffix"];
 
 /// The outcome a variant must show over its seeds. Rates are shares of seeds; the finding
 /// kinds are those of [`KINDS`].
@@ -463,6 +470,13 @@ pub struct Expect {
 }
 
 impl Expect {
+    /// The share of seeds that may show `kind` at most: as `max_rate` says, else 0 for a
+    /// kind of [`STRICT_KINDS`] that `min_rate` does not name either (`None`: any share).
+    pub fn max_rate_of(&self, kind: &str) -> Option<f64> {
+        let strict = STRICT_KINDS.contains(&kind) && !self.min_rate.contains_key(kind);
+        (self.max_rate.get(kind).copied()).or(strict.then_some(0.0))
+    }
+
     /// Why these expectations make no sense for `scenario`, as `key...: why`.
     fn validate(&self, scenario: &Scenario) -> std::result::Result<(), String> {
         let rates = [

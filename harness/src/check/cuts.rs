@@ -169,3 +169,209 @@ pub(super) fn file(acked: &[Acked], marks: &CutMarks, findings: &mut Findings) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Boards made through the store, with the losses a power cut leaves made by a plain
+    //! connection (the `created` event of a lost commit deleted *before* the next epoch
+    //! commits, so that the next epoch reuses its id, as after a real rollback).
+
+    use std::path::PathBuf;
+
+    use kanban_store::{Board, NewTask, Role};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::check::{Ledger, check};
+    use crate::ledger::{Contents, Mark, Record, TextKind, parse_text, token};
+    use crate::scenario::BoardSpec;
+
+    /// A board, and one worker's ledger of the tasks it created on it.
+    struct Fixture {
+        _dir: TempDir,
+        db: PathBuf,
+        records: Vec<Record>,
+        /// Per commit: its ack's record index and its event id.
+        commits: Vec<(usize, i64)>,
+        /// The ledger's length in bytes at each cut.
+        cuts: Vec<usize>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("board.db");
+            crate::setup::prepare(&db, &BoardSpec::default(), false).unwrap();
+            Fixture {
+                _dir: dir,
+                db,
+                records: Vec::new(),
+                commits: Vec::new(),
+                cuts: Vec::new(),
+            }
+        }
+
+        /// Worker 0 creates `n` tasks, one commit each, ledgered as the workers do.
+        fn commit(&mut self, n: usize) {
+            let mut board = Board::open(&self.db, Role::Gateway).unwrap();
+            for _ in 0..n {
+                let seq = self.commits.len() as u64;
+                let task = NewTask {
+                    title: token(0, 0, seq),
+                    body: String::new(),
+                    priority: 0,
+                    parents: Vec::new(),
+                };
+                let (id, event) = board
+                    .transaction(|t| Ok((t.create_task(&task)?, t.event_ids()[0])))
+                    .unwrap();
+                let rec = |mark, a: i64, b: i64| Record {
+                    mark,
+                    op: Op::CreateTask,
+                    worker: 0,
+                    incarnation: 0,
+                    seq,
+                    a,
+                    b,
+                    c: 0,
+                };
+                self.records.push(rec(Mark::Intent, 0, 0));
+                self.commits.push((self.records.len(), event.get()));
+                self.records.push(rec(Mark::Ack, id.get(), event.get()));
+            }
+        }
+
+        /// A power cut that rolls back the commits `lost` (indexes into `commits`).
+        fn cut(&mut self, lost: &[usize]) {
+            self.lose(lost);
+            self.cuts.push(self.records.len() * RECORD);
+        }
+
+        /// Deletes the `created` events of the commits `lost`.
+        fn lose(&self, lost: &[usize]) {
+            let conn = rusqlite::Connection::open(&self.db).unwrap();
+            for &i in lost {
+                let id = self.commits[i].1;
+                conn.execute("DELETE FROM task_events WHERE id = ?1", [id])
+                    .unwrap();
+            }
+        }
+
+        /// (lost_acked, lost_suffix) as the check finds them.
+        fn losses(&self) -> (usize, usize) {
+            let ledger = Ledger::Binary(Contents {
+                records: self.records.clone(),
+                ..Contents::default()
+            });
+            let marks = CutMarks(self.cuts.iter().map(|&c| vec![c]).collect());
+            let f = check(&self.db, &[ledger], &marks, Vec::new());
+            assert!(f.corrupt.is_empty(), "{:?}", f.corrupt);
+            (f.lost_acked.len(), f.lost_suffix.len())
+        }
+    }
+
+    /// Control: without cuts, every loss is `lost_acked`, a suffix or not.
+    #[test]
+    fn without_cuts_every_loss_is_lost_acked() {
+        let mut fx = Fixture::new();
+        fx.commit(4);
+        fx.lose(&[1, 2, 3]);
+        assert_eq!(fx.losses(), (3, 0));
+    }
+
+    /// The last two commits before the cut rolled back, and the next epoch reused their ids
+    /// (and went beyond them): a suffix, not a hole.
+    #[test]
+    fn the_last_commits_before_a_cut_are_a_lost_suffix() {
+        let mut fx = Fixture::new();
+        fx.commit(4);
+        fx.cut(&[2, 3]);
+        fx.commit(3);
+        assert_eq!(fx.commits[4].1, fx.commits[2].1, "the next epoch reuses the ids");
+        assert_eq!(fx.losses(), (0, 2));
+    }
+
+    /// A commit lost while a later one of the same epoch survived: no cut explains it.
+    #[test]
+    fn a_commit_lost_before_a_kept_one_is_lost_acked() {
+        let mut fx = Fixture::new();
+        fx.commit(4);
+        fx.cut(&[1]);
+        assert_eq!(fx.losses(), (1, 0));
+    }
+
+    /// Two cuts, each epoch judged on its own: epoch 0 lost its last commit (a suffix),
+    /// epoch 1 one in its middle, and the last epoch, which no cut ended, its last.
+    #[test]
+    fn each_epoch_is_judged_on_its_own() {
+        let mut fx = Fixture::new();
+        fx.commit(3);
+        fx.cut(&[2]);
+        fx.commit(3);
+        fx.cut(&[4]);
+        fx.commit(2);
+        fx.lose(&[7]);
+        assert_eq!(fx.losses(), (2, 1));
+    }
+
+    /// Acks without event ids are ordered by the ledger: a later intent of the same worker
+    /// that survived puts a lost one in the middle; a heartbeat found there proves nothing
+    /// (a later epoch's heartbeat would look the same).
+    #[test]
+    fn without_ids_the_ledger_orders_and_only_tokens_prove() {
+        let at = |ledger, ack, intent| Place {
+            ledger,
+            ack,
+            intent: Some(intent),
+            epoch: 0,
+        };
+        let lost = Some("lost".to_string());
+        let judge = |later: Acked| {
+            let a = Acked::binary(Op::CreateTask, "a".into(), at(0, 1, 0), 0, lost.clone());
+            let mut f = Findings::default();
+            file(&[a, later], &CutMarks(vec![vec![usize::MAX]]), &mut f);
+            (f.lost_acked.len(), f.lost_suffix.len())
+        };
+        let later = |op, ledger| Acked::binary(op, "b".into(), at(ledger, 3, 2), 0, None);
+        assert_eq!(judge(later(Op::CreateTask, 0)), (1, 0));
+        assert_eq!(judge(later(Op::CreateTask, 1)), (0, 1), "another worker");
+        assert_eq!(judge(later(Op::Heartbeat, 0)), (0, 1), "a heartbeat");
+        let concurrent = Acked::binary(Op::CreateTask, "b".into(), at(0, 3, 0), 0, None);
+        assert_eq!(judge(concurrent), (0, 1), "intended before a's ack");
+    }
+
+    /// A text ledger's entries are placed by their bytes: `a` lost before the cut while `b`,
+    /// intended after `a`'s ack, survived, is lost in the middle; `b` lost alone is a suffix.
+    #[test]
+    fn text_ledgers_are_cut_at_their_bytes() {
+        let text = "intent task a\nack task a\nintent task b\nack task b\n";
+        let judge = |kept: &str| {
+            let fx = Fixture::new();
+            let mut board = Board::open(&fx.db, Role::Gateway).unwrap();
+            let task = NewTask {
+                title: kept.into(),
+                body: String::new(),
+                priority: 0,
+                parents: Vec::new(),
+            };
+            board.create_task(&task).unwrap();
+            drop(board);
+            let (entries, errors) = parse_text(text);
+            assert_eq!(entries[3].kind, TextKind::Task);
+            let marks = CutMarks(vec![vec![text.len()]]);
+            let f = check(&fx.db, &[Ledger::Text(entries, errors)], &marks, Vec::new());
+            (f.lost_acked.len(), f.lost_suffix.len())
+        };
+        assert_eq!(judge("b"), (1, 0));
+        assert_eq!(judge("a"), (0, 1));
+    }
+
+    #[test]
+    fn epochs_count_the_cuts_before_an_entry() {
+        let marks = CutMarks(vec![vec![128, 0], vec![256]]);
+        let epochs: Vec<usize> = [0, 127, 128, 255, 256].map(|at| marks.epoch(0, at)).into();
+        assert_eq!(epochs, [0, 0, 1, 1, 2]);
+        assert_eq!(marks.epoch(1, 0), 2, "a ledger missing from a cut was empty then");
+        assert_eq!(CutMarks::default().record_epoch(0, 9), 0);
+    }
+}

@@ -292,7 +292,10 @@ mod tests {
         fx.commit(4);
         fx.cut(&[2, 3]);
         fx.commit(3);
-        assert_eq!(fx.commits[4], fx.commits[2], "the next epoch reuses the ids");
+        assert_eq!(
+            fx.commits[4], fx.commits[2],
+            "the next epoch reuses the ids"
+        );
         assert_eq!(fx.losses(), (0, 2));
     }
 
@@ -318,7 +321,10 @@ mod tests {
         fx.lose(&[7]);
         let f = fx.findings();
         let tokens = |lines: &[String]| -> Vec<String> {
-            lines.iter().map(|l| l.split(' ').nth(1).unwrap().to_string()).collect()
+            lines
+                .iter()
+                .map(|l| l.split(' ').nth(1).unwrap().to_string())
+                .collect()
         };
         assert_eq!(tokens(&f.lost_suffix), [token(0, 0, 2)]);
         assert_eq!(tokens(&f.lost_acked), [token(0, 0, 4), token(0, 0, 7)]);
@@ -381,7 +387,11 @@ mod tests {
         let marks = CutMarks(vec![vec![128, 0], vec![256]]);
         let epochs: Vec<usize> = [0, 127, 128, 255, 256].map(|at| marks.epoch(0, at)).into();
         assert_eq!(epochs, [0, 0, 1, 1, 2]);
-        assert_eq!(marks.epoch(1, 0), 2, "a ledger missing from a cut was empty then");
+        assert_eq!(
+            marks.epoch(1, 0),
+            2,
+            "a ledger missing from a cut was empty then"
+        );
         assert_eq!(CutMarks::default().record_epoch(0, 9), 0);
     }
 }

@@ -145,9 +145,11 @@ pub(super) struct Place {
     pub epoch: usize,
 }
 
-/// Files every lost ack of `acked` as `lost_acked` or `lost_suffix`.
-pub(super) fn file(acked: &[Acked], marks: &CutMarks, findings: &mut Findings) {
-    for a in acked {
+/// Files every lost ack of `acked` as `lost_acked` or `lost_suffix`; returns, per ack,
+/// whether it was filed as `lost_suffix`.
+pub(super) fn file(acked: &[Acked], marks: &CutMarks, findings: &mut Findings) -> Vec<bool> {
+    let mut suffix = vec![false; acked.len()];
+    for (a, in_suffix) in acked.iter().zip(&mut suffix) {
         let Some(line) = &a.lost else { continue };
         if !marks.cut_ended(a.epoch) {
             findings.lost_acked.push(line.clone());
@@ -161,13 +163,17 @@ pub(super) fn file(acked: &[Acked], marks: &CutMarks, findings: &mut Findings) {
                 "{line}, in the middle of epoch {}: {} committed after it and is there",
                 a.epoch, b.name
             )),
-            None => findings.lost_suffix.push(format!(
-                "{line}: in the suffix of epoch {} that power cut {} rolled back",
-                a.epoch,
-                a.epoch + 1
-            )),
+            None => {
+                *in_suffix = true;
+                findings.lost_suffix.push(format!(
+                    "{line}: in the suffix of epoch {} that power cut {} rolled back",
+                    a.epoch,
+                    a.epoch + 1
+                ));
+            }
         }
     }
+    suffix
 }
 
 #[cfg(test)]
@@ -178,12 +184,14 @@ mod tests {
 
     use std::path::PathBuf;
 
-    use kanban_store::{Board, NewTask, Role};
+    use kanban_store::{Board, EventId, NewTask, Role};
     use tempfile::TempDir;
 
     use super::*;
     use crate::check::{Ledger, check};
-    use crate::ledger::{Contents, Mark, Record, TextKind, parse_text, token};
+    use crate::ledger::{
+        Contents, EventKey, Mark, Record, TextKind, events_digest, parse_text, token,
+    };
     use crate::scenario::BoardSpec;
 
     /// A board, and one worker's ledger of the tasks it created on it.
@@ -239,6 +247,22 @@ mod tests {
                 self.commits.push(event.get());
                 self.records.push(rec(Mark::Ack, id.get(), event.get()));
             }
+        }
+
+        /// Worker 0's poller reads every event on the board now, and records it.
+        fn read(&mut self) {
+            let mut board = Board::open(&self.db, Role::Gateway).unwrap();
+            let events = board.events_since(EventId::from(0), 1000).unwrap();
+            self.records.push(Record {
+                mark: Mark::Read,
+                op: Op::Read,
+                worker: 0,
+                incarnation: 0,
+                seq: 0,
+                a: 0,
+                b: events.last().unwrap().id.get(),
+                c: events_digest(events.iter().map(EventKey::from)),
+            });
         }
 
         /// A power cut that rolls back the commits `lost` (indexes into `commits`).
@@ -306,6 +330,27 @@ mod tests {
         fx.commit(4);
         fx.cut(&[1]);
         assert_eq!(fx.losses(), (1, 0));
+    }
+
+    /// A reader that saw commits the next cut rolled back as a suffix saw what NORMAL
+    /// allows; one that saw a commit lost in the middle, or lost with no cut, did not.
+    #[test]
+    fn a_read_of_a_rolled_back_suffix_is_no_lost_after_read() {
+        let read_lost = |cut: bool, lost: &[usize]| {
+            let mut fx = Fixture::new();
+            fx.commit(4);
+            fx.read();
+            match cut {
+                true => fx.cut(lost),
+                false => fx.lose(lost),
+            }
+            fx.commit(3);
+            let f = fx.findings();
+            (f.lost_acked.len(), f.lost_suffix.len(), f.lost_after_read.len())
+        };
+        assert_eq!(read_lost(true, &[2, 3]), (0, 2, 0));
+        assert_eq!(read_lost(true, &[1]), (1, 0, 1));
+        assert_eq!(read_lost(false, &[2, 3]), (2, 0, 2));
     }
 
     /// Two cuts, each epoch judged on its own: epoch 0 lost its last commit (a suffix),

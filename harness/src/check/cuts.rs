@@ -32,6 +32,10 @@
 //! would make a rolled-back suffix look like a hole in the middle. A text ledger's value is
 //! taken as its own token (a `command` client names its writes).
 //!
+//! A reader in the same epoch that saw a commit of the suffix saw what SQLite allows: that
+//! read is no `lost_after_read` ([`super`]). One that saw a rolled-back commit nobody was
+//! acked for still is (nothing tells where that commit was in the order).
+//!
 //! Not told apart here: a write that survived its own epoch's cut and was lost at a later
 //! one shows as a suffix of its epoch (the later epoch's ids may reuse its own). If a reader
 //! saw it after its cut, the seed has a `lost_after_read` finding as well.
@@ -346,7 +350,11 @@ mod tests {
             }
             fx.commit(3);
             let f = fx.findings();
-            (f.lost_acked.len(), f.lost_suffix.len(), f.lost_after_read.len())
+            (
+                f.lost_acked.len(),
+                f.lost_suffix.len(),
+                f.lost_after_read.len(),
+            )
         };
         assert_eq!(read_lost(true, &[2, 3]), (0, 2, 0));
         assert_eq!(read_lost(true, &[1]), (1, 0, 1));

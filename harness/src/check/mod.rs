@@ -9,13 +9,15 @@
 //!   the same worker found behind it); in a seed with power cuts, only a loss that no cut
 //!   explains: one after the last cut, or one in the middle of the commits before a cut;
 //! - `lost_suffix`: acked writes lost that form a suffix of the commits before a power cut,
-//!   as `synchronous=NORMAL` allows and `FULL` does not ([`cuts`]: how the commit order is
-//!   told from the ledgers and the board);
+//!   as `synchronous=NORMAL` allows and `FULL` does not ([`CutMarks`]; `check/cuts.rs`
+//!   tells how the commit order is read from the ledgers and the board);
 //! - `lost_after_read`: the worst kind: an effect a reader observed that is gone. Each
 //!   read record names a range of event ids and a digest of what was read in it (the way
 //!   of Jepsen's set checker: every observed element must be in the final set); a range
 //!   whose events on the board no longer give that digest lost something the reader saw. A
-//!   lost ack whose event id lies in such a range is listed here *and* under `lost_acked`;
+//!   lost ack whose event id lies in such a range is listed here *and* under `lost_acked`
+//!   (or `lost_suffix`, unless the read came before the cut that rolled it back: `NORMAL`
+//!   lets a reader see a commit that a power cut then takes back);
 //!   a range with no such ack (the reader saw a commit nobody was told of, or one whose
 //!   event id is unknown) is listed here alone;
 //! - `invariant`: a foreign-key or kanban invariant broken, a phantom (an effect on the

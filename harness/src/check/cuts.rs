@@ -102,13 +102,13 @@ pub(super) struct Acked {
 
 impl Acked {
     /// An ack of a binary ledger; `lost`: what is missing of it, as a finding's line.
-    pub fn binary(op: Op, name: String, at: Place, event: i64, lost: Option<String>) -> Acked {
+    pub fn binary(op: Op, name: String, place: Place, event: i64, lost: Option<String>) -> Acked {
         Acked {
             name,
-            ledger: at.ledger,
-            ack_at: at.ack,
-            intent_at: at.intent,
-            epoch: at.epoch,
+            ledger: place.ledger,
+            ack_at: place.at,
+            intent_at: place.intent,
+            epoch: place.epoch,
             event: (op.acks_an_event() && event > 0).then_some(event),
             proves: lost.is_none() && carries_token(op),
             lost,
@@ -116,13 +116,13 @@ impl Acked {
     }
 
     /// An ack of a text ledger (no event ids; its value is its token).
-    pub fn text(name: String, at: Place, lost: Option<String>) -> Acked {
+    pub fn text(name: String, place: Place, lost: Option<String>) -> Acked {
         Acked {
             name,
-            ledger: at.ledger,
-            ack_at: at.ack,
-            intent_at: at.intent,
-            epoch: at.epoch,
+            ledger: place.ledger,
+            ack_at: place.at,
+            intent_at: place.intent,
+            epoch: place.epoch,
             event: None,
             proves: lost.is_none(),
             lost,
@@ -136,16 +136,17 @@ impl Acked {
     }
 }
 
-/// Where an ack is: its ledger, its place and its intent's there, and its epoch.
+/// Where a ledger entry is: its ledger, its index there, its intent's (for an ack), and its
+/// epoch.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Place {
     /// The index of the ledger.
     pub ledger: usize,
-    /// The ack's entry.
-    pub ack: usize,
-    /// The intent's entry.
+    /// The entry's index in it.
+    pub at: usize,
+    /// An ack's: its intent's index (`None`: not found, or no ack).
     pub intent: Option<usize>,
-    /// The ack's epoch.
+    /// The entry's epoch.
     pub epoch: usize,
 }
 
@@ -388,9 +389,9 @@ mod tests {
     /// (a later epoch's heartbeat would look the same).
     #[test]
     fn without_ids_the_ledger_orders_and_only_tokens_prove() {
-        let at = |ledger, ack, intent| Place {
+        let at = |ledger, at, intent| Place {
             ledger,
-            ack,
+            at,
             intent: Some(intent),
             epoch: 0,
         };

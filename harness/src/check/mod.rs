@@ -75,7 +75,8 @@ pub struct Findings {
     /// Acknowledged commits missing from the board that a power cut rolled back as a suffix.
     #[serde(default)]
     pub lost_suffix: Vec<String>,
-    /// Effects a reader observed that are gone (acked ones are in `lost_acked` too).
+    /// Effects a reader observed that are gone (acked ones are in `lost_acked` or
+    /// `lost_suffix` too).
     #[serde(default)]
     pub lost_after_read: Vec<String>,
     /// Broken invariants and phantoms.
@@ -552,7 +553,7 @@ impl Board {
                 });
                 let place = Place {
                     ledger: w,
-                    ack: i,
+                    at: i,
                     intent,
                     epoch: cuts.epoch(w, e.at),
                 };
@@ -670,7 +671,7 @@ impl<'a> Seen<'a> {
                 Ledger::Binary(c) => (c.records.iter().enumerate()).for_each(|(i, r)| {
                     let place = Place {
                         ledger: w,
-                        ack: i,
+                        at: i,
                         intent: None,
                         epoch: cuts.record_epoch(w, i),
                     };
@@ -696,7 +697,7 @@ impl<'a> Seen<'a> {
                 }
                 self.intended.insert(r.token());
                 self.intents.insert(r.token(), r);
-                self.intent_at.insert(r.token(), place.ack);
+                self.intent_at.insert(r.token(), place.at);
             }
             (Mark::Ack, _) => {
                 self.acked.insert(r.token());

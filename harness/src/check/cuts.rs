@@ -86,9 +86,9 @@ pub(super) struct Acked {
     pub name: String,
     /// The index of its ledger.
     pub ledger: usize,
-    /// Where in its ledger its ack is, and its intent (entries).
+    /// The index of its ack in its ledger.
     pub ack_at: usize,
-    /// See `ack_at` (`None`: no intent found).
+    /// The index of its intent there (`None`: none found).
     pub intent_at: Option<usize>,
     /// Cuts before its ack.
     pub epoch: usize,
@@ -171,9 +171,8 @@ pub(super) fn file(acked: &[Acked], marks: &CutMarks, findings: &mut Findings) -
             None => {
                 *in_suffix = true;
                 findings.lost_suffix.push(format!(
-                    "{line}: in the suffix of epoch {} that power cut {} rolled back",
-                    a.epoch,
-                    a.epoch + 1
+                    "{line}: in the suffix of epoch {} that the power cut ending it rolled back",
+                    a.epoch
                 ));
             }
         }

@@ -442,7 +442,8 @@ pub struct Expect {
     /// 0.8 }`: the hazard is caught the way it should be).
     #[serde(default)]
     pub min_rate: BTreeMap<String, f64>,
-    /// Per finding kind, the share of seeds that may show it at most.
+    /// Per finding kind, the share of seeds that may show it at most (see
+    /// [`Expect::max_rate_of`]: a kind of [`STRICT_KINDS`] left out may show in none).
     #[serde(default)]
     pub max_rate: BTreeMap<String, f64>,
     /// At most this many backup/quarantine files in any seed's board folder.

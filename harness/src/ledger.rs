@@ -408,6 +408,9 @@ pub struct TextEntry {
     pub kind: TextKind,
     /// The title or payload.
     pub value: String,
+    /// The byte offset of its line in the file (where a power cut's mark falls: see
+    /// `check::CutMarks`).
+    pub at: usize,
 }
 
 /// What a text ledger line claims.
@@ -428,7 +431,14 @@ pub fn parse_text(text: &str) -> (Vec<TextEntry>, Vec<String>) {
         Some(end) => &text[..end],
         None => "",
     };
-    for (n, line) in complete.lines().enumerate() {
+    let mut at = 0;
+    // `str::lines`, with each line's offset: a line ends at `\n`, and a `\r` before it goes.
+    for (n, raw) in complete.split_inclusive('\n').enumerate() {
+        let start = at;
+        at += raw.len();
+        let line = raw
+            .strip_suffix('\n')
+            .map_or(raw, |l| l.strip_suffix('\r').unwrap_or(l));
         let mut parts = line.splitn(3, ' ');
         let mark = match parts.next() {
             Some("intent") => Mark::Intent,
@@ -457,6 +467,7 @@ pub fn parse_text(text: &str) -> (Vec<TextEntry>, Vec<String>) {
                 mark,
                 kind,
                 value: value.to_string(),
+                at: start,
             }),
             _ => errors.push(format!("line {}: missing value: {line:?}", n + 1)),
         }
@@ -561,5 +572,9 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].value, "a b");
         assert_eq!(errors.len(), 1);
+        let starts: Vec<usize> = entries.iter().map(|e| e.at).collect();
+        assert_eq!(starts, [0, 16, 29]);
+        let (entries, _) = parse_text("ack task a\r\nack task b\n");
+        assert_eq!((entries[0].value.as_str(), entries[1].at), ("a", 12));
     }
 }

@@ -113,7 +113,7 @@ impl Detection {
     /// The finding kinds that show the hazard.
     fn kinds(self) -> &'static [&'static str] {
         match self {
-            Detection::Damage => &["corrupt", "lost_acked", "lost_after_read"],
+            Detection::Damage => &["corrupt", "lost_acked", "lost_suffix", "lost_after_read"],
             Detection::WorkerError => &["worker_error", "work"],
             Detection::Duplicate => &["duplicate"],
             Detection::Quarantine => &["quarantine"],
@@ -317,6 +317,12 @@ mod tests {
         assert_eq!(
             judge(&control, &errors, Detection::Damage),
             Verdict::NotDetected
+        );
+        let suffix = summary(hazard(), 20, &[("lost_suffix", 3)], 4);
+        assert_eq!(
+            judge(&control, &suffix, Detection::Damage),
+            Verdict::Detected,
+            "a power cut's lost suffix is damage"
         );
         assert_eq!(
             judge(&control, &errors, Detection::WorkerError),

@@ -444,9 +444,10 @@ pub struct PhaseKill {
 }
 
 /// Every finding kind by name, in report order: the names expectations use.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "corrupt",
     "lost_acked",
+    "lost_suffix",
     "invariant",
     "worker_error",
     "work",
@@ -454,6 +455,12 @@ pub const KINDS: [&str; 8] = [
     "quarantine",
     "duplicate",
 ];
+
+/// The finding kinds a variant may not show unless its expectations name them (in
+/// `max_rate` or `min_rate`): `lost_suffix` is a promise broken under `synchronous=FULL`,
+/// which only a variant that runs `NORMAL` may allow (`max_rate = { lost_suffix = 1.0 }`).
+/// Every other kind is judged only where named.
+pub const STRICT_KINDS: [&str; 1] = ["lost_suffix"];
 
 /// The outcome a variant must show over its seeds. Rates are shares of seeds; the finding
 /// kinds are those of [`KINDS`].
@@ -471,7 +478,8 @@ pub struct Expect {
     /// 0.8 }`: the hazard is caught the way it should be).
     #[serde(default)]
     pub min_rate: BTreeMap<String, f64>,
-    /// Per finding kind, the share of seeds that may show it at most.
+    /// Per finding kind, the share of seeds that may show it at most (see
+    /// [`Expect::max_rate_of`]: a kind of [`STRICT_KINDS`] left out may show in none).
     #[serde(default)]
     pub max_rate: BTreeMap<String, f64>,
     /// At most this many backup/quarantine files in any seed's board folder.
@@ -499,6 +507,13 @@ pub struct Expect {
 }
 
 impl Expect {
+    /// The share of seeds that may show `kind` at most: as `max_rate` says, else 0 for a
+    /// kind of [`STRICT_KINDS`] that `min_rate` does not name either (`None`: any share).
+    pub fn max_rate_of(&self, kind: &str) -> Option<f64> {
+        let strict = STRICT_KINDS.contains(&kind) && !self.min_rate.contains_key(kind);
+        (self.max_rate.get(kind).copied()).or(strict.then_some(0.0))
+    }
+
     /// Why these expectations make no sense for `scenario`, as `key...: why`.
     fn validate(&self, scenario: &Scenario) -> std::result::Result<(), String> {
         let rates = [

@@ -30,6 +30,8 @@ pub enum FailureKind {
     WorkerError,
     /// A kanban invariant broken.
     Invariant,
+    /// Acknowledged commits lost as the suffix before a power cut (only `FULL` forbids it).
+    LostSuffix,
     /// An acknowledged commit lost.
     LostAcked,
     /// `integrity_check` failed.
@@ -45,6 +47,8 @@ impl FailureKind {
         } else if !f.lost_acked.is_empty() || !f.lost_after_read.is_empty() {
             // A commit a reader saw and that is gone is a lost commit, acked or not.
             Some(FailureKind::LostAcked)
+        } else if !f.lost_suffix.is_empty() {
+            Some(FailureKind::LostSuffix)
         } else if !f.invariant.is_empty() {
             Some(FailureKind::Invariant)
         } else if !f.worker_error.is_empty() {
@@ -62,6 +66,7 @@ impl FailureKind {
             FailureKind::Work => "work",
             FailureKind::WorkerError => "worker_error",
             FailureKind::Invariant => "invariant",
+            FailureKind::LostSuffix => "lost_suffix",
             FailureKind::LostAcked => "lost_acked",
             FailureKind::Corrupt => "corrupt",
         }
@@ -380,4 +385,21 @@ fn pinned(mut table: Table, seed: u64, from: &Path) -> String {
         name.display(),
         toml::to_string(&table).expect("a table")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A power cut's lost suffix is a failure to shrink, below a lost ack in the middle.
+    #[test]
+    fn a_lost_suffix_is_a_failure_kind_of_its_own() {
+        let mut outcome = Outcome::default();
+        assert_eq!(FailureKind::of(&outcome), None);
+        outcome.findings.lost_suffix.push("a suffix".into());
+        assert_eq!(FailureKind::of(&outcome), Some(FailureKind::LostSuffix));
+        assert_eq!(FailureKind::LostSuffix.name(), "lost_suffix");
+        outcome.findings.lost_acked.push("a hole".into());
+        assert_eq!(FailureKind::of(&outcome), Some(FailureKind::LostAcked));
+    }
 }

@@ -60,7 +60,7 @@ fn the_checks_leave_db_and_wal_as_the_workers_left_them() {
     assert!(wal.is_some_and(|&(_, n, _)| n > 0), "the writer left a WAL");
     // Not a kanban board: the ledger and invariant queries find no tables, which is beside
     // the point here. What matters is that it opened and read it, and changed nothing.
-    let findings = kanban_harness::check::check(&db, &[], Vec::new());
+    let findings = kanban_harness::check::check(&db, &[], &Default::default(), Vec::new());
     assert!(
         !findings
             .corrupt

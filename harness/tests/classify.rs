@@ -74,7 +74,7 @@ impl Fixture {
     }
 
     fn check(&self, ledgers: &[Ledger]) -> Findings {
-        check::check(&self.db, ledgers, vec![])
+        check::check(&self.db, ledgers, &Default::default(), vec![])
     }
 }
 
@@ -331,7 +331,7 @@ fn random_bytes_are_corrupt_and_only_corrupt() {
         })
         .collect();
     std::fs::write(&db, bytes).unwrap();
-    let f = check::check(&db, &[], vec![]);
+    let f = check::check(&db, &[], &Default::default(), vec![]);
     let text = assert_kinds(&f, &["corrupt"]);
     assert!(text.contains("not a database"), "{text}");
 }
@@ -345,7 +345,7 @@ fn random_bytes_are_corrupt_and_only_corrupt() {
 fn a_missing_board_is_corrupt_and_only_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("board.db");
-    let f = check::check(&db, &[], vec![]);
+    let f = check::check(&db, &[], &Default::default(), vec![]);
     assert_kinds(&f, &["corrupt"]);
     assert!(!db.exists(), "the check created {}", db.display());
 }
@@ -808,7 +808,12 @@ fn an_error_record_is_a_worker_error() {
 #[test]
 fn the_supervisors_observations_are_worker_errors() {
     let fx = Fixture::new(1);
-    let f = check::check(&fx.db, &[], vec!["worker 0 panicked".into()]);
+    let f = check::check(
+        &fx.db,
+        &[],
+        &Default::default(),
+        vec!["worker 0 panicked".into()],
+    );
     assert_kinds(&f, &["worker_error"]);
 }
 

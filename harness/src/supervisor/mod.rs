@@ -446,7 +446,7 @@ impl SeedRun<'_> {
             .repair_after
             .then(|| FinalRepair::run(db, &ledgers));
         crate::inject::apply(scenario, db, &ledgers)?;
-        outcome.findings = check::check(db, &ledgers, worker_errors);
+        outcome.findings = check::check(db, &ledgers, &check::CutMarks::default(), worker_errors);
         if let Some(repair) = &final_repair {
             repair.judge(&mut outcome.findings);
         }

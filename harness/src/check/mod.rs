@@ -1,17 +1,23 @@
 //! After every seed: is the board intact, is every acknowledged commit on it, and is
 //! everything a reader saw still there?
 //!
-//! Eight kinds of finding ([`KINDS`]), each counted per seed:
+//! Nine kinds of finding ([`KINDS`]), each counted per seed:
 //! - `corrupt`: `integrity_check` reports damage, or SQLite cannot even read the board;
 //! - `lost_acked`: a ledger ack whose effect is not on the board *exactly* (its event, by
 //!   the id the commit returned, with its kind, task and payload; the run's outcome and
 //!   result; the heartbeat value; the link; a cursor position that a later incarnation of
-//!   the same worker found behind it);
+//!   the same worker found behind it); in a seed with power cuts, only a loss that no cut
+//!   explains: one after the last cut, or one in the middle of the commits before a cut;
+//! - `lost_suffix`: acked writes lost that form a suffix of the commits before a power cut,
+//!   as `synchronous=NORMAL` allows and `FULL` does not ([`CutMarks`]; `check/cuts.rs`
+//!   tells how the commit order is read from the ledgers and the board);
 //! - `lost_after_read`: the worst kind: an effect a reader observed that is gone. Each
 //!   read record names a range of event ids and a digest of what was read in it (the way
 //!   of Jepsen's set checker: every observed element must be in the final set); a range
 //!   whose events on the board no longer give that digest lost something the reader saw. A
-//!   lost ack whose event id lies in such a range is listed here *and* under `lost_acked`;
+//!   lost ack whose event id lies in such a range is listed here *and* under `lost_acked`
+//!   (or `lost_suffix`, unless the read came before the cut that rolled it back: `NORMAL`
+//!   lets a reader see a commit that a power cut then takes back);
 //!   a range with no such ack (the reader saw a commit nobody was told of, or one whose
 //!   event id is unknown) is listed here alone;
 //! - `invariant`: a foreign-key or kanban invariant broken, a phantom (an effect on the
@@ -54,14 +60,23 @@ use crate::ledger::{self, Contents, EventKey, Mark, Op, Record, TextEntry, TextK
 use crate::scenario::KINDS;
 use crate::worker::cursor_name;
 
+mod cuts;
+
+pub use cuts::CutMarks;
+use cuts::{Acked, Place};
+
 /// What the checks found in one seed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Findings {
     /// Structural damage.
     pub corrupt: Vec<String>,
-    /// Acknowledged commits missing from the board.
+    /// Acknowledged commits missing from the board (with power cuts: those no cut explains).
     pub lost_acked: Vec<String>,
-    /// Effects a reader observed that are gone (acked ones are in `lost_acked` too).
+    /// Acknowledged commits missing from the board that a power cut rolled back as a suffix.
+    #[serde(default)]
+    pub lost_suffix: Vec<String>,
+    /// Effects a reader observed that are gone (acked ones are in `lost_acked` or
+    /// `lost_suffix` too).
     #[serde(default)]
     pub lost_after_read: Vec<String>,
     /// Broken invariants and phantoms.
@@ -90,6 +105,7 @@ impl Findings {
         match kind {
             "corrupt" => &self.corrupt,
             "lost_acked" => &self.lost_acked,
+            "lost_suffix" => &self.lost_suffix,
             "invariant" => &self.invariant,
             "worker_error" => &self.worker_error,
             "work" => &self.work,
@@ -118,9 +134,14 @@ pub enum Ledger {
     Text(Vec<TextEntry>, Vec<String>),
 }
 
-/// Checks the board at `db` against the ledgers; `worker_errors` are the supervisor's own
-/// observations (panics, unexpected exits).
-pub fn check(db: &Path, ledgers: &[Ledger], worker_errors: Vec<String>) -> Findings {
+/// Checks the board at `db` against the ledgers, with the power cuts at `cuts` (empty: none);
+/// `worker_errors` are the supervisor's own observations (panics, unexpected exits).
+pub fn check(
+    db: &Path,
+    ledgers: &[Ledger],
+    cuts: &CutMarks,
+    worker_errors: Vec<String>,
+) -> Findings {
     let mut findings = Findings {
         worker_error: worker_errors,
         ..Findings::default()
@@ -164,7 +185,7 @@ pub fn check(db: &Path, ledgers: &[Ledger], worker_errors: Vec<String>) -> Findi
     findings.invariant.extend(report.foreign_keys);
     findings.invariant.extend(report.invariants);
     match Board::read(&conn) {
-        Ok(board) => board.verify(ledgers, &mut findings),
+        Ok(board) => board.verify(ledgers, cuts, &mut findings),
         Err(e) => findings
             .corrupt
             .push(format!("cannot read the board for the ledger check: {e}")),
@@ -315,33 +336,52 @@ impl Board {
         }))
     }
 
-    fn verify(&self, ledgers: &[Ledger], findings: &mut Findings) {
-        let seen = Seen::gather(ledgers);
-        let stale: Vec<&Record> = seen
-            .reads
-            .iter()
-            .copied()
-            .filter(|r| r.b > r.a && self.digest(r.a + 1..=r.b) != r.c)
+    fn verify(&self, ledgers: &[Ledger], cuts: &CutMarks, findings: &mut Findings) {
+        let seen = Seen::gather(ledgers, cuts);
+        let mut acked: Vec<Acked> = (seen.acks.iter())
+            .map(|&(r, place)| {
+                let intent = seen.intents.get(&r.token());
+                let lost = (self.missing(r, intent, &seen))
+                    .map(|what| format!("{:?} {} acknowledged but {what}", r.op, r.token()));
+                Acked::binary(r.op, r.token(), place, r.b, lost)
+            })
+            .collect();
+        acked.extend(self.text_acks(ledgers, cuts));
+        let suffix = cuts::file(&acked, cuts, findings);
+        self.verify_reads(&seen, &acked, &suffix, findings);
+        findings.invariant.extend(self.phantoms(&seen));
+        findings.duplicate.extend(self.duplicates());
+    }
+
+    /// `lost_after_read`: every read range whose events are not all there any more, named
+    /// by the lost acks in it, or alone. A reader that saw a commit which the next power cut
+    /// rolled back as a suffix (`suffix`: per ack of `acked`, whether it was filed so) saw
+    /// what `synchronous=NORMAL` allows: that range is accounted for, and no finding.
+    fn verify_reads(
+        &self,
+        seen: &Seen<'_>,
+        acked: &[Acked],
+        suffix: &[bool],
+        findings: &mut Findings,
+    ) {
+        let stale: Vec<&(&Record, Place)> = (seen.reads.iter())
+            .filter(|(r, _)| r.b > r.a && self.digest(r.a + 1..=r.b) != r.c)
             .collect();
         let mut attributed = vec![false; stale.len()];
-        for r in &seen.acks {
-            let intent = seen.intents.get(&r.token());
-            let Some(what) = self.missing(r, intent, &seen) else {
+        for (a, &in_suffix) in acked.iter().zip(suffix) {
+            let (Some(line), Some(id)) = (&a.lost, a.event) else {
                 continue;
             };
-            let line = format!("{:?} {} acknowledged but {what}", r.op, r.token());
-            let event = r.op.acks_an_event().then_some(r.b).filter(|&id| id > 0);
             // Every range that read it is accounted for by this ack; the first is named.
-            let read_by: Vec<usize> = event.map_or(Vec::new(), |id| {
-                (0..stale.len())
-                    .filter(|&i| stale[i].a < id && id <= stale[i].b)
-                    .collect()
-            });
+            let read_by: Vec<usize> = (0..stale.len())
+                .filter(|&i| stale[i].0.a < id && id <= stale[i].0.b)
+                .collect();
             for &i in &read_by {
                 attributed[i] = true;
             }
-            if let Some(&i) = read_by.first() {
-                let s = stale[i];
+            let before_its_cut = |i: &&usize| in_suffix && stale[**i].1.epoch == a.epoch;
+            if let Some(&i) = read_by.iter().find(|i| !before_its_cut(i)) {
+                let s = stale[i].0;
                 findings.lost_after_read.push(format!(
                     "{line}; worker {} (start {}) had read it (events {}..={})",
                     s.worker,
@@ -350,13 +390,12 @@ impl Board {
                     s.b
                 ));
             }
-            findings.lost_acked.push(line);
         }
         let mut unattributed: Vec<String> = stale
             .iter()
             .zip(attributed)
             .filter(|(_, a)| !a)
-            .map(|(s, _)| {
+            .map(|((s, _), _)| {
                 format!(
                     "events {}..={} read by worker {} (start {}) are not all on the board any more",
                     s.a + 1,
@@ -368,9 +407,6 @@ impl Board {
             .collect();
         unattributed.dedup();
         findings.lost_after_read.extend(unattributed);
-        self.verify_text(ledgers, findings);
-        findings.invariant.extend(self.phantoms(&seen));
-        findings.duplicate.extend(self.duplicates());
     }
 
     /// Tokens on the board more than once where each names one effect: two tasks titled
@@ -491,26 +527,46 @@ impl Board {
                 .is_some_and(|e| e.task == r.a && parent.is_none_or(|p| e.payload == p.to_string()))
     }
 
-    fn verify_text(&self, ledgers: &[Ledger], findings: &mut Findings) {
-        for e in ledgers.iter().flat_map(|l| match l {
-            Ledger::Text(entries, _) => entries.as_slice(),
-            Ledger::Binary(_) => &[],
-        }) {
-            let present = match e.kind {
-                // Its `created` event keeps the title even after a rename.
-                TextKind::Task => {
-                    self.tasks.values().any(|t| *t == e.value)
-                        || self.has_event("created", &e.value)
-                }
-                TextKind::Event => self.events.values().any(|x| x.payload == e.value),
+    /// The acks of the text ledgers, each with whether it is on the board.
+    fn text_acks(&self, ledgers: &[Ledger], cuts: &CutMarks) -> Vec<Acked> {
+        let mut out = Vec::new();
+        for (w, ledger) in ledgers.iter().enumerate() {
+            let Ledger::Text(entries, _) = ledger else {
+                continue;
             };
-            if e.mark == Mark::Ack && !present {
-                findings.lost_acked.push(format!(
-                    "command {:?} {:?} acknowledged but not on the board",
-                    e.kind, e.value
-                ));
+            for (i, e) in entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.mark == Mark::Ack)
+            {
+                let present = match e.kind {
+                    // Its `created` event keeps the title even after a rename.
+                    TextKind::Task => {
+                        self.tasks.values().any(|t| *t == e.value)
+                            || self.has_event("created", &e.value)
+                    }
+                    TextKind::Event => self.events.values().any(|x| x.payload == e.value),
+                };
+                // Its intent: the last one of the same claim before it.
+                let intent = entries[..i].iter().rposition(|x| {
+                    x.mark == Mark::Intent && x.kind == e.kind && x.value == e.value
+                });
+                let place = Place {
+                    ledger: w,
+                    at: i,
+                    intent,
+                    epoch: cuts.epoch(w, e.at),
+                };
+                let lost = (!present).then(|| {
+                    format!(
+                        "command {:?} {:?} acknowledged but not on the board",
+                        e.kind, e.value
+                    )
+                });
+                out.push(Acked::text(e.value.clone(), place, lost));
             }
         }
+        out
     }
 
     /// Effects on the board nobody intended.
@@ -550,8 +606,8 @@ impl Board {
         let acked: HashSet<i64> = seen
             .acks
             .iter()
-            .filter(|r| r.op == Op::Move)
-            .map(|r| r.b)
+            .filter(|(r, _)| r.op == Op::Move)
+            .map(|(r, _)| r.b)
             .collect();
         let mut pending: HashMap<(i64, &str), usize> = HashMap::new();
         for i in seen.intents.values().filter(|i| i.op == Op::Move) {
@@ -582,12 +638,14 @@ impl Board {
 struct Seen<'a> {
     /// Intents by token.
     intents: HashMap<String, &'a Record>,
+    /// Where each intent is in its ledger, by token.
+    intent_at: HashMap<String, usize>,
     /// Tokens with an ack.
     acked: HashSet<String>,
-    /// Every ack.
-    acks: Vec<&'a Record>,
+    /// Every ack, with where it is (its intent found by `intent_at` once all are read).
+    acks: Vec<(&'a Record, Place)>,
     /// Read records of events.
-    reads: Vec<&'a Record>,
+    reads: Vec<(&'a Record, Place)>,
     /// Read records of cursors: (worker, incarnation) → position found.
     cursor_reads: Vec<&'a Record>,
     /// Every intended token (binary intents, and every text ledger value).
@@ -597,9 +655,10 @@ struct Seen<'a> {
 }
 
 impl<'a> Seen<'a> {
-    fn gather(ledgers: &'a [Ledger]) -> Seen<'a> {
+    fn gather(ledgers: &'a [Ledger], cuts: &CutMarks) -> Seen<'a> {
         let mut seen = Seen {
             intents: HashMap::new(),
+            intent_at: HashMap::new(),
             acked: HashSet::new(),
             acks: Vec::new(),
             reads: Vec::new(),
@@ -607,18 +666,30 @@ impl<'a> Seen<'a> {
             intended: HashSet::new(),
             links: HashSet::new(),
         };
-        for ledger in ledgers {
+        for (w, ledger) in ledgers.iter().enumerate() {
             match ledger {
-                Ledger::Binary(c) => c.records.iter().for_each(|r| seen.add(r)),
+                Ledger::Binary(c) => (c.records.iter().enumerate()).for_each(|(i, r)| {
+                    let place = Place {
+                        ledger: w,
+                        at: i,
+                        intent: None,
+                        epoch: cuts.record_epoch(w, i),
+                    };
+                    seen.add(r, place)
+                }),
                 Ledger::Text(entries, _) => seen
                     .intended
                     .extend(entries.iter().map(|e| e.value.clone())),
             }
         }
+        for (r, place) in &mut seen.acks {
+            place.intent = seen.intent_at.get(&r.token()).copied();
+        }
         seen
     }
 
-    fn add(&mut self, r: &'a Record) {
+    /// Adds record `r`, which is at `place` in its ledger.
+    fn add(&mut self, r: &'a Record, place: Place) {
         match (r.mark, r.op) {
             (Mark::Intent, op) => {
                 if op == Op::Link {
@@ -626,13 +697,14 @@ impl<'a> Seen<'a> {
                 }
                 self.intended.insert(r.token());
                 self.intents.insert(r.token(), r);
+                self.intent_at.insert(r.token(), place.at);
             }
             (Mark::Ack, _) => {
                 self.acked.insert(r.token());
-                self.acks.push(r);
+                self.acks.push((r, place));
             }
             (Mark::Read, Op::Cursor) => self.cursor_reads.push(r),
-            (Mark::Read, _) => self.reads.push(r),
+            (Mark::Read, _) => self.reads.push((r, place)),
             (Mark::Error | Mark::Expected | Mark::Tally, _) => {}
         }
     }

@@ -81,11 +81,8 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         // Power cuts through the page-cache model: with no sync, acknowledged commits are
         // only in the page cache, and a cut takes them (or tears the WAL).
         Hazard::SyncOff => ("power-cut-during-commit", Damage, ""),
-        Hazard::SyncNormal => (
-            "kill-during-commit",
-            NotByKills,
-            "bites only on power loss (a suffix of acknowledged commits rolled back), which killing processes cannot show",
-        ),
+        // A cut rolls back the commits since the WAL's last sync: a lost suffix.
+        Hazard::SyncNormal => ("power-cut-during-commit", Damage, ""),
         // A cut after the rebuild takes the unsynced name of its quarantine copy away.
         Hazard::NoDirFsync => ("power-cut-during-repair", Quarantine, ""),
         Hazard::ConnectPerOperation => (

@@ -30,7 +30,7 @@ pub(super) fn run(
     outcome: &mut Outcome,
     worker_errors: &mut Vec<String>,
     verbose: bool,
-) -> Result<Vec<Vec<u64>>> {
+) -> Result<Vec<Vec<usize>>> {
     let wal = kanban_store::wal_path(db);
     let dir = db.parent().unwrap_or(std::path::Path::new("."));
     let mut outage = Outage::new(scenario, dir, verbose);

@@ -294,6 +294,7 @@ pub fn run_seed(
         db: &db,
         slots: &slots,
         setup_copies: &setup_copies,
+        cut_marks: &ran.cut_marks,
     };
     seed_run.judge(worker_errors, &mut outcome)?;
     outcome.backups = count_backups(dir.path());
@@ -369,7 +370,7 @@ struct Ran {
     /// Deterministic mode: the trace digest.
     trace: Option<String>,
     /// Per power cut, every worker's ledger length when it happened.
-    cut_marks: Vec<Vec<u64>>,
+    cut_marks: check::CutMarks,
 }
 
 /// Runs the workers in the mode the options pick until every one is dead.
@@ -395,7 +396,7 @@ fn run_workers(
             )?;
             Ran {
                 trace: None,
-                cut_marks,
+                cut_marks: check::CutMarks(cut_marks),
             }
         }
         Some(strategy) => {
@@ -410,7 +411,7 @@ fn run_workers(
             )?;
             Ran {
                 trace: Some(trace),
-                cut_marks: Vec::new(),
+                cut_marks: check::CutMarks::default(),
             }
         }
     })
@@ -424,6 +425,8 @@ struct SeedRun<'a> {
     slots: &'a [Slot],
     /// The quarantine copies setup kept.
     setup_copies: &'a [String],
+    /// Every worker's ledger length at each power cut.
+    cut_marks: &'a check::CutMarks,
 }
 
 impl SeedRun<'_> {
@@ -446,7 +449,7 @@ impl SeedRun<'_> {
             .repair_after
             .then(|| FinalRepair::run(db, &ledgers));
         crate::inject::apply(scenario, db, &ledgers)?;
-        outcome.findings = check::check(db, &ledgers, &check::CutMarks::default(), worker_errors);
+        outcome.findings = check::check(db, &ledgers, self.cut_marks, worker_errors);
         if let Some(repair) = &final_repair {
             repair.judge(&mut outcome.findings);
         }

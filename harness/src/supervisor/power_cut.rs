@@ -35,7 +35,7 @@ pub(super) struct Outage {
     /// Cuts made so far.
     cuts: u32,
     /// Per cut, the byte length of every worker's ledger when it happened.
-    pub(super) marks: Vec<Vec<u64>>,
+    pub(super) marks: Vec<Vec<usize>>,
     /// Print what each cut did (`replay`).
     verbose: bool,
 }
@@ -87,7 +87,7 @@ impl Outage {
         self.group = None;
         self.marks.push(
             (slots.iter())
-                .map(|s| std::fs::metadata(&s.env.ledger).map_or(0, |m| m.len()))
+                .map(|s| std::fs::metadata(&s.env.ledger).map_or(0, |m| m.len() as usize))
                 .collect(),
         );
         let (mode, mut rng) = plan.power_cut(scenario, self.cuts);

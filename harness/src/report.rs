@@ -462,10 +462,12 @@ mod tests {
         let mut run = RunSummary::new("s", Variant::Hardened);
         run.seeds = 10;
         run.seeds_with.insert("lost_suffix".into(), 1);
+        run.damaged = 1;
         run
     }
 
-    /// A lost suffix fails a variant that does not name it; naming it allows it.
+    /// A lost suffix fails a variant that does not name it; naming it, or expecting damage,
+    /// allows it.
     #[test]
     fn a_lost_suffix_is_a_miss_unless_the_expectations_name_it() {
         let run = one_suffix_in_ten();
@@ -478,6 +480,12 @@ mod tests {
         assert!(run.misses(&expect).is_empty());
         let mut expect = Expect::default();
         expect.min_rate.insert("lost_suffix".into(), 0.05);
+        assert!(run.misses(&expect).is_empty());
+        // A hazard variant that expects damage counts a lost suffix as damage.
+        let expect = Expect {
+            min_damage_rate: Some(0.05),
+            ..Expect::default()
+        };
         assert!(run.misses(&expect).is_empty());
     }
 }

@@ -457,9 +457,10 @@ pub const KINDS: [&str; 9] = [
 ];
 
 /// The finding kinds a variant may not show unless its expectations name them (in
-/// `max_rate` or `min_rate`): `lost_suffix` is a promise broken under `synchronous=FULL`,
-/// which only a variant that runs `NORMAL` may allow (`max_rate = { lost_suffix = 1.0 }`).
-/// Every other kind is judged only where named.
+/// `max_rate` or `min_rate`) or expect damage (`min_damage_rate`, a hazard shown breaking
+/// the board): `lost_suffix` is a promise broken under `synchronous=FULL`, which only a
+/// variant that runs `NORMAL` may allow (`max_rate = { lost_suffix = 1.0 }`). Every other
+/// kind is judged only where named.
 pub const STRICT_KINDS: [&str; 1] = ["lost_suffix"];
 
 /// The outcome a variant must show over its seeds. Rates are shares of seeds; the finding
@@ -508,9 +509,12 @@ pub struct Expect {
 
 impl Expect {
     /// The share of seeds that may show `kind` at most: as `max_rate` says, else 0 for a
-    /// kind of [`STRICT_KINDS`] that `min_rate` does not name either (`None`: any share).
+    /// kind of [`STRICT_KINDS`] that `min_rate` does not name either, in a variant that
+    /// expects no damage (`None`: any share).
     pub fn max_rate_of(&self, kind: &str) -> Option<f64> {
-        let strict = STRICT_KINDS.contains(&kind) && !self.min_rate.contains_key(kind);
+        let strict = STRICT_KINDS.contains(&kind)
+            && !self.min_rate.contains_key(kind)
+            && self.min_damage_rate.is_none();
         (self.max_rate.get(kind).copied()).or(strict.then_some(0.0))
     }
 

@@ -44,6 +44,13 @@ pub(super) fn run(
     while start.elapsed() < budget {
         let now = Instant::now();
         while let Some(f) = faults.next_if(|f| start + Duration::from_millis(f.at_ms) <= now) {
+            // The power goes whatever runs.
+            if f.action == FaultAction::PowerCut {
+                if let Some(outage) = &mut outage {
+                    outage.cut(slots, plan, scenario, true, outcome, worker_errors)?;
+                }
+                continue;
+            }
             let slot = &mut slots[f.worker];
             let Some(pid) = slot.pid else { continue };
             match f.action {
@@ -57,12 +64,7 @@ pub(super) fn run(
                     resumes.push((now + Duration::from_millis(ms), f.worker));
                     outcome.stalls += 1;
                 }
-                FaultAction::Stall(_) => {}
-                FaultAction::PowerCut => {
-                    if let Some(outage) = &mut outage {
-                        outage.cut(slots, plan, scenario, true, outcome, worker_errors)?;
-                    }
-                }
+                FaultAction::Stall(_) | FaultAction::PowerCut => {}
             }
         }
         resumes.retain(|&(at, i)| {

@@ -399,7 +399,8 @@ fn run_workers(
             }
         }
         Some(strategy) => {
-            let trace = deterministic::run(
+            let (trace, cut_marks) = deterministic::run(
+                db,
                 slots,
                 plan,
                 scenario,
@@ -410,7 +411,7 @@ fn run_workers(
             )?;
             Ran {
                 trace: Some(trace),
-                cut_marks: Vec::new(),
+                cut_marks,
             }
         }
     })

@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 
 use super::{Outcome, Slot, ended, spawn};
 use crate::error::{Error, Result};
-use crate::pagecache::{self, AllStopped};
+use crate::pagecache::{self, AllStopped, CutReport};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
 use crate::shim::CUT_REQUEST;
@@ -58,8 +58,9 @@ impl Outage {
         self.dir.join(CUT_REQUEST).exists()
     }
 
-    /// Cuts the power: stops every worker at once (they may be dead already), reaps them,
-    /// rewrites the board's files, and schedules every worker's restart (`restart`).
+    /// Cuts the power (free-running): stops every worker at once (they may be dead
+    /// already), reaps them, rewrites the board's files, and schedules every worker's
+    /// restart (`restart`).
     pub(super) fn cut(
         &mut self,
         slots: &mut [Slot],
@@ -85,6 +86,26 @@ impl Outage {
             }
         }
         self.group = None;
+        self.rewrite(slots, plan, scenario, outcome)?;
+        let now = std::time::Instant::now();
+        for slot in slots.iter_mut() {
+            slot.restart_at =
+                restart.then(|| now + std::time::Duration::from_millis(slot.env.spec.restart_ms));
+        }
+        Ok(())
+    }
+
+    /// The cut itself, in either mode, once the caller has stopped and reaped every worker:
+    /// notes every ledger's length, rewrites the board's files with the mode and the
+    /// randomness the plan draws for this cut (`Plan::power_cut`), and counts it. Returns
+    /// what the cut did, for the deterministic trace.
+    pub(super) fn rewrite(
+        &mut self,
+        slots: &mut [Slot],
+        plan: &Plan,
+        scenario: &Scenario,
+        outcome: &mut Outcome,
+    ) -> Result<CutReport> {
         self.marks.push(
             (slots.iter())
                 .map(|s| std::fs::metadata(&s.env.ledger).map_or(0, |m| m.len()))
@@ -105,13 +126,10 @@ impl Outage {
         self.cuts += 1;
         outcome.power_cuts += 1;
         *outcome.cut_modes.entry(mode.name().into()).or_default() += 1;
-        let now = std::time::Instant::now();
         for slot in slots.iter_mut() {
             slot.stalled = false;
-            slot.restart_at =
-                restart.then(|| now + std::time::Duration::from_millis(slot.env.spec.restart_ms));
         }
-        Ok(())
+        Ok(report)
     }
 
     /// Starts `slots[i]`'s worker in the seed's process group (leading a new one when no
@@ -133,4 +151,27 @@ pub(super) fn start(outage: &mut Option<Outage>, slots: &mut [Slot], i: usize) -
         Some(outage) => outage.spawn(slots, i),
         None => spawn(&mut slots[i], &[], None),
     }
+}
+
+/// One line for the deterministic trace of what a cut did: its mode, and per file the
+/// pending operations it undid, the write it tore and the sector it trashed, and the
+/// namespace changes it undid. Kept links are left out: their names hold pids, which
+/// differ from run to run.
+pub(super) fn summary(report: &CutReport) -> String {
+    let mut line = report.mode.name().to_string();
+    for f in &report.files {
+        line.push_str(&format!(" {} undone {:?} of {}", f.name, f.undone, f.pending));
+        if let Some(torn) = &f.torn {
+            line.push_str(&format!(" torn #{} new {:?}", torn.op, torn.new_sectors));
+        }
+        if let Some(sector) = f.trashed {
+            line.push_str(&format!(" trashed {sector}"));
+        }
+    }
+    line.push_str(&format!(
+        "; namespace undone {}, shm removed {}",
+        report.namespace.len(),
+        report.shm_removed.len()
+    ));
+    line
 }

@@ -160,7 +160,7 @@ pub(super) fn start(outage: &mut Option<Outage>, slots: &mut [Slot], i: usize) -
 pub(super) fn summary(report: &CutReport) -> String {
     let mut line = report.mode.name().to_string();
     for f in &report.files {
-        line.push_str(&format!(" {} undone {:?} of {}", f.name, f.undone, f.pending));
+        line.push_str(&format!(" {} undone [{}] of {}", f.name, ranges(&f.undone), f.pending));
         if let Some(torn) = &f.torn {
             line.push_str(&format!(" torn #{} new {:?}", torn.op, torn.new_sectors));
         }
@@ -174,4 +174,28 @@ pub(super) fn summary(report: &CutReport) -> String {
         report.shm_removed.len()
     ));
     line
+}
+
+/// Ascending indexes as runs: `0-3,5,7-8`.
+fn ranges(indexes: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &i in indexes {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    let runs: Vec<String> = (runs.iter())
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect();
+    runs.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn indexes_print_as_runs() {
+        assert_eq!(super::ranges(&[]), "");
+        assert_eq!(super::ranges(&[0, 1, 2, 3, 5, 7, 8]), "0-3,5,7-8");
+    }
 }

@@ -40,8 +40,9 @@ fn replay_checked(scenario: &Path, variant: &str, seed: u64, trace: &Path) -> (S
 fn a_cut_at_a_file_operation_replays_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = common::workspace().join("scenarios/power-cut-during-commit.toml");
-    // Seed 1 of sync-off loses acknowledged commits: a failing verdict replays too.
-    for (variant, seed, fails) in [("hardened", 1, false), ("hazard:sync-off", 1, true)] {
+    // Seed 2's cut keeps some unsynced writes (its randomness shows in the trace); under
+    // sync-off it loses acknowledged commits: a failing verdict replays too.
+    for (variant, seed, fails) in [("hardened", 2, false), ("hazard:sync-off", 2, true)] {
         let (trace, text) = replay_checked(&scenario, variant, seed, &dir.path().join("t"));
         let lines: Vec<&str> = trace.lines().collect();
         let at = (lines.iter())
@@ -87,7 +88,7 @@ max_failure_rate = 0.0
 "#,
     )
     .unwrap();
-    let (trace, _) = replay_checked(&scenario, "hardened", 3, &dir.path().join("t"));
+    let (trace, _) = replay_checked(&scenario, "hardened", 0, &dir.path().join("t"));
     let cuts: Vec<&str> = (trace.lines())
         .filter(|l| l.contains(" power cut "))
         .collect();

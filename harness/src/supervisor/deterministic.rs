@@ -6,7 +6,11 @@
 //! strategy picks, with the logical time, and waits until that worker reaches its next
 //! scheduling point and hands it back. The plan's timed faults land between two steps, at
 //! logical times, so a kill or a stall falls at an exact position of the interleaving;
-//! restarts and stalls are logical waits. When the budget of logical time is spent, every
+//! restarts and stalls are logical waits. A power cut (timed, or reached by a worker at
+//! `Point::PowerCut` right after the operation its fault acts on) kills every worker at
+//! that step, rewrites the board's files as in free mode (`power_cut`), writes
+//! `<t> power cut <k> <mode> <what it chose>` to the trace, and restarts every worker after
+//! its restart delay, as after a kill. When the budget of logical time is spent, every
 //! grant carries the stop flag, and workers finish their operation and exit, still one at
 //! a time.
 //!

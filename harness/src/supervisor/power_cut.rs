@@ -12,6 +12,15 @@
 //! *landed* there, when the files have been rewritten, and only there. Then every worker
 //! restarts after its restart delay, as a service manager brings services back after an
 //! outage.
+//!
+//! Under the token (`deterministic`) the workers keep a process group each (a kill of one
+//! worker must not take the others), and no worker cuts by itself: one whose operation a
+//! `power-cut` fault acts on reaches `Point::PowerCut` right after it, and the supervisor,
+//! which holds every other worker at its point, kills them all at that step and runs the
+//! same [`Outage::rewrite`]; timed cuts fall at their logical time. The journal then holds
+//! the appends in the order the workers ran, one at a time, and the cut's randomness comes
+//! from the plan alone, so the cut replays byte for byte; [`summary`] puts what it chose in
+//! the trace.
 
 use std::path::{Path, PathBuf};
 

@@ -164,12 +164,17 @@ pub(super) fn start(outage: &mut Option<Outage>, slots: &mut [Slot], i: usize) -
 
 /// One line for the deterministic trace of what a cut did: its mode, and per file the
 /// pending operations it undid, the write it tore and the sector it trashed, and the
-/// namespace changes it undid. Kept links are left out: their names hold pids, which
-/// differ from run to run.
+/// namespace changes it undid. Nothing that holds a pid, which differs from run to run:
+/// no kept link, and a copy the store is still writing (its name holds `.partial-` and
+/// then the writer's pid) only by its name up to `.partial-`.
 pub(super) fn summary(report: &CutReport) -> String {
     let mut line = report.mode.name().to_string();
     for f in &report.files {
-        line.push_str(&format!(" {} undone [{}] of {}", f.name, ranges(&f.undone), f.pending));
+        let name = match f.name.find(".partial-") {
+            Some(at) => &f.name[..at + ".partial-".len()],
+            None => &f.name,
+        };
+        line.push_str(&format!(" {name} undone [{}] of {}", ranges(&f.undone), f.pending));
         if let Some(torn) = &f.torn {
             line.push_str(&format!(" torn #{} new {:?}", torn.op, torn.new_sectors));
         }

@@ -50,7 +50,11 @@ fn a_cut_at_a_file_operation_replays_byte_for_byte() {
             .unwrap_or_else(|| panic!("{variant} seed {seed}: no power cut in the trace"));
         // The worker that cut came to its point right after the faulted operation.
         assert!(lines[at - 1].ends_with(" power-cut"), "{}", lines[at - 1]);
-        assert!(lines[at - 2].ends_with("fault=PowerCut"), "{}", lines[at - 2]);
+        assert!(
+            lines[at - 2].ends_with("fault=PowerCut"),
+            "{}",
+            lines[at - 2]
+        );
         assert_eq!(text.contains(", failed"), fails, "{text}");
     }
 }

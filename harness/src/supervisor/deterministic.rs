@@ -39,7 +39,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use kanban_sched::{Event, Scheduler, State, Strategy, Transport, Unit, step};
+use kanban_sched::{Event, Scheduler, State, Transport, Unit, step};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::waitpid;
 use sha2::{Digest, Sha256};
@@ -67,11 +67,11 @@ pub(super) fn run(
     slots: &mut [Slot],
     plan: &Plan,
     scenario: &Scenario,
-    strategy: Strategy,
     opts: &RunOptions,
     outcome: &mut Outcome,
     worker_errors: &mut Vec<String>,
 ) -> Result<(String, Vec<Vec<u64>>)> {
+    let strategy = scenario.strategy(opts.strategy, opts.pct_depth);
     let trace = Trace::new(opts.trace.as_deref())?;
     let dir = db.parent().unwrap_or(Path::new("."));
     let mut sched = Scheduler::new(slots.len(), scheduler_seed(plan.seed), strategy, QUANTUM_US);

@@ -398,13 +398,12 @@ fn run_workers(
                 cut_marks,
             }
         }
-        Some(strategy) => {
+        Some(_) => {
             let (trace, cut_marks) = deterministic::run(
                 db,
                 slots,
                 plan,
                 scenario,
-                strategy,
                 opts,
                 outcome,
                 worker_errors,

@@ -174,7 +174,11 @@ pub(super) fn summary(report: &CutReport) -> String {
             Some(at) => &f.name[..at + ".partial-".len()],
             None => &f.name,
         };
-        line.push_str(&format!(" {name} undone [{}] of {}", ranges(&f.undone), f.pending));
+        line.push_str(&format!(
+            " {name} undone [{}] of {}",
+            ranges(&f.undone),
+            f.pending
+        ));
         if let Some(torn) = &f.torn {
             line.push_str(&format!(" torn #{} new {:?}", torn.op, torn.new_sectors));
         }
@@ -200,7 +204,13 @@ fn ranges(indexes: &[usize]) -> String {
         }
     }
     let runs: Vec<String> = (runs.iter())
-        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect();
     runs.join(",")
 }

@@ -381,3 +381,40 @@ fn pinned(mut table: Table, seed: u64, from: &Path) -> String {
         toml::to_string(&table).expect("a table")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_cuts_are_halved_or_dropped_and_power_cut_faults_dropped() {
+        let table: Table = r#"
+            [power]
+            cuts = 4
+            [[faults.io]]
+            phase = "commit"
+            file = "wal"
+            op = "write"
+            nth = [1, 30]
+            action = "power-cut"
+        "#
+        .parse()
+        .unwrap();
+        let cands = candidates(&table);
+        let cuts = |c: &Table| entry(c, "power", "cuts").and_then(Value::as_integer);
+        let whats: Vec<(&str, Option<i64>)> =
+            (cands.iter()).map(|(w, c)| (w.as_str(), cuts(c))).collect();
+        assert!(whats.contains(&("power.cuts 4 -> 0", Some(0))), "{whats:?}");
+        assert!(whats.contains(&("power.cuts 4 -> 2", Some(2))), "{whats:?}");
+        let (_, dropped) = (cands.iter())
+            .find(|(w, _)| w == "drop faults.io[0]")
+            .expect("the power-cut fault dropped");
+        assert_eq!(
+            entry(dropped, "faults", "io")
+                .and_then(Value::as_array)
+                .map(Vec::len),
+            Some(0)
+        );
+        assert_eq!(cuts(dropped), Some(4));
+    }
+}

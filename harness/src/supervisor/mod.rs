@@ -399,15 +399,8 @@ fn run_workers(
             }
         }
         Some(_) => {
-            let (trace, cut_marks) = deterministic::run(
-                db,
-                slots,
-                plan,
-                scenario,
-                opts,
-                outcome,
-                worker_errors,
-            )?;
+            let (trace, cut_marks) =
+                deterministic::run(db, slots, plan, scenario, opts, outcome, worker_errors)?;
             Ran {
                 trace: Some(trace),
                 cut_marks,

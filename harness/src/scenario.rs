@@ -617,9 +617,6 @@ impl Scenario {
     /// Why this scenario cannot run deterministically, if it cannot: a `command` worker's
     /// SQLite is not ours, so its file operations are no scheduling points.
     pub fn refuse_determinism(&self) -> std::result::Result<(), String> {
-        if self.power_model() {
-            return Err("power cuts (`[power]`, or a `power-cut` I/O fault) run free only: under the token a cut is not yet delivered (issue 16)".into());
-        }
         match self
             .workers
             .iter()

@@ -3,8 +3,9 @@
 //! A delta-debugging loop (greedy, one-at-a-time reduction, as in Zeller's *ddmin* with
 //! single-element subsets) over the scenario itself, not over a recorded trace: each
 //! candidate is the scenario with one thing removed or halved (a worker, the budget of
-//! logical time, the timed kills and stalls, a phase kill, an I/O fault, in-transaction
-//! overlap, extra connections, seed tasks), run deterministically with the same seed. A
+//! logical time, the timed kills, stalls and power cuts, a phase kill, an I/O fault (a
+//! `power-cut` one too), in-transaction overlap, extra connections, seed tasks), run
+//! deterministically with the same seed. A
 //! candidate that fails *the same way* (same worst kind of finding: corrupt, then lost
 //! acknowledged commits, then a broken invariant, then a worker error) replaces the
 //! current scenario, and the loop starts over; it ends when no candidate still fails.
@@ -267,16 +268,16 @@ impl Candidates<'_> {
         }
     }
 
-    /// The timed kills and stalls cut to none, or halved.
+    /// The timed kills, stalls and power cuts cut to none, or halved.
     fn cut_timed_faults(&mut self) {
-        for key in ["kills", "stalls"] {
-            let n = fault(self.table, key)
+        for (section, key) in [("faults", "kills"), ("faults", "stalls"), ("power", "cuts")] {
+            let n = entry(self.table, section, key)
                 .and_then(Value::as_integer)
                 .unwrap_or(0);
             for to in [0, n / 2] {
                 if to < n {
-                    self.edit(format!("{key} {n} -> {to}"), &|t| {
-                        faults_mut(t).insert(key.into(), Value::Integer(to));
+                    self.edit(format!("{section}.{key} {n} -> {to}"), &|t| {
+                        section_mut(t, section).insert(key.into(), Value::Integer(to));
                         true
                     });
                 }
@@ -287,12 +288,12 @@ impl Candidates<'_> {
     /// Each phase kill and I/O fault dropped.
     fn drop_exact_faults(&mut self) {
         for key in ["phase_kills", "io"] {
-            let n = fault(self.table, key)
+            let n = entry(self.table, "faults", key)
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             for i in 0..n {
                 self.edit(format!("drop faults.{key}[{i}]"), &|t| {
-                    faults_mut(t)
+                    section_mut(t, "faults")
                         .get_mut(key)
                         .and_then(Value::as_array_mut)
                         .is_some_and(|a| {
@@ -355,20 +356,19 @@ fn array<'a>(t: &'a mut Table, key: &str) -> Option<&'a mut Vec<Value>> {
     t.get_mut(key).and_then(Value::as_array_mut)
 }
 
-/// The value of `faults.<key>` in `t`.
-fn fault<'a>(t: &'a Table, key: &str) -> Option<&'a Value> {
-    faults(t).and_then(|f| f.get(key))
+/// The value of `<section>.<key>` in `t`.
+fn entry<'a>(t: &'a Table, section: &str, key: &str) -> Option<&'a Value> {
+    t.get(section)
+        .and_then(Value::as_table)
+        .and_then(|f| f.get(key))
 }
 
-fn faults(t: &Table) -> Option<&Table> {
-    t.get("faults").and_then(Value::as_table)
-}
-
-fn faults_mut(t: &mut Table) -> &mut Table {
-    t.entry("faults")
+/// The table `<section>` of `t` (`faults`, `power`), made if absent.
+fn section_mut<'a>(t: &'a mut Table, section: &str) -> &'a mut Table {
+    t.entry(section)
         .or_insert_with(|| Value::Table(Table::new()))
         .as_table_mut()
-        .expect("`faults` is a table in a valid scenario")
+        .expect("a section is a table in a valid scenario")
 }
 
 /// The shrunk scenario as a file: one seed, pinned, deterministic.
@@ -401,5 +401,37 @@ mod tests {
         assert_eq!(FailureKind::LostSuffix.name(), "lost_suffix");
         outcome.findings.lost_acked.push("a hole".into());
         assert_eq!(FailureKind::of(&outcome), Some(FailureKind::LostAcked));
+    }
+
+    #[test]
+    fn power_cuts_are_halved_or_dropped_and_power_cut_faults_dropped() {
+        let table: Table = r#"
+            [power]
+            cuts = 4
+            [[faults.io]]
+            phase = "commit"
+            file = "wal"
+            op = "write"
+            nth = [1, 30]
+            action = "power-cut"
+        "#
+        .parse()
+        .unwrap();
+        let cands = candidates(&table);
+        let cuts = |c: &Table| entry(c, "power", "cuts").and_then(Value::as_integer);
+        let whats: Vec<(&str, Option<i64>)> =
+            (cands.iter()).map(|(w, c)| (w.as_str(), cuts(c))).collect();
+        assert!(whats.contains(&("power.cuts 4 -> 0", Some(0))), "{whats:?}");
+        assert!(whats.contains(&("power.cuts 4 -> 2", Some(2))), "{whats:?}");
+        let (_, dropped) = (cands.iter())
+            .find(|(w, _)| w == "drop faults.io[0]")
+            .expect("the power-cut fault dropped");
+        assert_eq!(
+            entry(dropped, "faults", "io")
+                .and_then(Value::as_array)
+                .map(Vec::len),
+            Some(0)
+        );
+        assert_eq!(cuts(dropped), Some(4));
     }
 }

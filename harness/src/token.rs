@@ -61,6 +61,10 @@ pub enum Point {
     Lock,
     /// Stopped by a `stop` fault (the supervisor holds it for the fault's `stop_ms`).
     Stop,
+    /// Right after the operation a `power-cut` fault acts on: the supervisor cuts the power
+    /// at this step, with every other worker held at its own point, and never hands this
+    /// worker the token again.
+    PowerCut,
 }
 
 impl Point {
@@ -86,6 +90,7 @@ impl Point {
             }
             Point::Lock => b[0] = 3,
             Point::Stop => b[0] = 4,
+            Point::PowerCut => b[0] = 5,
         }
         b
     }
@@ -106,6 +111,7 @@ impl Point {
             2 => Point::Sleep(arg),
             3 => Point::Lock,
             4 => Point::Stop,
+            5 => Point::PowerCut,
             _ => return None,
         })
     }
@@ -274,6 +280,7 @@ mod tests {
             Point::Sleep(123_456),
             Point::Lock,
             Point::Stop,
+            Point::PowerCut,
         ];
         for p in points {
             assert_eq!(Point::decode(&p.encode()), Some(p));

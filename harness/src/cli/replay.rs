@@ -52,12 +52,15 @@ pub(crate) fn replay(
         return Ok(diff.is_empty());
     }
     println!(
-        "seed {seed}: {} kills, {} stalls, {} planned faults ({} armed, {} landed), {} restarts, {} backups, {} ms",
+        "seed {seed}: {} kills, {} stalls, {} planned faults ({} armed, {} landed), {} of {} power cuts {:?}, {} restarts, {} backups, {} ms",
         outcome.kills,
         outcome.stalls,
         outcome.faults_planned,
         outcome.faults_armed,
         outcome.faults_landed,
+        outcome.power_cuts,
+        outcome.power_cuts_planned,
+        outcome.cut_modes,
         outcome.restarts,
         outcome.backups,
         outcome.elapsed_ms

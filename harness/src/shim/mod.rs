@@ -268,6 +268,9 @@ pub(crate) fn after(action: IoAction, ok: bool) {
         }
         IoAction::PowerCut => {
             note_landed(id);
+            // Under the token the supervisor cuts at this very step (it holds every other
+            // worker at its point) and kills this one; it never grants the token back.
+            crate::token::point(crate::token::Point::PowerCut);
             power::cut_now();
         }
         // Under the token, the supervisor holds the worker instead (no real time passes).

@@ -6,7 +6,11 @@
 //! strategy picks, with the logical time, and waits until that worker reaches its next
 //! scheduling point and hands it back. The plan's timed faults land between two steps, at
 //! logical times, so a kill or a stall falls at an exact position of the interleaving;
-//! restarts and stalls are logical waits. When the budget of logical time is spent, every
+//! restarts and stalls are logical waits. A power cut (timed, or reached by a worker at
+//! `Point::PowerCut` right after the operation its fault acts on) kills every worker at
+//! that step, rewrites the board's files as in free mode (`power_cut`), writes
+//! `<t> power cut <k> <mode> <what it chose>` to the trace, and restarts every worker after
+//! its restart delay, as after a kill. When the budget of logical time is spent, every
 //! grant carries the stop flag, and workers finish their operation and exit, still one at
 //! a time.
 //!
@@ -35,11 +39,12 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use kanban_sched::{Event, Scheduler, State, Strategy, Transport, Unit, step};
+use kanban_sched::{Event, Scheduler, State, Transport, Unit, step};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::waitpid;
 use sha2::{Digest, Sha256};
 
+use super::power_cut::{self, Outage};
 use super::{Outcome, RunOptions, Slot, ended, reap_all, spawn};
 use crate::error::{Error, Result};
 use crate::plan::{FaultAction, Plan, TimedFault};
@@ -54,18 +59,21 @@ const GRACE_STEPS: u64 = 20_000;
 /// Trace lines kept for a report of a stuck worker.
 const TAIL: usize = 20;
 
-/// Runs the workers for the scenario's budget of logical time; every worker is dead when it
-/// returns. Returns the trace digest.
+/// Runs the workers for the scenario's budget of logical time on the board `db`; every
+/// worker is dead when it returns. Returns the trace digest and, with power cuts, the
+/// ledger lengths at each cut.
 pub(super) fn run(
+    db: &Path,
     slots: &mut [Slot],
     plan: &Plan,
     scenario: &Scenario,
-    strategy: Strategy,
     opts: &RunOptions,
     outcome: &mut Outcome,
     worker_errors: &mut Vec<String>,
-) -> Result<String> {
+) -> Result<(String, Vec<Vec<usize>>)> {
+    let strategy = scenario.strategy(opts.strategy, opts.pct_depth);
     let trace = Trace::new(opts.trace.as_deref())?;
+    let dir = db.parent().unwrap_or(Path::new("."));
     let mut sched = Scheduler::new(slots.len(), scheduler_seed(plan.seed), strategy, QUANTUM_US);
     for unit in 0..slots.len() {
         sched.wait_until(unit, 0);
@@ -78,6 +86,9 @@ pub(super) fn run(
         worker_errors,
         stuck: opts.stuck,
         blocked: None,
+        plan,
+        scenario,
+        outage: Outage::new(scenario, dir, opts.verbose),
     };
     let budget_us = scenario.budget_ms * 1000;
     // The step at which the budget was spent.
@@ -86,7 +97,9 @@ pub(super) fn run(
     loop {
         let now = sched.now_us();
         while let Some(f) = faults.next_if(|f| f.at_ms * 1000 <= now && now < budget_us) {
-            procs.deliver(&mut sched, f, now, outcome);
+            if let Err(e) = procs.deliver(&mut sched, f, now, outcome) {
+                return Err(procs.abort(e));
+            }
         }
         if !procs.stopping && now >= budget_us {
             stopped_at = Some(procs.spend_budget(&mut sched, now));
@@ -98,25 +111,43 @@ pub(super) fn run(
             break;
         };
         if let Some(blocked) = procs.blocked.take() {
-            for unit in 0..procs.slots.len() {
-                procs.kill(unit);
-            }
-            reap_all(procs.slots);
-            return Err(blocked);
+            return Err(procs.abort(blocked));
         }
-        procs.note(&mut sched, unit, event, outcome);
+        if let Err(e) = procs.note(&mut sched, unit, event, outcome) {
+            return Err(procs.abort(e));
+        }
     }
     outcome.steps = sched.steps();
     reap_all(procs.slots);
-    procs.trace.finish()
+    let marks = procs.outage.take().map(|o| o.marks).unwrap_or_default();
+    Ok((procs.trace.finish()?, marks))
 }
 
 impl Procs<'_> {
-    /// Delivers the timed fault `f`, due at `now`, unless its worker is not running.
-    fn deliver(&mut self, sched: &mut Scheduler, f: &TimedFault, now: u64, outcome: &mut Outcome) {
+    /// Ends the seed on `error`: every worker is killed and reaped.
+    fn abort(&mut self, error: Error) -> Error {
+        for unit in 0..self.slots.len() {
+            self.kill(unit);
+        }
+        reap_all(self.slots);
+        error
+    }
+
+    /// Delivers the timed fault `f`, due at `now`: a power cut whatever runs, a kill or a
+    /// stall unless its worker is not running.
+    fn deliver(
+        &mut self,
+        sched: &mut Scheduler,
+        f: &TimedFault,
+        now: u64,
+        outcome: &mut Outcome,
+    ) -> Result<()> {
         let unit = f.worker;
+        if f.action == FaultAction::PowerCut {
+            return self.cut_power(sched, outcome);
+        }
         if self.slots[unit].pid.is_none() {
-            return;
+            return Ok(());
         }
         match f.action {
             FaultAction::Kill => {
@@ -131,8 +162,46 @@ impl Procs<'_> {
                 sched.wait_until(unit, now + ms * 1000);
                 outcome.stalls += 1;
             }
-            FaultAction::PowerCut => unreachable!("refused when the scenario is parsed"),
+            FaultAction::PowerCut => unreachable!("cut above"),
         }
+        Ok(())
+    }
+
+    /// Cuts the power at this step: every worker still there is killed where it waits for
+    /// the token (or, for the one that asked for the cut, right after its operation), the
+    /// board's files are rewritten as in free mode ([`Outage::rewrite`]), and every worker
+    /// comes back after its restart delay of logical time, as a killed one does.
+    fn cut_power(&mut self, sched: &mut Scheduler, outcome: &mut Outcome) -> Result<()> {
+        if self.outage.is_none() {
+            // Never: a seed with a cut planned models power loss.
+            return Ok(());
+        }
+        let now = sched.now_us();
+        let mut killed = Vec::new();
+        for unit in 0..self.slots.len() {
+            if self.slots[unit].pid.is_some() {
+                self.kill(unit);
+                sched.remove(unit);
+                killed.push(unit);
+            }
+        }
+        let outage = self.outage.as_mut().expect("checked above");
+        let report = outage.rewrite(self.slots, self.plan, self.scenario, outcome)?;
+        self.trace.line(format_args!(
+            "{now} power cut {} {}",
+            outcome.power_cuts,
+            power_cut::summary(&report)
+        ));
+        for unit in 0..self.slots.len() {
+            if killed.contains(&unit) {
+                self.restart_later(sched, unit, outcome);
+            } else if matches!(sched.state(unit), State::Waiting { .. }) {
+                // A restart (or first start) still to come waits for the power too.
+                let restart_ms = self.slots[unit].env.spec.restart_ms;
+                sched.wait_until(unit, now + restart_ms * 1000);
+            }
+        }
+        Ok(())
     }
 
     /// The budget is spent at `now`: workers that are not running leave the schedule (none
@@ -169,25 +238,31 @@ impl Procs<'_> {
         }
     }
 
-    /// Traces the step's `event` of `unit`; a worker gone is restarted later.
+    /// Traces the step's `event` of `unit`; a worker gone is restarted later; a worker
+    /// that reached a power cut has the power cut now.
     fn note(
         &mut self,
         sched: &mut Scheduler,
         unit: Unit,
         event: Event<Point>,
         outcome: &mut Outcome,
-    ) {
+    ) -> Result<()> {
         let (step_no, now) = (sched.steps(), sched.now_us());
         match event {
-            Event::Point { at, .. } => self
-                .trace
-                .line(format_args!("{step_no} {now} w{unit} {}", describe(at))),
+            Event::Point { at, .. } => {
+                self.trace
+                    .line(format_args!("{step_no} {now} w{unit} {}", describe(at)));
+                if at == Point::PowerCut {
+                    return self.cut_power(sched, outcome);
+                }
+            }
             Event::Gone => {
                 self.trace
                     .line(format_args!("{step_no} {now} w{unit} gone"));
                 self.restart_later(sched, unit, outcome);
             }
         }
+        Ok(())
     }
 }
 
@@ -210,6 +285,7 @@ fn describe(point: Point) -> String {
         Point::Sleep(us) => format!("sleep {us}"),
         Point::Lock => "lock".into(),
         Point::Stop => "stopped".into(),
+        Point::PowerCut => "power-cut".into(),
     }
 }
 
@@ -224,6 +300,10 @@ struct Procs<'a> {
     stuck: Duration,
     /// A worker that reached the wall-clock cap: the seed cannot go on.
     blocked: Option<Error>,
+    plan: &'a Plan,
+    scenario: &'a Scenario,
+    /// The seed's power, when it models power loss.
+    outage: Option<Outage>,
 }
 
 impl Procs<'_> {
@@ -325,7 +405,7 @@ impl Transport for Procs<'_> {
                     let sleep_us = match at {
                         Point::Sleep(us) => us,
                         Point::Stop => self.slots[unit].stop_ms * 1000,
-                        Point::Io { .. } | Point::Lock => 0,
+                        Point::Io { .. } | Point::Lock | Point::PowerCut => 0,
                     };
                     Event::Point { at, sleep_us }
                 }

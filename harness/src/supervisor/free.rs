@@ -44,7 +44,7 @@ pub(super) fn run(
     while start.elapsed() < budget {
         let now = Instant::now();
         while let Some(f) = faults.next_if(|f| start + Duration::from_millis(f.at_ms) <= now) {
-            // A cut happens whether or not any worker runs.
+            // The power goes whatever runs.
             if f.action == FaultAction::PowerCut {
                 if let Some(outage) = &mut outage {
                     outage.cut(slots, plan, scenario, true, outcome, worker_errors)?;
@@ -64,8 +64,7 @@ pub(super) fn run(
                     resumes.push((now + Duration::from_millis(ms), f.worker));
                     outcome.stalls += 1;
                 }
-                FaultAction::Stall(_) => {}
-                FaultAction::PowerCut => unreachable!("cut above"),
+                FaultAction::Stall(_) | FaultAction::PowerCut => {}
             }
         }
         resumes.retain(|&(at, i)| {

@@ -399,19 +399,12 @@ fn run_workers(
                 cut_marks: check::CutMarks(cut_marks),
             }
         }
-        Some(strategy) => {
-            let trace = deterministic::run(
-                slots,
-                plan,
-                scenario,
-                strategy,
-                opts,
-                outcome,
-                worker_errors,
-            )?;
+        Some(_) => {
+            let (trace, cut_marks) =
+                deterministic::run(db, slots, plan, scenario, opts, outcome, worker_errors)?;
             Ran {
                 trace: Some(trace),
-                cut_marks: check::CutMarks::default(),
+                cut_marks: check::CutMarks(cut_marks),
             }
         }
     })

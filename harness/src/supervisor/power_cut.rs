@@ -12,6 +12,15 @@
 //! *landed* there, when the files have been rewritten, and only there. Then every worker
 //! restarts after its restart delay, as a service manager brings services back after an
 //! outage.
+//!
+//! Under the token (`deterministic`) the workers keep a process group each (a kill of one
+//! worker must not take the others), and no worker cuts by itself: one whose operation a
+//! `power-cut` fault acts on reaches `Point::PowerCut` right after it, and the supervisor,
+//! which holds every other worker at its point, kills them all at that step and runs the
+//! same [`Outage::rewrite`]; timed cuts fall at their logical time. The journal then holds
+//! the appends in the order the workers ran, one at a time, and the cut's randomness comes
+//! from the plan alone, so the cut replays byte for byte; [`summary`] puts what it chose in
+//! the trace.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +30,7 @@ use nix::unistd::Pid;
 
 use super::{Outcome, Slot, ended, spawn};
 use crate::error::{Error, Result};
-use crate::pagecache::{self, AllStopped};
+use crate::pagecache::{self, AllStopped, CutReport};
 use crate::plan::Plan;
 use crate::scenario::Scenario;
 use crate::shim::CUT_REQUEST;
@@ -58,8 +67,9 @@ impl Outage {
         self.dir.join(CUT_REQUEST).exists()
     }
 
-    /// Cuts the power: stops every worker at once (they may be dead already), reaps them,
-    /// rewrites the board's files, and schedules every worker's restart (`restart`).
+    /// Cuts the power (free-running): stops every worker at once (they may be dead
+    /// already), reaps them, rewrites the board's files, and schedules every worker's
+    /// restart (`restart`).
     pub(super) fn cut(
         &mut self,
         slots: &mut [Slot],
@@ -85,6 +95,26 @@ impl Outage {
             }
         }
         self.group = None;
+        self.rewrite(slots, plan, scenario, outcome)?;
+        let now = std::time::Instant::now();
+        for slot in slots.iter_mut() {
+            slot.restart_at =
+                restart.then(|| now + std::time::Duration::from_millis(slot.env.spec.restart_ms));
+        }
+        Ok(())
+    }
+
+    /// The cut itself, in either mode, once the caller has stopped and reaped every worker:
+    /// notes every ledger's length, rewrites the board's files with the mode and the
+    /// randomness the plan draws for this cut (`Plan::power_cut`), and counts it. Returns
+    /// what the cut did, for the deterministic trace.
+    pub(super) fn rewrite(
+        &mut self,
+        slots: &mut [Slot],
+        plan: &Plan,
+        scenario: &Scenario,
+        outcome: &mut Outcome,
+    ) -> Result<CutReport> {
         self.marks.push(
             (slots.iter())
                 .map(|s| std::fs::metadata(&s.env.ledger).map_or(0, |m| m.len() as usize))
@@ -105,13 +135,10 @@ impl Outage {
         self.cuts += 1;
         outcome.power_cuts += 1;
         *outcome.cut_modes.entry(mode.name().into()).or_default() += 1;
-        let now = std::time::Instant::now();
         for slot in slots.iter_mut() {
             slot.stalled = false;
-            slot.restart_at =
-                restart.then(|| now + std::time::Duration::from_millis(slot.env.spec.restart_ms));
         }
-        Ok(())
+        Ok(report)
     }
 
     /// Starts `slots[i]`'s worker in the seed's process group (leading a new one when no
@@ -132,5 +159,67 @@ pub(super) fn start(outage: &mut Option<Outage>, slots: &mut [Slot], i: usize) -
     match outage {
         Some(outage) => outage.spawn(slots, i),
         None => spawn(&mut slots[i], &[], None),
+    }
+}
+
+/// One line for the deterministic trace of what a cut did: its mode, and per file the
+/// pending operations it undid, the write it tore and the sector it trashed, and the
+/// namespace changes it undid. Nothing that holds a pid, which differs from run to run:
+/// no kept link, and a copy the store is still writing (its name holds `.partial-` and
+/// then the writer's pid) only by its name up to `.partial-`.
+pub(super) fn summary(report: &CutReport) -> String {
+    let mut line = report.mode.name().to_string();
+    for f in &report.files {
+        let name = match f.name.find(".partial-") {
+            Some(at) => &f.name[..at + ".partial-".len()],
+            None => &f.name,
+        };
+        line.push_str(&format!(
+            " {name} undone [{}] of {}",
+            ranges(&f.undone),
+            f.pending
+        ));
+        if let Some(torn) = &f.torn {
+            line.push_str(&format!(" torn #{} new {:?}", torn.op, torn.new_sectors));
+        }
+        if let Some(sector) = f.trashed {
+            line.push_str(&format!(" trashed {sector}"));
+        }
+    }
+    line.push_str(&format!(
+        "; namespace undone {}, shm removed {}",
+        report.namespace.len(),
+        report.shm_removed.len()
+    ));
+    line
+}
+
+/// Ascending indexes as runs: `0-3,5,7-8`.
+fn ranges(indexes: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &i in indexes {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    let runs: Vec<String> = (runs.iter())
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    runs.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn indexes_print_as_runs() {
+        assert_eq!(super::ranges(&[]), "");
+        assert_eq!(super::ranges(&[0, 1, 2, 3, 5, 7, 8]), "0-3,5,7-8");
     }
 }

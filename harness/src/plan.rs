@@ -80,19 +80,30 @@ pub enum FaultAction {
 
 impl Plan {
     /// Faults planned in this seed: phase kills and I/O faults.
+    /// A power cut given to every worker (`every_worker`: whoever reaches the point first)
+    /// is one planned fault: one cut, however many carry it.
     pub fn faults_planned(&self) -> u32 {
-        self.workers
-            .iter()
-            .map(|w| (w.phase_kills.len() + w.io_faults.len()) as u32)
-            .sum()
+        let others: usize = (self.workers.iter())
+            .map(|w| {
+                let io = w
+                    .io_faults
+                    .iter()
+                    .filter(|f| f.action != IoAction::PowerCut);
+                w.phase_kills.len() + io.count()
+            })
+            .sum();
+        others as u32 + self.power_cut_faults()
     }
 
-    /// Power cuts planned at exact file operations in this seed.
+    /// Power cuts planned at exact file operations in this seed (one per `faults.io` entry,
+    /// however many workers carry it).
     pub fn power_cut_faults(&self) -> u32 {
-        (self.workers.iter())
+        let ids: std::collections::BTreeSet<usize> = (self.workers.iter())
             .flat_map(|w| &w.io_faults)
             .filter(|f| f.action == IoAction::PowerCut)
-            .count() as u32
+            .map(|f| f.id)
+            .collect();
+        ids.len() as u32
     }
 
     /// Timed power cuts planned in this seed.
@@ -292,6 +303,29 @@ mod tests {
             shared > 0,
             "no seed put two kills on one worker: the test shows nothing"
         );
+    }
+
+    /// A power cut every worker carries (whoever reaches the point first cuts) is one
+    /// planned fault, not one per worker.
+    ///
+    /// Failed before: power-cut-during-journal-mode planned 3 per seed, of which at most one
+    /// could land (cuts 94 of 180 over 60 seeds).
+    #[test]
+    fn a_power_cut_on_every_worker_is_planned_once() {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/power-cut-during-journal-mode.toml"
+        ));
+        let scenario = Scenario::load(path).unwrap();
+        for seed in 0..20 {
+            let plan = Plan::new(&scenario, seed);
+            let carriers = (plan.workers.iter())
+                .filter(|w| w.io_faults.iter().any(|f| f.action == IoAction::PowerCut))
+                .count();
+            assert_eq!(carriers, 3, "seed {seed}");
+            assert_eq!(plan.power_cut_faults(), 1, "seed {seed}");
+            assert_eq!(plan.faults_planned(), 1, "seed {seed}");
+        }
     }
 
     /// `faults.stall_worker` aims every stall at a worker of that kind.

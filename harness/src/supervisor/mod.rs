@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{self, Findings, Ledger};
 use crate::error::{Error, Result};
 use crate::exit::{EXIT_OK, EXIT_PANIC, EXIT_SETUP};
-use crate::fault::ErrorKind;
+use crate::fault::{ErrorKind, IoAction};
 use crate::ledger;
 use crate::plan::{Plan, incarnation_seed};
 use crate::scenario::{Scenario, ScheduleMode, StrategyName, Variant, WorkerKind};
@@ -427,11 +427,16 @@ impl SeedRun<'_> {
     /// repair, a control's loss), and sets the seed's findings.
     fn judge(&self, mut worker_errors: Vec<String>, outcome: &mut Outcome) -> Result<()> {
         let (scenario, variant, db) = (self.scenario, self.variant, self.db);
+        // A power cut carried by several workers is one fault, landed once by whoever cut.
+        let mut cuts = BTreeSet::new();
         for slot in self.slots {
-            let notes = FaultNotes::read(&slot.env.landed);
+            let mut notes = FaultNotes::read(&slot.env.landed);
+            cuts.extend(notes.take_power_cuts(scenario));
             outcome.faults_armed += notes.armed();
             outcome.faults_landed += notes.landed();
         }
+        outcome.faults_armed += cuts.len() as u32;
+        outcome.faults_landed += cuts.len() as u32;
         let ledgers = read_ledgers(self.slots);
         count_work(self.slots, &ledgers, outcome);
         worker_errors.extend(unexpected_errors(
@@ -673,6 +678,16 @@ impl FaultNotes {
     /// Faults armed: phase kills armed (a fired one was armed first) and I/O faults.
     fn armed(&self) -> u32 {
         (self.armed.union(&self.phase_kills).count() + self.io.len()) as u32
+    }
+
+    /// Removes and returns the power cuts among the I/O faults that acted.
+    fn take_power_cuts(&mut self, scenario: &Scenario) -> BTreeSet<usize> {
+        let cut = |id: &usize| {
+            (scenario.faults.io.get(*id)).is_some_and(|f| f.action == IoAction::PowerCut)
+        };
+        let cuts: BTreeSet<usize> = self.io.iter().copied().filter(cut).collect();
+        self.io.retain(|id| !cuts.contains(id));
+        cuts
     }
 
     /// Faults that acted.

@@ -28,7 +28,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::{Outcome, Slot, ended, spawn};
+use super::{FaultNotes, Outcome, Slot, ended, spawn};
 use crate::error::{Error, Result};
 use crate::pagecache::{self, AllStopped, CutReport};
 use crate::plan::Plan;
@@ -135,8 +135,14 @@ impl Outage {
         self.cuts += 1;
         outcome.power_cuts += 1;
         *outcome.cut_modes.entry(mode.name().into()).or_default() += 1;
+        // A cut carried by every worker is made once: whoever reached it first made it.
+        let mut made = std::collections::BTreeSet::new();
+        for slot in slots.iter() {
+            made.extend(FaultNotes::read(&slot.env.landed).take_power_cuts(scenario));
+        }
         for slot in slots.iter_mut() {
             slot.stalled = false;
+            slot.env.io_faults.retain(|f| !made.contains(&f.id));
         }
         Ok(report)
     }

@@ -90,6 +90,9 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
             NotByKills,
             "bites only on power loss (a quarantine copy or backup reported made is gone), which killing processes cannot show",
         ),
+        // A checkpoint copies WAL frames into the db without syncing it; the next writer
+        // starts the WAL over, and a cut after that loses the pages only the WAL held.
+        Hazard::NosyncCheckpoint => ("power-cut-during-checkpoint", Damage, ""),
         Hazard::ConnectPerOperation => (
             "issue-33169",
             NotByKills,

@@ -91,8 +91,10 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
             "bites only on power loss (a quarantine copy or backup reported made is gone), which killing processes cannot show",
         ),
         // A checkpoint copies WAL frames into the db without syncing it; the next writer
-        // starts the WAL over, and a cut after that loses the pages only the WAL held.
-        Hazard::NosyncCheckpoint => ("power-cut-during-checkpoint", Damage, ""),
+        // starts the WAL over, and a cut after that loses the pages only the WAL held. Not
+        // `power-cut-during-checkpoint`: its cuts land in the first checkpoint's first few
+        // db writes, before any WAL started over (0 of 200 seeds damaged there).
+        Hazard::NosyncCheckpoint => ("power-cut-storm", Damage, ""),
         Hazard::ConnectPerOperation => (
             "issue-33169",
             NotByKills,

@@ -85,6 +85,11 @@ pub fn row(hazard: Hazard) -> (&'static str, Detection, &'static str) {
         Hazard::SyncNormal => ("power-cut-during-commit", Damage, ""),
         // A cut after the rebuild takes the unsynced name of its quarantine copy away.
         Hazard::NoDirFsync => ("power-cut-during-repair", Quarantine, ""),
+        // A checkpoint copies WAL frames into the db without syncing it; the next writer
+        // starts the WAL over, and a cut after that loses the pages only the WAL held. Not
+        // `power-cut-during-checkpoint`: its cuts land in the first checkpoint's first few
+        // db writes, before any WAL started over (0 of 200 seeds damaged there).
+        Hazard::NosyncCheckpoint => ("power-cut-storm", Damage, ""),
         Hazard::ConnectPerOperation => (
             "issue-33169",
             NotByKills,

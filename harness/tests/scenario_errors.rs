@@ -258,7 +258,8 @@ fn unknown_variants_are_refused_listing_the_hazards() {
          unbounded-backups, autocheckpoint-everywhere, hard-link-alias, \
          connection-across-fork, journal-off, sync-off, connect-per-operation, \
          init-only-flock, page-count-peek-after-commit, integrity-once-per-process, \
-         raw-path-siblings, forget-request-ids, sync-normal, no-dir-fsync)"
+         raw-path-siblings, forget-request-ids, sync-normal, no-dir-fsync, \
+         nosync-checkpoint)"
     );
 }
 

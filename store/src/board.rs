@@ -494,8 +494,14 @@ impl Board {
             });
         }
         let config = self.config.clone();
+        let hooks = config.hooks();
         self.with_conn(|conn, path| {
-            config
+            // `nosync-checkpoint`: OFF for the checkpoint only, the connection's own after.
+            let unsynced = !hooks.syncs_checkpoints();
+            if unsynced {
+                conn.pragma_update(None, "synchronous", "OFF").at(path)?;
+            }
+            let report = config
                 .in_phase(Phase::Checkpoint, || {
                     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok(CheckpointReport {
@@ -505,7 +511,12 @@ impl Board {
                         })
                     })
                 })
-                .at(path)
+                .at(path);
+            if unsynced {
+                conn.pragma_update(None, "synchronous", hooks.synchronous())
+                    .at(path)?;
+            }
+            report
         })
     }
 

@@ -64,11 +64,16 @@ pub enum Hazard {
     /// The board neither records nor looks up request ids: every request the gateway reads
     /// is applied, a retry of one that timed out included (the store before request ids).
     ForgetRequestIds,
+    /// The owner's checkpoint runs with `synchronous=OFF` (set before it, put back after):
+    /// SQLite copies WAL frames into the db and lets the WAL start over without syncing the
+    /// db first, so after a power cut the pages only the WAL held are gone from both.
+    /// Process kills cannot show it.
+    NosyncCheckpoint,
 }
 
 impl Hazard {
     /// Every hazard.
-    pub const ALL: [Hazard; 20] = [
+    pub const ALL: [Hazard; 21] = [
         Hazard::RawHeaderPeek,
         Hazard::CopySidecarsOnCheck,
         Hazard::IntegrityOnConnect,
@@ -89,6 +94,7 @@ impl Hazard {
         Hazard::ForgetRequestIds,
         Hazard::SyncNormal,
         Hazard::NoDirFsync,
+        Hazard::NosyncCheckpoint,
     ];
 
     /// The switch's name (as in `hazard:<name>`).
@@ -114,6 +120,7 @@ impl Hazard {
             Hazard::ForgetRequestIds => "forget-request-ids",
             Hazard::SyncNormal => "sync-normal",
             Hazard::NoDirFsync => "no-dir-fsync",
+            Hazard::NosyncCheckpoint => "nosync-checkpoint",
         }
     }
 
@@ -122,12 +129,12 @@ impl Hazard {
         Hazard::ALL.into_iter().find(|h| h.name() == name)
     }
 
-    /// Whether process kills can show the damage at all (`sync-off`, `sync-normal` and
-    /// `no-dir-fsync` need a power loss).
+    /// Whether process kills can show the damage at all (`sync-off`, `sync-normal`,
+    /// `no-dir-fsync` and `nosync-checkpoint` need a power loss).
     pub fn visible_to_kills(self) -> bool {
         !matches!(
             self,
-            Hazard::SyncOff | Hazard::SyncNormal | Hazard::NoDirFsync
+            Hazard::SyncOff | Hazard::SyncNormal | Hazard::NoDirFsync | Hazard::NosyncCheckpoint
         )
     }
 }

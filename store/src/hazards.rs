@@ -307,6 +307,10 @@ impl Hooks for HazardSet {
         !self.contains(Hazard::NoDirFsync)
     }
 
+    fn syncs_checkpoints(&self) -> bool {
+        !self.contains(Hazard::NosyncCheckpoint)
+    }
+
     fn journal_mode(&self) -> &'static str {
         if self.contains(Hazard::JournalOff) {
             "off"
@@ -535,6 +539,73 @@ mod tests {
                 .pragma_query_value(None, "synchronous", |r| r.get(0))
                 .unwrap();
             assert_eq!(got, want, "{hazards:?}");
+        }
+    }
+
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// `nosync-checkpoint` turns `synchronous` OFF on the owner's connection for its
+    /// checkpoint only: inside the checkpoint phase the connection says OFF (0), before and
+    /// after FULL (2); without the hazard FULL throughout.
+    #[test]
+    fn nosync_checkpoint_sets_synchronous_off_for_the_checkpoint_only() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+
+        use crate::config::{Phase, PhaseObserver};
+
+        let none = HazardSet::default();
+        for (hazards, during) in [(none, 2), (none.with(Hazard::NosyncCheckpoint), 0)] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("kanban.db");
+            // The board's own connection, told to the observer once the board is open.
+            let handle = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let observer: PhaseObserver = {
+                let (handle, seen) = (Arc::clone(&handle), Arc::clone(&seen));
+                Arc::new(move |phase, entering| {
+                    let raw = handle.load(Ordering::Relaxed);
+                    if phase != Phase::Checkpoint || raw == 0 {
+                        return;
+                    }
+                    // SAFETY: the board's open connection, on the thread that uses it,
+                    // between its statements; the borrowed copy does not close it.
+                    let conn =
+                        unsafe { Connection::from_handle(raw as *mut rusqlite::ffi::sqlite3) }
+                            .unwrap();
+                    seen.lock().unwrap().push((entering, synchronous(&conn)));
+                })
+            };
+            let cfg = StoreConfig::new(crate::Role::Gateway)
+                .hazards(hazards)
+                .observer(observer);
+            let mut board = crate::Board::create(&db, cfg).unwrap();
+            for title in ["a", "b", "c"] {
+                let task = crate::NewTask {
+                    title: title.into(),
+                    ..Default::default()
+                };
+                board.create_task(&task).unwrap();
+            }
+            let sync_now = |b: &mut crate::Board| {
+                // SAFETY: only the address is taken; the observer uses it while `b` is open.
+                b.with_conn(|c, _| Ok::<_, Error>((synchronous(c), unsafe { c.handle() } as usize)))
+                    .unwrap()
+            };
+            let (before, raw) = sync_now(&mut board);
+            handle.store(raw, Ordering::Relaxed);
+            let report = board.checkpoint().unwrap();
+            assert!(report.wal_frames > 0, "{report:?}");
+            let (after, _) = sync_now(&mut board);
+            let seen = seen.lock().unwrap().clone();
+            assert_eq!(
+                (before, seen, after),
+                (2, vec![(true, during), (false, during)], 2),
+                "{hazards:?}"
+            );
         }
     }
 }

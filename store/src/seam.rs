@@ -17,6 +17,7 @@
 //!   [`Hooks::connects_per_operation`], [`Hooks::journal_mode`], [`Hooks::synchronous`];
 //! - the write path (`board.rs`): [`Hooks::after_commit`], [`Hooks::on_write_error`],
 //!   [`Hooks::records_request_ids`], [`Hooks::allows_use_across_fork`];
+//! - the owner's checkpoint (`board.rs`): [`Hooks::syncs_checkpoints`];
 //! - the check (`board.rs`): [`Hooks::for_inspection`], [`Hooks::before_check`],
 //!   [`Hooks::after_check`];
 //! - the store's own renames, links and removes (`copy.rs` `Namespace`, for quarantine
@@ -87,6 +88,13 @@ pub(crate) trait Hooks {
     /// at every commit and an acknowledged commit survives a power cut.
     fn synchronous(&self) -> &'static str {
         "FULL"
+    }
+
+    /// The owner's checkpoint runs with the connection's own `synchronous` (FULL), so SQLite
+    /// syncs the db after copying WAL frames into it and before the WAL may start over;
+    /// `false`: with `synchronous=OFF` for the checkpoint only.
+    fn syncs_checkpoints(&self) -> bool {
+        true
     }
 
     /// The journal mode a board must be in (R4: WAL).

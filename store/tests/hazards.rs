@@ -246,7 +246,8 @@ fn naive_is_the_upstream_code_and_every_name_round_trips() {
     assert_eq!(HazardSet::default().iter().count(), 0);
 }
 
-/// `synchronous=OFF` and `NORMAL` lose commits, and `no-dir-fsync` copies, only when the OS
+/// `synchronous=OFF` and `NORMAL` (for every commit, or for the checkpoint with
+/// `nosync-checkpoint`) lose commits, and `no-dir-fsync` copies, only when the OS
 /// does not get to write its page cache out (power loss, kernel crash); a killed process's
 /// writes are already in the kernel and survive. The store has no public accessor for
 /// `synchronous` (and gets none for a test), so all that can be checked here is that the
@@ -254,7 +255,12 @@ fn naive_is_the_upstream_code_and_every_name_round_trips() {
 #[test]
 fn the_power_cut_hazards_are_the_ones_kills_cannot_show() {
     for h in Hazard::ALL {
-        let power_only = [Hazard::SyncOff, Hazard::SyncNormal, Hazard::NoDirFsync];
+        let power_only = [
+            Hazard::SyncOff,
+            Hazard::SyncNormal,
+            Hazard::NoDirFsync,
+            Hazard::NosyncCheckpoint,
+        ];
         assert_eq!(h.visible_to_kills(), !power_only.contains(&h), "{h}");
     }
 }

@@ -96,6 +96,9 @@ impl History {
                 let ino = self.ino(file);
                 self.inodes[ino].pending.clear();
             }
+            // Two processes may both see no file and record its create; the second open
+            // finds the first's file (`O_CREAT` makes no second inode): one create.
+            Record::Create { file } if self.names.contains_key(file) => {}
             Record::Create { file } => {
                 let ino = self.fresh(file);
                 self.names.insert(file.clone(), ino);
@@ -241,6 +244,24 @@ mod tests {
         assert_eq!(h.inodes[0].place, Place::Kept("1-0".into()));
         assert_eq!(h.inodes[1].place, Place::Named("k".into()));
         assert_eq!(h.inodes[1].pending.len(), 1);
+    }
+
+    /// Two processes that both saw no WAL record its create; the second open found the
+    /// first's file. One inode, with every write on it.
+    ///
+    /// Failed before: the second create made a second inode, and the first's writes were
+    /// left on a nameless one.
+    #[test]
+    fn a_create_recorded_twice_is_one_file() {
+        let h = History::replay(&[
+            Record::Create { file: "w".into() },
+            write("w"),
+            Record::Create { file: "w".into() },
+            write("w"),
+        ]);
+        assert_eq!(h.inodes.len(), 1);
+        assert_eq!(h.inodes[0].pending.len(), 2);
+        assert_eq!(h.namespace[""].len(), 1);
     }
 
     #[test]

@@ -83,7 +83,9 @@ impl Recorder {
         })
     }
 
-    /// After `file`, which did not exist, was created.
+    /// Before `file`, which does not exist, is created (recorded first, so that no other
+    /// process's sync of the folder can come between the create and its record; a second
+    /// create of a name the journal already holds is the same file).
     pub fn create(&self, file: &str) -> Result<()> {
         self.append(&Record::Create { file: file.into() })
     }

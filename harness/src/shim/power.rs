@@ -4,8 +4,8 @@
 //! A worker of a seed that models power loss opens the board folder's journal
 //! ([`crate::pagecache::Recorder`]) at start-up; from then on the VFS calls in here right
 //! before each write and truncation of the db, the WAL and the rollback journal (with the
-//! bytes they replace, read through the same file), after each successful sync, after a
-//! file is created and before one is deleted. SQLite's own directory syncs are recorded
+//! bytes they replace, read through the same file), after each successful sync, and before
+//! a file is created or deleted. SQLite's own directory syncs are recorded
 //! where its unix VFS makes them: after a delete asked to sync its folder, and at the first
 //! sync of a WAL or journal opened with `SQLITE_OPEN_CREATE` (`UNIXFILE_DIRSYNC` in
 //! `os_unix.c`). Temporary files and the `-shm` (memory-mapped, and deleted at every cut)
@@ -183,8 +183,8 @@ pub(super) fn after_sync(name: &str, flags: c_int, dir_too: bool) -> c_int {
     })
 }
 
-/// After `name`, which did not exist, was created.
-pub(super) fn after_create(name: &str) -> c_int {
+/// Before `name`, which does not exist, is created.
+pub(super) fn before_create(name: &str) -> c_int {
     recording(ffi::SQLITE_CANTOPEN, |r| r.create(name))
 }
 

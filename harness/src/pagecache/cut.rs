@@ -69,6 +69,15 @@ pub enum NsUndo {
         /// The name it loses.
         to: String,
     },
+    /// A rename recorded but never made (records come before the change; the file system
+    /// refused it, or another process removed the file first): its new name holds nothing
+    /// to move back.
+    NeverRenamed {
+        /// The name it would have gone back to.
+        from: String,
+        /// The name it would have lost.
+        to: String,
+    },
 }
 
 /// Cuts the power on the board folder `dir`: rewrites its files to a state the disk could
@@ -272,6 +281,12 @@ fn undo_ns(dir: &Path, op: &NsOp) -> Result<NsUndo> {
             NsUndo::Restored(name.clone())
         }
         NsOp::Delete { name, kept: None } => NsUndo::NotRestorable(name.clone()),
+        NsOp::Rename { from, to, .. } if std::fs::symlink_metadata(dir.join(to)).is_err() => {
+            NsUndo::NeverRenamed {
+                from: from.clone(),
+                to: to.clone(),
+            }
+        }
         NsOp::Rename { from, to, replaced } => {
             mv(&dir.join(to), &dir.join(from))?;
             if let Some(k) = replaced {

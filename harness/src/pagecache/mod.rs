@@ -55,8 +55,9 @@
 //! read racing another process's write of the same bytes (SQLite's locks exclude it for
 //! the db, journal and WAL); a delete or rename recorded but then refused by the file
 //! system (records come first: a refused delete is undone onto the same inode, which is
-//! harmless, but a refused rename or link would be undone as if it had been made: a link
-//! refused because its new name exists would remove that name); namespace changes made
+//! harmless; a refused rename leaves nothing at its new name to move back, and is
+//! reported as [`NsUndo::NeverRenamed`]; but a refused link would be undone as if it had
+//! been made: a link refused because its new name exists would remove that name); namespace changes made
 //! outside the shim other than the store's own (its files observer tells those); folders
 //! created (the quarantine folder: the store syncs its parent right after).
 

@@ -20,7 +20,7 @@
 
 use std::ffi::{CStr, c_char, c_int};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::OnceLock;
 
 use rusqlite::ffi::{self, sqlite3_file, sqlite3_io_methods};
 
@@ -37,21 +37,30 @@ struct Model {
     recorder: Recorder,
 }
 
-static MODEL: Mutex<Option<Arc<Model>>> = Mutex::new(None);
+/// Set once, at the worker's start-up: read on every recorded file operation, so a plain
+/// `OnceLock` (no lock, no reference count on the hot path).
+static MODEL: OnceLock<Model> = OnceLock::new();
 
-fn model() -> Option<Arc<Model>> {
-    MODEL.lock().unwrap_or_else(|e| e.into_inner()).clone()
+fn model() -> Option<&'static Model> {
+    MODEL.get()
 }
 
-/// Starts recording the changes to the files of the board folder `dir` in its journal.
+/// Starts recording the changes to the files of the board folder `dir` in its journal
+/// (once per process: a worker models one board).
 pub fn install(dir: &Path) -> Result<()> {
     let recorder = Recorder::open(dir)?;
     let resolved = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Model {
-        dirs: [dir.to_path_buf(), resolved],
-        recorder,
-    }));
-    Ok(())
+    MODEL
+        .set(Model {
+            dirs: [dir.to_path_buf(), resolved],
+            recorder,
+        })
+        .map_err(|_| {
+            crate::error::Error::system(
+                "installing the page-cache model",
+                std::io::Error::other("it is installed already in this process"),
+            )
+        })
 }
 
 /// The store's observer of its own namespace changes and syncs (`std::fs`, which the VFS

@@ -22,17 +22,8 @@ fn stdout(out: &Output) -> String {
 /// `replay --check` of one seed: exit 0 and "identical" means both runs gave the same
 /// trace digest and the same database digest.
 fn replays_identically(scenario: &str, variant: &str, seed: u64) {
-    let out = harness(&[
-        "replay",
-        &format!("scenarios/{scenario}.toml"),
-        "--variant",
-        variant,
-        "--seed",
-        &seed.to_string(),
-        "--deterministic",
-        "--check",
-    ]);
-    let text = stdout(&out);
+    let (out, text) =
+        common::replay_check(&format!("scenarios/{scenario}.toml"), variant, seed, &[]);
     assert!(
         out.status.success() && text.contains("identical"),
         "{scenario} {variant} seed {seed} did not replay identically:\n{text}"

@@ -10,24 +10,16 @@
 use std::path::Path;
 
 mod common;
-use common::harness;
 
 /// `replay --check` of one seed of `scenario` with its trace in `trace`: both runs must be
 /// identical. Returns the trace (of the second run) and `replay`'s output.
 fn replay_checked(scenario: &Path, variant: &str, seed: u64, trace: &Path) -> (String, String) {
-    let out = harness(&[
-        "replay",
+    let (out, text) = common::replay_check(
         scenario.to_str().unwrap(),
-        "--variant",
         variant,
-        "--seed",
-        &seed.to_string(),
-        "--deterministic",
-        "--check",
-        "--trace",
-        trace.to_str().unwrap(),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        seed,
+        &["--trace", trace.to_str().unwrap()],
+    );
     assert!(
         out.status.success() && text.lines().any(|l| l == "identical"),
         "{} {variant} seed {seed} did not replay identically:\n{text}",

@@ -24,3 +24,24 @@ pub fn harness(args: &[&str]) -> Output {
     );
     out
 }
+
+/// `replay --deterministic --check` of one seed of `scenario` (a path, relative to the
+/// workspace or absolute), with `extra` arguments: the output, and its stdout as text.
+#[allow(dead_code, reason = "each test binary uses its share of these helpers")]
+pub fn replay_check(scenario: &str, variant: &str, seed: u64, extra: &[&str]) -> (Output, String) {
+    let seed = seed.to_string();
+    let mut args = vec![
+        "replay",
+        scenario,
+        "--variant",
+        variant,
+        "--seed",
+        &seed,
+        "--deterministic",
+        "--check",
+    ];
+    args.extend_from_slice(extra);
+    let out = harness(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, text)
+}

@@ -103,28 +103,33 @@ pub(super) struct Acked {
 impl Acked {
     /// An ack of a binary ledger; `lost`: what is missing of it, as a finding's line.
     pub fn binary(op: Op, name: String, place: Place, event: i64, lost: Option<String>) -> Acked {
-        Acked {
-            name,
-            ledger: place.ledger,
-            ack_at: place.at,
-            intent_at: place.intent,
-            epoch: place.epoch,
-            event: (op.acks_an_event() && event > 0).then_some(event),
-            proves: lost.is_none() && carries_token(op),
-            lost,
-        }
+        let event = (op.acks_an_event() && event > 0).then_some(event);
+        let proves = lost.is_none() && carries_token(op);
+        Acked::at(name, place, event, proves, lost)
     }
 
     /// An ack of a text ledger (no event ids; its value is its token).
     pub fn text(name: String, place: Place, lost: Option<String>) -> Acked {
+        let proves = lost.is_none();
+        Acked::at(name, place, None, proves, lost)
+    }
+
+    /// An ack at `place`, with what the ledger kind gives of its order and proof.
+    fn at(
+        name: String,
+        place: Place,
+        event: Option<i64>,
+        proves: bool,
+        lost: Option<String>,
+    ) -> Acked {
         Acked {
             name,
             ledger: place.ledger,
             ack_at: place.at,
             intent_at: place.intent,
             epoch: place.epoch,
-            event: None,
-            proves: lost.is_none(),
+            event,
+            proves,
             lost,
         }
     }
